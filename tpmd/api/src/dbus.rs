@@ -1,0 +1,204 @@
+//! The `org.tpmd.Daemon1` D-Bus API: names, argument types, errors and the client proxy.
+//!
+//! Key arguments are always the bytes of a key file (PEM or DER of a TSS2 PRIVATE KEY),
+//! exactly as read from disk; tpmd parses them. Documented in `docs/dbus-api.md`.
+
+
+use zbus::{DBusError, DeserializeDict, SerializeDict, Type};
+
+pub const BUS_NAME: &str = "org.tpmd.Daemon1";
+pub const OBJECT_PATH: &str = "/org/tpmd/Daemon1";
+pub const INTERFACE: &str = "org.tpmd.Daemon1";
+/// Environment variable naming a D-Bus address to use instead of the system bus.
+pub const ADDRESS_ENV: &str = "TPMD_BUS_ADDRESS";
+
+/// Signature schemes accepted by `Sign`.
+pub mod scheme {
+    /// RSASSA-PKCS1-v1_5 over a digest of the given hash.
+    pub const RSA_PKCS1: &str = "rsa-pkcs1";
+    /// RSASSA-PSS with salt length equal to the digest length.
+    pub const RSA_PSS: &str = "rsa-pss";
+    /// ECDSA; the signature is returned as r || s, each padded to the curve size.
+    pub const ECDSA: &str = "ecdsa";
+    /// RSA PKCS#1 v1.5 type 1 padding over caller-supplied data (a DigestInfo, or the
+    /// MD5+SHA1 concatenation of TLS 1.0): what PKCS#11 CKM_RSA_PKCS needs.
+    pub const RSA_PKCS1_RAW: &str = "rsa-pkcs1-raw";
+    /// RSA-OAEP decryption with the given hash (label empty).
+    pub const RSA_OAEP: &str = "rsa-oaep";
+    /// RSAES-PKCS1-v1_5 decryption.
+    pub const RSA_PKCS1_DECRYPT: &str = "rsa-pkcs1";
+}
+
+/// What `GetInfo` returns. A dictionary, so fields can be added without a new interface.
+#[derive(Debug, Default, Clone, SerializeDict, DeserializeDict, Type, PartialEq)]
+#[zbus(signature = "a{sv}", rename_all = "kebab-case")]
+pub struct Info {
+    /// "2.0" or "1.2".
+    pub family: Option<String>,
+    pub manufacturer: Option<String>,
+    pub vendor_string: Option<String>,
+    pub firmware_version: Option<String>,
+    /// Algorithms the TPM reports, e.g. "rsa", "ecc", "sha256".
+    pub algorithms: Option<Vec<String>>,
+    /// Key types `Generate` accepts on this TPM, e.g. "rsa2048", "ecc-p256".
+    pub key_types: Option<Vec<String>>,
+    /// Whether a storage root key exists at the default handle.
+    pub srk_present: Option<bool>,
+    pub srk_handle: Option<u32>,
+    /// Whether the TPM is in dictionary-attack lockout.
+    pub lockout: Option<bool>,
+    pub transport: Option<String>,
+    pub counters: Option<Counters>,
+}
+
+/// Resource manager counters, since tpmd started.
+#[derive(Debug, Default, Clone, Copy, SerializeDict, DeserializeDict, Type, PartialEq, Eq)]
+#[zbus(signature = "a{sv}", rename_all = "kebab-case")]
+pub struct Counters {
+    pub requests: Option<u64>,
+    /// Key found loaded in the TPM.
+    pub hits: Option<u64>,
+    /// Key loaded from its blob (TPM2_Load, or Import then Load).
+    pub loads: Option<u64>,
+    /// Key brought back from a saved context.
+    pub context_loads: Option<u64>,
+    pub evictions: Option<u64>,
+    /// TPM_RC_RETRY / YIELDED / TESTING retried.
+    pub retries: Option<u64>,
+    /// Saved contexts found invalid (TPM reset), recovered from the blob.
+    pub resets_recovered: Option<u64>,
+    pub failures: Option<u64>,
+    /// Keys currently in the cache, and how many of them are loaded in the TPM.
+    pub cached_keys: Option<u64>,
+    pub loaded_keys: Option<u64>,
+}
+
+/// Options for `Generate`.
+#[derive(Debug, Default, Clone, SerializeDict, DeserializeDict, Type, PartialEq, Eq)]
+#[zbus(signature = "a{sv}", rename_all = "kebab-case")]
+pub struct GenerateOptions {
+    /// Parent handle; defaults to 0x81000001.
+    pub parent: Option<u32>,
+}
+
+/// Errors tpmd sends over D-Bus. The message is one readable line that says what to do.
+#[derive(DBusError, Debug, Clone, PartialEq)]
+#[zbus(prefix = "org.tpmd.Daemon1.Error")]
+pub enum DaemonError {
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    /// The request itself is malformed (bad scheme name, wrong digest size, ...).
+    InvalidArgument(String),
+    /// The key file cannot be parsed or is not a TPM key.
+    BadKeyFile(String),
+    /// The key type or operation is not supported by this TPM or this key.
+    Unsupported(String),
+    /// No storage root key at the parent handle.
+    NoSrk(String),
+    /// The key was wrapped for another TPM or another SRK.
+    WrongTpm(String),
+    /// Wrong key auth value.
+    AuthFailed(String),
+    /// The TPM is in dictionary-attack lockout.
+    Lockout(String),
+    /// Too many failed auth attempts from this caller; wait and try again.
+    RateLimited(String),
+    /// No TPM, or it is not answering.
+    TpmUnavailable(String),
+    /// Any other TPM error, with its response code explained.
+    Tpm(String),
+}
+
+impl DaemonError {
+    /// The human-readable line, without the D-Bus error name.
+    pub fn message(&self) -> String {
+        match self {
+            DaemonError::ZBus(e) => e.to_string(),
+            DaemonError::InvalidArgument(m)
+            | DaemonError::BadKeyFile(m)
+            | DaemonError::Unsupported(m)
+            | DaemonError::NoSrk(m)
+            | DaemonError::WrongTpm(m)
+            | DaemonError::AuthFailed(m)
+            | DaemonError::Lockout(m)
+            | DaemonError::RateLimited(m)
+            | DaemonError::TpmUnavailable(m)
+            | DaemonError::Tpm(m) => m.clone(),
+        }
+    }
+}
+
+/// The client proxy. `auth` arguments are the key's auth value (empty for none).
+#[zbus::proxy(
+    interface = "org.tpmd.Daemon1",
+    default_service = "org.tpmd.Daemon1",
+    default_path = "/org/tpmd/Daemon1"
+)]
+pub trait Daemon1 {
+    /// TPM family, vendor, algorithms, SRK state and resource manager counters.
+    fn get_info(&self) -> Result<Info, DaemonError>;
+
+    /// Resource manager counters only.
+    fn get_counters(&self) -> Result<Counters, DaemonError>;
+
+    /// The parent's public area as TPM2B_PUBLIC bytes (the format `tpm2_readpublic -o`
+    /// writes), which a client needs to build a duplicate for it.
+    fn parent_public(&self, parent: u32) -> Result<Vec<u8>, DaemonError>;
+
+    /// Imports an importable key file (a duplicate) and returns the loadable key file (PEM).
+    fn import(&self, key: &[u8]) -> Result<Vec<u8>, DaemonError>;
+
+    /// Makes a new key inside the TPM. `key_type` is one of `Info.key_types`. Returns the
+    /// loadable key file (PEM).
+    fn generate(
+        &self,
+        key_type: &str,
+        auth: &[u8],
+        options: GenerateOptions,
+    ) -> Result<Vec<u8>, DaemonError>;
+
+    /// The key's public key as DER SubjectPublicKeyInfo.
+    fn public_key(&self, key: &[u8]) -> Result<Vec<u8>, DaemonError>;
+
+    /// Signs. `scheme` is one of [`scheme`]; `hash` is "sha1", "sha256", "sha384" or
+    /// "sha512" (ignored for rsa-pkcs1-raw); `data` is the digest (or, for rsa-pkcs1-raw,
+    /// the bytes to pad and sign).
+    fn sign(
+        &self,
+        key: &[u8],
+        auth: &[u8],
+        scheme: &str,
+        hash: &str,
+        data: &[u8],
+    ) -> Result<Vec<u8>, DaemonError>;
+
+    /// Decrypts with scheme "rsa-oaep" (with `hash`) or "rsa-pkcs1".
+    fn decrypt(
+        &self,
+        key: &[u8],
+        auth: &[u8],
+        scheme: &str,
+        hash: &str,
+        ciphertext: &[u8],
+    ) -> Result<Vec<u8>, DaemonError>;
+
+    /// Creates the storage root key at 0x81000001 from the TCG RSA-2048 template if it is
+    /// absent. Needs the owner hierarchy (empty owner auth) and a privileged caller.
+    fn create_srk(&self) -> Result<bool, DaemonError>;
+}
+
+/// Connects to tpmd: the address in `TPMD_BUS_ADDRESS` if set, else the system bus, or
+/// the session bus when `user` is true.
+pub async fn connect(user: bool) -> zbus::Result<Daemon1Proxy<'static>> {
+    let connection = if let Ok(address) = std::env::var(ADDRESS_ENV) {
+        zbus::connection::Builder::address(address.as_str())?
+            .build()
+            .await?
+    } else if user {
+        zbus::Connection::session().await?
+    } else {
+        zbus::Connection::system().await?
+    };
+    Daemon1Proxy::new(&connection).await
+}
+
