@@ -1,0 +1,191 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tpm-keyctl",
+    version,
+    about = "Put your private keys into the TPM and use them through tpmd",
+    after_help = "Examples:\n  tpm-keyctl wrap ~/.ssh/id_rsa          writes ~/.ssh/id_rsa.tpm, usable only with this TPM\n  tpm-keyctl generate -t ecc-p256 -o ~/.ssh/id_ecdsa.tpm\n  tpm-keyctl pubkey --ssh ~/.ssh/id_rsa.tpm\n  tpm-keyctl sign -k key.tpm -i message.txt -o message.sig\n  tpm-keyctl srk status\n  tpm-keyctl --json info"
+)]
+pub struct Args {
+    /// Print results as JSON, for scripts.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Talk to a tpmd on your session bus (`tpmd --user`) instead of the system bus.
+    #[arg(long, global = true)]
+    pub user: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the TPM: family, vendor, algorithms, SRK, resource manager counters.
+    Info,
+    /// Show resource manager counters (cache hits, loads, evictions, retries).
+    Stats,
+    /// Inspect or create the storage root key at 0x81000001.
+    #[command(subcommand)]
+    Srk(SrkCommand),
+    /// Wrap an existing private key (PEM or OpenSSH) into a TPM key file.
+    #[command(after_help = "Examples:\n  tpm-keyctl wrap ~/.ssh/id_rsa                 writes ~/.ssh/id_rsa.tpm (0600)\n  tpm-keyctl wrap -a key.pem -o key.tpm         protect the TPM key with an auth value\n  tpm-keyctl wrap --parent-pub srk.pub key.pem  wrap for another machine, offline")]
+    Wrap(WrapArgs),
+    /// Make a new key inside the TPM.
+    Generate(GenerateArgs),
+    /// Print a TPM key's public key (PEM, or OpenSSH with --ssh).
+    Pubkey(PubkeyArgs),
+    /// Sign a file (or stdin) with a TPM key.
+    Sign(SignArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SrkCommand {
+    /// Whether the SRK exists.
+    Status,
+    /// Create the SRK from the TCG standard RSA-2048 template (can take tens of seconds).
+    Create,
+    /// Write the SRK's public area (TPM2B_PUBLIC), for wrapping keys for this machine elsewhere.
+    Public {
+        /// Output file.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WrapArgs {
+    /// The private key: PKCS#1, PKCS#8 (encrypted too), SEC1 or OpenSSH format.
+    pub key: PathBuf,
+    /// Where to write the TPM key file [default: KEY.tpm].
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Replace KEY itself with the TPM key file (the original is gone afterwards).
+    #[arg(long, conflicts_with = "output")]
+    pub replace: bool,
+    /// Overwrite the output file if it exists.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Protect the TPM key with an auth value (prompted twice).
+    #[arg(short = 'a', long = "auth")]
+    pub ask_auth: bool,
+    /// Read the auth value from this file instead of prompting.
+    #[arg(long, conflicts_with = "ask_auth")]
+    pub auth_file: Option<PathBuf>,
+    /// Read the passphrase of an encrypted private key from this file.
+    #[arg(long)]
+    pub passphrase_file: Option<PathBuf>,
+    /// Wrap offline for another machine whose SRK public is in this file (TPM2B_PUBLIC as
+    /// written by `tpm-keyctl srk public` or `tpm2_readpublic -o`, or a PEM public key).
+    #[arg(long)]
+    pub parent_pub: Option<PathBuf>,
+    /// The parent key's persistent handle.
+    #[arg(long, default_value = "0x81000001", value_parser = parse_handle)]
+    pub parent: u32,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KeyType {
+    Rsa2048,
+    Rsa3072,
+    EccP256,
+    EccP384,
+}
+
+impl KeyType {
+    pub fn api_name(self) -> &'static str {
+        match self {
+            KeyType::Rsa2048 => "rsa2048",
+            KeyType::Rsa3072 => "rsa3072",
+            KeyType::EccP256 => "ecc-p256",
+            KeyType::EccP384 => "ecc-p384",
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GenerateArgs {
+    /// Key type.
+    #[arg(short = 't', long = "type", value_enum, default_value = "rsa2048")]
+    pub key_type: KeyType,
+    /// Where to write the TPM key file.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Overwrite the output file if it exists.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Protect the key with an auth value (prompted twice).
+    #[arg(short = 'a', long = "auth")]
+    pub ask_auth: bool,
+    /// Read the auth value from this file instead of prompting.
+    #[arg(long, conflicts_with = "ask_auth")]
+    pub auth_file: Option<PathBuf>,
+    /// Comment for the OpenSSH public key written beside it.
+    #[arg(short = 'C', long)]
+    pub comment: Option<String>,
+    /// The parent: 0x81000001 (the SRK) or 0x40000001 (the owner hierarchy's ECC primary).
+    #[arg(long, default_value = "0x81000001", value_parser = parse_handle)]
+    pub parent: u32,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PubkeyArgs {
+    /// The TPM key file.
+    pub key: PathBuf,
+    /// OpenSSH format instead of PEM.
+    #[arg(long)]
+    pub ssh: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Hash {
+    Sha1,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Scheme {
+    /// RSASSA-PKCS1-v1_5 (RSA keys' default).
+    Pkcs1,
+    /// RSASSA-PSS.
+    Pss,
+    /// ECDSA (EC keys' default); written as DER, as openssl expects.
+    Ecdsa,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SignArgs {
+    /// The TPM key file.
+    #[arg(short, long)]
+    pub key: PathBuf,
+    /// The file to sign [default: stdin].
+    #[arg(short, long)]
+    pub input: Option<PathBuf>,
+    /// Where to write the signature [default: stdout].
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "sha256")]
+    pub hash: Hash,
+    /// Signature scheme [default: pkcs1 for RSA, ecdsa for EC].
+    #[arg(long, value_enum)]
+    pub scheme: Option<Scheme>,
+    /// Read the key's auth value from this file (else prompted if the key has one).
+    #[arg(long)]
+    pub auth_file: Option<PathBuf>,
+}
+
+fn parse_handle(s: &str) -> Result<u32, String> {
+    let s = s.trim();
+    let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    parsed.map_err(|_| format!("{s:?} is not a handle; write it like 0x81000001"))
+}

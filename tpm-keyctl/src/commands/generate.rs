@@ -1,0 +1,57 @@
+//! `generate`: a new key made inside the TPM.
+
+use serde_json::json;
+use tpmd_api::dbus::GenerateOptions;
+use tpmd_api::TpmKeyFile;
+
+use super::wrap::auth_value;
+use super::Tpmd;
+use crate::cli::GenerateArgs;
+use crate::error::{CliError, CliResult};
+use crate::{files, output};
+
+pub async fn run(tpmd: &Tpmd, args: &GenerateArgs, json_out: bool) -> CliResult<()> {
+    if !args.force && args.output.exists() {
+        return Err(CliError::file(
+            &args.output,
+            "already exists; pass --force to overwrite it",
+        ));
+    }
+    let auth = auth_value(args.ask_auth, args.auth_file.as_deref())?;
+    let options = GenerateOptions {
+        parent: Some(args.parent),
+    };
+    let pem = tpmd.check(
+        tpmd.proxy
+            .generate(args.key_type.api_name(), &auth, options)
+            .await,
+    )?;
+    let file = TpmKeyFile::parse(&pem)
+        .map_err(|e| CliError::Daemon(format!("tpmd returned a bad key file: {e}")))?;
+    files::write_atomic(&args.output, &pem, 0o600, args.force)?;
+    let comment = args.comment.clone().unwrap_or_default();
+    let pub_line = file
+        .public_area()
+        .ok()
+        .and_then(|p| p.to_ssh_public_key(&comment).ok())
+        .and_then(|k| k.to_openssh().ok());
+    let mut pub_path = args.output.clone().into_os_string();
+    pub_path.push(".pub");
+    let pub_path = std::path::PathBuf::from(pub_path);
+    if let Some(line) = &pub_line {
+        files::write_atomic(&pub_path, format!("{line}\n").as_bytes(), 0o644, args.force)?;
+    }
+    output::print(
+        json_out,
+        &json!({"output": args.output, "type": args.key_type.api_name(), "public-key": pub_line}),
+        |_| {
+            format!(
+                "generated a {} key in {}\nwrote {}",
+                args.key_type.api_name(),
+                args.output.display(),
+                pub_path.display()
+            )
+        },
+    );
+    Ok(())
+}

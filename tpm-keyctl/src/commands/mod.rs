@@ -1,0 +1,53 @@
+//! One module per subcommand; each talks to tpmd through the shared proxy.
+
+mod generate;
+mod info;
+mod pubkey;
+mod sign;
+mod srk;
+mod wrap;
+
+use tpmd_api::Daemon1Proxy;
+
+use crate::cli::{Args, Command};
+use crate::error::{CliError, CliResult};
+
+/// A connected proxy plus what is needed to explain its errors.
+pub struct Tpmd {
+    pub proxy: Daemon1Proxy<'static>,
+    pub user: bool,
+}
+
+impl Tpmd {
+    pub async fn connect(user: bool) -> CliResult<Tpmd> {
+        let proxy = tpmd_api::dbus::connect(user)
+            .await
+            .map_err(|e| CliError::from_zbus(e, user))?;
+        Ok(Tpmd { proxy, user })
+    }
+
+    /// Maps a D-Bus call's error to a user-facing one.
+    pub fn check<T>(&self, result: Result<T, tpmd_api::DaemonError>) -> CliResult<T> {
+        result.map_err(|e| CliError::from_daemon(e, self.user))
+    }
+}
+
+pub async fn run(args: Args) -> CliResult<()> {
+    let json = args.json;
+    match args.command {
+        Command::Pubkey(a) => pubkey::run(&a),
+        Command::Wrap(a) if a.parent_pub.is_some() => wrap::run(None, &a, json).await,
+        command => {
+            let tpmd = Tpmd::connect(args.user).await?;
+            match command {
+                Command::Info => info::info(&tpmd, json).await,
+                Command::Stats => info::stats(&tpmd, json).await,
+                Command::Srk(c) => srk::run(&tpmd, c, json).await,
+                Command::Wrap(a) => wrap::run(Some(&tpmd), &a, json).await,
+                Command::Generate(a) => generate::run(&tpmd, &a, json).await,
+                Command::Sign(a) => sign::run(&tpmd, &a).await,
+                Command::Pubkey(_) => Ok(()),
+            }
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! `wrap`: a software private key becomes a TPM key file. The key is read and the
+//! duplicate built here, in this process; tpmd only sees the wrapped duplicate.
+
+use std::path::{Path, PathBuf};
+
+use rsa::pkcs8::DecodePublicKey;
+use rsa::traits::PublicKeyParts;
+use serde_json::json;
+use tpmd_api::duplicate::wrap_for_parent;
+use tpmd_api::privkey::{read_private_key, KeyReadError, ReadKey};
+use tpmd_api::{TpmKeyFile, TpmPublic};
+use zeroize::Zeroizing;
+
+use super::Tpmd;
+use crate::cli::WrapArgs;
+use crate::error::{CliError, CliResult};
+use crate::{files, output, prompt};
+
+fn read_key(path: &Path, data: &[u8], passphrase_file: Option<&Path>) -> CliResult<ReadKey> {
+    match read_private_key(data, None) {
+        Err(KeyReadError::PassphraseRequired) => {}
+        other => return other.map_err(|e| CliError::file(path, e)),
+    }
+    let passphrase = match passphrase_file {
+        Some(file) => files::read_secret(file)?,
+        None => prompt::secret(&format!("Passphrase for {}: ", path.display()))?,
+    };
+    read_private_key(data, Some(&passphrase)).map_err(|e| CliError::file(path, e))
+}
+
+/// The parent's public area from a file: TPM2B_PUBLIC, or a PEM public key of an SRK
+/// made from the standard template.
+pub fn read_parent_public(path: &Path) -> CliResult<TpmPublic> {
+    let bytes = files::read(path)?;
+    if let Ok(text) = std::str::from_utf8(&bytes) {
+        if text.contains("-----BEGIN PUBLIC KEY-----") {
+            let key = rsa::RsaPublicKey::from_public_key_pem(text.trim())
+                .map_err(|e| CliError::file(path, format!("not an RSA public key: {e}")))?;
+            return Ok(TpmPublic::standard_srk_with_modulus(&key.n().to_bytes_be()));
+        }
+    }
+    TpmPublic::from_tpm2b(&bytes).map_err(|e| {
+        CliError::file(
+            path,
+            format!("not a TPM2B_PUBLIC (from `tpm-keyctl srk public`) or PEM public key: {e}"),
+        )
+    })
+}
+
+pub fn auth_value(ask: bool, file: Option<&Path>) -> CliResult<Zeroizing<Vec<u8>>> {
+    match (ask, file) {
+        (_, Some(file)) => files::read_secret(file),
+        (true, None) => prompt::new_secret("Auth value for the TPM key: "),
+        (false, None) => Ok(Zeroizing::new(Vec::new())),
+    }
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+pub async fn run(tpmd: Option<&Tpmd>, args: &WrapArgs, json_out: bool) -> CliResult<()> {
+    let data = Zeroizing::new(files::read(&args.key)?);
+    let read = read_key(&args.key, &data, args.passphrase_file.as_deref())?;
+    let parent = match (&args.parent_pub, tpmd) {
+        (Some(path), _) => read_parent_public(path)?,
+        (None, Some(tpmd)) => {
+            let bytes = tpmd.check(tpmd.proxy.parent_public(args.parent).await)?;
+            TpmPublic::from_tpm2b(&bytes)
+                .map_err(|e| CliError::Daemon(format!("tpmd sent a bad parent public area: {e}")))?
+        }
+        (None, None) => return Err(CliError::Usage("no parent: give --parent-pub".into())),
+    };
+    let auth = auth_value(args.ask_auth, args.auth_file.as_deref())?;
+    let importable = wrap_for_parent(&read.key, &auth, &parent, args.parent)
+        .map_err(|e| CliError::file(&args.key, e))?;
+    let ssh_public = read
+        .key
+        .public_ssh()
+        .map(|k| ssh_key::PublicKey::new(k, read.comment.clone().unwrap_or_default()));
+    let description = read.key.describe();
+    drop(read);
+
+    let (file, imported) = match (&args.parent_pub, tpmd) {
+        (None, Some(tpmd)) => {
+            let pem = tpmd.check(tpmd.proxy.import(&importable.to_der()).await)?;
+            let file = TpmKeyFile::parse(&pem)
+                .map_err(|e| CliError::Daemon(format!("tpmd returned a bad key file: {e}")))?;
+            (file, true)
+        }
+        _ => (importable, false),
+    };
+    let out = match (&args.output, args.replace) {
+        (Some(o), _) => o.clone(),
+        (None, true) => args.key.clone(),
+        (None, false) => with_suffix(&args.key, ".tpm"),
+    };
+    files::write_atomic(&out, file.to_pem().as_bytes(), 0o600, args.force || args.replace)?;
+
+    let pub_path = with_suffix(&args.key, ".pub");
+    let mut wrote_pub = false;
+    if !pub_path.exists() {
+        if let Ok(line) = ssh_public.as_ref().map(|k| k.to_openssh()) {
+            if let Ok(line) = line {
+                files::write_atomic(&pub_path, format!("{line}\n").as_bytes(), 0o644, false)?;
+                wrote_pub = true;
+            }
+        }
+    }
+    let value = json!({
+        "key": description, "output": out, "imported": imported,
+        "public-key-written": wrote_pub.then_some(&pub_path),
+    });
+    output::print(json_out, &value, |_| {
+        let mut text = format!("wrapped {description} key into {}", out.display());
+        if wrote_pub {
+            text.push_str(&format!("\nwrote {}", pub_path.display()));
+        }
+        if imported {
+            if !args.replace {
+                text.push_str(&format!(
+                    "\nnext: check it with `tpm-keyctl pubkey --ssh {}`, then remove the plaintext key {} once you no longer need it",
+                    out.display(),
+                    args.key.display()
+                ));
+            }
+        } else {
+            text.push_str("\nnext: copy it to the machine whose SRK you named; it is imported there on first use");
+        }
+        text
+    });
+    Ok(())
+}

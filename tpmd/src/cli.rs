@@ -1,0 +1,60 @@
+//! Command-line options of tpmd. Every option can also come from the environment, which
+//! is how systemd units and tests configure it.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tpmd",
+    version,
+    about = "TPM key daemon: owns the TPM and serves org.tpmd.Daemon1 on D-Bus",
+    after_help = "Examples:\n  tpmd --user --simulator        run on an embedded TPM simulator, on your session bus\n  tpmd --system                  the system service (what tpmd.service runs)\n  tpmd --tpm /dev/tpm0 --user    use the raw device instead of the kernel resource manager"
+)]
+pub struct Args {
+    /// Serve on the system bus (the default).
+    #[arg(long, conflicts_with_all = ["user", "address"])]
+    pub system: bool,
+
+    /// Serve on your session bus instead of the system bus.
+    #[arg(long, conflicts_with = "address")]
+    pub user: bool,
+
+    /// Serve on this D-Bus address (a private bus, for tests).
+    #[arg(long, env = "TPMD_BUS_ADDRESS")]
+    pub address: Option<String>,
+
+    /// The TPM: /dev/tpmrm0, /dev/tpm0, or swtpm:host=H,port=P. Detected when not given.
+    #[arg(long, env = "TPMD_TPM", conflicts_with = "simulator")]
+    pub tpm: Option<String>,
+
+    /// Run on an embedded swtpm simulator whose state persists in --simulator-state.
+    #[arg(long)]
+    pub simulator: bool,
+
+    /// Where the embedded simulator keeps its state [default: $XDG_STATE_HOME/tpmd/simulator].
+    #[arg(long, env = "TPMD_SIMULATOR_STATE")]
+    pub simulator_state: Option<PathBuf>,
+
+    /// How many keys may be loaded in the TPM at once; more are swapped in and out.
+    #[arg(long, env = "TPMD_MAX_LOADED_KEYS", default_value_t = 3)]
+    pub max_loaded_keys: usize,
+
+    /// Log filter, e.g. info, debug, tpmd=trace.
+    #[arg(long, env = "TPMD_LOG", default_value = "info")]
+    pub log_level: String,
+}
+
+impl Args {
+    pub fn simulator_state_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.simulator_state {
+            return dir.clone();
+        }
+        let base = std::env::var_os("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+            .unwrap_or_else(|| PathBuf::from("/var/lib"));
+        base.join("tpmd").join("simulator")
+    }
+}

@@ -1,0 +1,151 @@
+//! Start-up and shutdown: choose the TPM, start the TPM thread, claim the bus name, tell
+//! systemd we are ready, and on SIGTERM flush every loaded key before exiting.
+
+use std::time::Instant;
+
+use tokio::signal::unix::{signal, SignalKind};
+use tpmd_api::dbus::{BUS_NAME, OBJECT_PATH};
+use tpmd_tpm2::transport::Transport;
+use tracing::{info, warn};
+
+use crate::cli::Args;
+use crate::service::Daemon;
+use crate::tpm::{TpmError, TpmWorker};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Tpm(#[from] TpmError),
+    #[error("{0}")]
+    Transport(#[from] tpmd_tpm2::transport::TransportError),
+    #[cfg(feature = "simulator")]
+    #[error("{0}")]
+    Simulator(#[from] tpmd_simulator::SimulatorError),
+    #[cfg(not(feature = "simulator"))]
+    #[error("this tpmd was built without the embedded simulator")]
+    NoSimulator,
+    #[error("cannot serve on D-Bus ({bus}): {source}; {hint}")]
+    Bus {
+        bus: String,
+        hint: &'static str,
+        #[source]
+        source: zbus::Error,
+    },
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Keeps the embedded simulator alive for as long as tpmd runs.
+enum TpmSource {
+    #[cfg(feature = "simulator")]
+    Simulator(tpmd_simulator::Simulator),
+    Real,
+}
+
+fn choose_tpm(args: &Args) -> Result<(Transport, TpmSource), RunError> {
+    if args.simulator {
+        #[cfg(feature = "simulator")]
+        {
+            let options = tpmd_simulator::SimulatorOptions {
+                family: tpmd_simulator::Family::Tpm2,
+                state_dir: args.simulator_state_dir(),
+                port: None,
+                provision_srk: true,
+            };
+            let sim = tpmd_simulator::Simulator::start(options)?;
+            info!(state = %sim.state_dir().display(), port = sim.port(), "embedded TPM simulator started");
+            return Ok((sim.transport(), TpmSource::Simulator(sim)));
+        }
+        #[cfg(not(feature = "simulator"))]
+        return Err(RunError::NoSimulator);
+    }
+    let transport = match &args.tpm {
+        Some(spec) => spec.parse()?,
+        None => Transport::detect()?,
+    };
+    Ok((transport, TpmSource::Real))
+}
+
+pub fn run(args: Args) -> Result<(), RunError> {
+    let started = Instant::now();
+    let (transport, source) = choose_tpm(&args)?;
+    info!(%transport, "opening the TPM");
+    let worker = TpmWorker::start(transport, args.max_loaded_keys)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(RunError::Runtime)?;
+    let result = runtime.block_on(serve(&args, worker, started));
+    drop(source);
+    result
+}
+
+async fn serve(args: &Args, worker: TpmWorker, started: Instant) -> Result<(), RunError> {
+    let (builder, bus, hint) = if let Some(address) = &args.address {
+        (
+            zbus::connection::Builder::address(address.as_str()),
+            address.clone(),
+            "check the address",
+        )
+    } else if args.user {
+        (
+            zbus::connection::Builder::session(),
+            "session bus".to_string(),
+            "is a session bus running (DBUS_SESSION_BUS_ADDRESS)? is another tpmd --user running?",
+        )
+    } else {
+        (
+            zbus::connection::Builder::system(),
+            "system bus".to_string(),
+            "is the D-Bus policy file installed (systemd/org.tpmd.Daemon1.conf)? is another tpmd running?",
+        )
+    };
+    let bus_error = |source| RunError::Bus {
+        bus: bus.clone(),
+        hint,
+        source,
+    };
+    let connection = builder
+        .name(BUS_NAME)
+        .map_err(bus_error)?
+        .serve_at(OBJECT_PATH, Daemon::new(worker.clone()))
+        .map_err(bus_error)?
+        .build()
+        .await
+        .map_err(bus_error)?;
+    info!(
+        bus = %bus,
+        millis = started.elapsed().as_millis() as u64,
+        "tpmd ready as {BUS_NAME}"
+    );
+    if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
+        warn!("cannot notify systemd: {e}");
+    }
+    wait_for_stop().await;
+    info!("stopping");
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    drop(connection);
+    let _ = worker
+        .run(|rm| {
+            rm.flush_all();
+            Ok(())
+        })
+        .await;
+    Ok(())
+}
+
+async fn wait_for_stop() {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        warn!("cannot install signal handlers; stop tpmd with SIGKILL");
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

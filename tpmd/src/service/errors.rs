@@ -1,0 +1,22 @@
+//! The one place where TPM-layer errors become D-Bus errors.
+
+use tpmd_api::DaemonError;
+
+use crate::tpm::TpmError;
+
+impl From<TpmError> for DaemonError {
+    fn from(error: TpmError) -> DaemonError {
+        let message = error.to_string();
+        match error {
+            TpmError::InvalidArgument(_) => DaemonError::InvalidArgument(message),
+            TpmError::BadKeyFile(_) => DaemonError::BadKeyFile(message),
+            TpmError::Unsupported(_) => DaemonError::Unsupported(message),
+            TpmError::NoParent { .. } => DaemonError::NoSrk(message),
+            TpmError::WrongTpm { .. } => DaemonError::WrongTpm(message),
+            TpmError::AuthFailed { .. } => DaemonError::AuthFailed(message),
+            TpmError::Lockout => DaemonError::Lockout(message),
+            TpmError::Unavailable(_) => DaemonError::TpmUnavailable(message),
+            TpmError::Command { .. } | TpmError::Stack { .. } => DaemonError::Tpm(message),
+        }
+    }
+}
