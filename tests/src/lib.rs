@@ -1,1 +1,9 @@
+//! Harness for tpmd's end-to-end tests and benchmarks: a fresh swtpm, a private
+//! dbus-daemon, and the real tpmd and tpm-keyctl binaries, all torn down on drop.
 
+pub mod bus;
+pub mod daemon;
+pub mod tools;
+
+pub use bus::PrivateBus;
+pub use daemon::{binary, TestEnv, TpmdProcess};

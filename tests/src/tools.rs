@@ -1,0 +1,72 @@
+//! Real command-line tools the tests use to make keys and check signatures.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+pub fn run(program: &str, args: &[&str]) -> Output {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Asserts a command succeeded, printing its stderr otherwise; returns stdout.
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asserts a command failed with exactly one line on stderr containing `needle`.
+pub fn fails_with(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure, got success: {stderr}");
+    assert!(
+        stderr.contains(needle),
+        "stderr does not mention {needle:?}: {stderr}"
+    );
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "error is not one line: {stderr}"
+    );
+}
+
+pub fn openssl_genkey(path: &Path, algorithm: &str, opts: &[&str]) {
+    let p = path.to_string_lossy();
+    let mut args = vec!["genpkey", "-algorithm", algorithm, "-out", &p];
+    for o in opts {
+        args.push("-pkeyopt");
+        args.push(o);
+    }
+    run("openssl", &args);
+}
+
+/// Verifies `sig` over `data` with the public key in PEM `public` via openssl.
+pub fn openssl_verify(public: &Path, data: &Path, sig: &Path, digest: &str, extra: &[&str]) -> bool {
+    let mut args = vec![
+        "dgst".to_string(),
+        format!("-{digest}"),
+        "-verify".into(),
+        public.to_string_lossy().into_owned(),
+        "-signature".into(),
+        sig.to_string_lossy().into_owned(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.push(data.to_string_lossy().into_owned());
+    Command::new("openssl")
+        .args(&args)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}

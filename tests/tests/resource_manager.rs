@@ -1,0 +1,115 @@
+//! The resource manager on the 3-slot simulator: many keys round-robin, a TPM reset in
+//! the middle, many concurrent clients; zero failures and nothing left loaded after.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use p256::ecdsa::signature::hazmat::PrehashVerifier;
+use p256::ecdsa::{Signature, VerifyingKey};
+use p256::pkcs8::DecodePublicKey;
+use sha2::{Digest, Sha256};
+use tpmd_api::dbus::{scheme, GenerateOptions};
+use tpmd_tests::TestEnv;
+use tss_esapi::constants::CapabilityType;
+use tss_esapi::structures::CapabilityData;
+
+struct Key {
+    file: Vec<u8>,
+    verifier: VerifyingKey,
+}
+
+async fn make_keys(env: &TestEnv, n: usize) -> Vec<Key> {
+    let proxy = env.proxy().await;
+    let mut keys = Vec::new();
+    for _ in 0..n {
+        let file = proxy
+            .generate("ecc-p256", &[], GenerateOptions::default())
+            .await
+            .unwrap();
+        let spki = proxy.public_key(&file).await.unwrap();
+        let verifier = VerifyingKey::from_public_key_der(&spki).unwrap();
+        keys.push(Key { file, verifier });
+    }
+    keys
+}
+
+async fn sign_checked(proxy: &tpmd_api::Daemon1Proxy<'_>, key: &Key, message: &[u8]) {
+    let digest = Sha256::digest(message);
+    let raw = proxy
+        .sign(&key.file, &[], scheme::ECDSA, "sha256", &digest)
+        .await
+        .unwrap_or_else(|e| panic!("sign failed: {e}"));
+    let sig = Signature::from_slice(&raw).unwrap();
+    key.verifier.verify_prehash(&digest, &sig).unwrap();
+}
+
+fn transient_handles(env: &TestEnv) -> usize {
+    let mut ctx = env.sim.transport().open().unwrap();
+    let (data, _) = ctx
+        .get_capability(CapabilityType::Handles, 0x8000_0000, 64)
+        .unwrap();
+    match data {
+        CapabilityData::Handles(list) => list.len(),
+        _ => panic!("unexpected capability data"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_keys_round_robin_across_a_reset_and_sixteen_clients() {
+    let mut env = TestEnv::start().await;
+    let keys = make_keys(&env, 50).await;
+    let proxy = env.proxy().await;
+
+    for round in 0..2 {
+        for (i, key) in keys.iter().enumerate() {
+            sign_checked(&proxy, key, format!("round {round} key {i}").as_bytes()).await;
+        }
+    }
+    let before = proxy.get_counters().await.unwrap();
+    assert!(before.evictions.unwrap() > 0, "{before:?}");
+    assert!(before.context_loads.unwrap() > 0, "{before:?}");
+
+    // Power-cycle the TPM under tpmd's feet.
+    env.sim.reset().unwrap();
+    for (i, key) in keys.iter().enumerate() {
+        sign_checked(&proxy, key, format!("after reset {i}").as_bytes()).await;
+    }
+    let after = proxy.get_counters().await.unwrap();
+    assert!(after.resets_recovered.unwrap() > 0, "{after:?}");
+
+    // Sixteen clients, each on its own connection, all keys.
+    let keys = std::sync::Arc::new(keys);
+    let mut tasks = Vec::new();
+    for client in 0..16 {
+        let keys = keys.clone();
+        let proxy = env.proxy().await;
+        tasks.push(tokio::spawn(async move {
+            for j in 0..12 {
+                let key = &keys[(client * 3 + j * 7) % keys.len()];
+                sign_checked(&proxy, key, format!("client {client} op {j}").as_bytes()).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let end = proxy.get_counters().await.unwrap();
+    assert_eq!(end.failures, Some(0), "{end:?}");
+    assert!(end.loaded_keys.unwrap() <= 3, "{end:?}");
+
+    drop(proxy);
+    env.tpmd.stop();
+    assert_eq!(transient_handles(&env), 0, "tpmd left transient objects in the TPM");
+}
+
+#[tokio::test]
+async fn a_restarted_tpmd_reloads_from_blobs() {
+    let mut env = TestEnv::start().await;
+    let keys = make_keys(&env, 4).await;
+    let proxy = env.proxy().await;
+    sign_checked(&proxy, &keys[0], b"before").await;
+    env.restart_tpmd(&[]).await;
+    let proxy = env.proxy().await;
+    for key in &keys {
+        sign_checked(&proxy, key, b"after restart").await;
+    }
+}
