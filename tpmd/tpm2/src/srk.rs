@@ -9,6 +9,7 @@
 
 use tss_esapi::attributes::ObjectAttributes;
 use tss_esapi::constants::response_code::Tss2ResponseCodeKind;
+use tss_esapi::constants::CapabilityType;
 use tss_esapi::handles::{KeyHandle, ObjectHandle, PersistentTpmHandle, TpmHandle};
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
 use tss_esapi::interface_types::dynamic_handles::Persistent;
@@ -17,9 +18,9 @@ use tss_esapi::interface_types::key_bits::RsaKeyBits;
 use tss_esapi::interface_types::resource_handles::{Hierarchy, Provision};
 use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::structures::{
-    Digest, EccParameter, EccPoint, EccScheme, KeyDerivationFunctionScheme, Public, PublicBuilder,
-    PublicEccParametersBuilder, PublicKeyRsa, PublicRsaParametersBuilder, RsaExponent, RsaScheme,
-    SymmetricDefinitionObject,
+    CapabilityData, Digest, EccParameter, EccPoint, EccScheme, KeyDerivationFunctionScheme, Public,
+    PublicBuilder, PublicEccParametersBuilder, PublicKeyRsa, PublicRsaParametersBuilder,
+    RsaExponent, RsaScheme, SymmetricDefinitionObject,
 };
 use tss_esapi::{Context, Error as TssError};
 
@@ -179,10 +180,25 @@ fn storage_problem(public: &Public) -> Option<String> {
     }
 }
 
+/// Whether the TPM lists 0x81000001 among its persistent handles. Asking first keeps
+/// the TSS from logging a TPM_RC_HANDLE error for the common "absent" case.
+fn srk_listed(ctx: &mut Context) -> Result<bool, SrkError> {
+    let (data, _more) = ctx
+        .execute_without_session(|ctx| ctx.get_capability(CapabilityType::Handles, SRK_HANDLE, 1))
+        .map_err(SrkError::Read)?;
+    Ok(match data {
+        CapabilityData::Handles(list) => list.iter().any(|h| u32::from(*h) == SRK_HANDLE),
+        _ => true,
+    })
+}
+
 /// Reads what is at 0x81000001. The ESYS handle used for the read is closed again on
 /// every path.
 pub fn srk_state(ctx: &mut Context) -> Result<SrkState, SrkError> {
     let tpm_handle = TpmHandle::Persistent(srk_tpm_handle()?);
+    if !srk_listed(ctx)? {
+        return Ok(SrkState::Absent);
+    }
     ctx.execute_without_session(|ctx| {
         let mut handle = match ctx.tr_from_tpm_public(tpm_handle) {
             Ok(h) => h,
