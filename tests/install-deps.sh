@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs the system packages tpmd needs to build, run on the simulator and be tested,
+# if any are missing. Debian/Ubuntu. Safe to run again: it does nothing when all is there.
+set -euo pipefail
+
+packages=(
+  # build
+  pkg-config libtss2-dev gcc
+  # the embedded simulator
+  swtpm swtpm-tools
+  # D-Bus
+  dbus dbus-daemon
+  # the real clients the tests use
+  openssl openssh-client tpm2-openssl tpm2-tools
+  # checking the unit files
+  systemd
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+fi
+command -v cargo >/dev/null 2>&1 || {
+  echo "error: no Rust toolchain: install it with rustup (https://rustup.rs), Rust 1.89 or newer" >&2
+  exit 1
+}
