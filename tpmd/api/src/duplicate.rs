@@ -1,0 +1,603 @@
+//! Builds a TPM2_Import-able duplicate of a software key, entirely in software.
+//!
+//! This is TPM 2.0 Part 1 "Protected Storage" duplication with an outer wrapper only
+//! (no inner wrapper, symmetricAlg TPM_ALG_NULL):
+//!
+//! 1. sensitive = TPM2B_SENSITIVE { type, authValue, seedValue (empty), prime p or scalar d }
+//! 2. seed = random, nameAlg-digest-sized; sent to the parent as an encrypted secret:
+//!    RSA-OAEP with label "DUPLICATE" for an RSA parent, ECDH + KDFe for an ECC parent
+//! 3. symKey = KDFa(nameAlg_parent, seed, "STORAGE", name, "", parent symmetric bits)
+//! 4. encSensitive = AES-CFB(symKey, IV = 0, sensitive)
+//! 5. hmacKey = KDFa(nameAlg_parent, seed, "INTEGRITY", "", "", digest bits)
+//! 6. duplicate = TPM2B(HMAC(hmacKey, encSensitive || name)) || encSensitive
+//!
+//! The plaintext key never leaves the calling process; tpmd only imports the result.
+
+use cfb_mode::cipher::{AsyncStreamCipher, KeyIvInit};
+use hmac::{Hmac, Mac};
+use rand::rngs::OsRng;
+use rand::RngCore;
+use sha1::Sha1;
+use sha2::{Sha256, Sha384, Sha512};
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+use crate::keyfile::{KeyFileKind, TpmKeyFile};
+use crate::marshal::*;
+use crate::privkey::{KeyReadError, SoftwareKey};
+use crate::public::{EccCurve, KeyParams, PublicError, TpmPublic};
+
+/// Errors building a duplicate.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DuplicateError {
+    /// The key's auth value is longer than its name algorithm's digest.
+    #[error("the key password is {len} bytes long but at most {max} bytes are allowed; choose a shorter password")]
+    AuthTooLong {
+        /// Length given.
+        len: usize,
+        /// Maximum (digest size of the key's name algorithm).
+        max: usize,
+    },
+    /// The software key cannot be held by a TPM.
+    #[error(transparent)]
+    Key(#[from] KeyReadError),
+    /// A public area could not be used.
+    #[error(transparent)]
+    Public(#[from] PublicError),
+    /// The parent is not a storage key this builder can wrap for.
+    #[error("cannot wrap for this parent: {0}")]
+    UnsupportedParent(String),
+    /// A cryptographic operation failed.
+    #[error("cryptographic operation failed while wrapping the key: {0}")]
+    Crypto(String),
+}
+
+fn hmac_parts(
+    hash_alg: u16,
+    key: &[u8],
+    parts: &[&[u8]],
+) -> Result<Zeroizing<Vec<u8>>, DuplicateError> {
+    fn run<M: Mac + hmac::digest::KeyInit>(
+        key: &[u8],
+        parts: &[&[u8]],
+    ) -> Result<Zeroizing<Vec<u8>>, DuplicateError> {
+        let mut mac = <M as hmac::digest::KeyInit>::new_from_slice(key)
+            .map_err(|e| DuplicateError::Crypto(format!("HMAC key: {e}")))?;
+        for part in parts {
+            mac.update(part);
+        }
+        Ok(Zeroizing::new(mac.finalize().into_bytes().to_vec()))
+    }
+    match hash_alg {
+        TPM_ALG_SHA1 => run::<Hmac<Sha1>>(key, parts),
+        TPM_ALG_SHA256 => run::<Hmac<Sha256>>(key, parts),
+        TPM_ALG_SHA384 => run::<Hmac<Sha384>>(key, parts),
+        TPM_ALG_SHA512 => run::<Hmac<Sha512>>(key, parts),
+        other => Err(PublicError::UnsupportedNameAlg(alg_name(other)).into()),
+    }
+}
+
+/// TPM KDFa (SP 800-108 counter mode with HMAC):
+/// `HMAC(key, BE32(i) || label || 0x00 || context_u || context_v || BE32(bits))` for
+/// i = 1, 2, ..., concatenated and cut to `bits` (the spare high bits of the first byte
+/// are cleared when `bits` is not a multiple of 8).
+pub fn kdfa(
+    hash_alg: u16,
+    key: &[u8],
+    label: &str,
+    context_u: &[u8],
+    context_v: &[u8],
+    bits: u32,
+) -> Result<Zeroizing<Vec<u8>>, DuplicateError> {
+    let bytes = bits.div_ceil(8) as usize;
+    let mut out = Zeroizing::new(Vec::with_capacity(bytes + 64));
+    let mut counter: u32 = 0;
+    while out.len() < bytes {
+        counter += 1;
+        let block = hmac_parts(
+            hash_alg,
+            key,
+            &[
+                &counter.to_be_bytes(),
+                label.as_bytes(),
+                &[0],
+                context_u,
+                context_v,
+                &bits.to_be_bytes(),
+            ],
+        )?;
+        out.extend_from_slice(&block);
+    }
+    out.truncate(bytes);
+    mask_high_bits(&mut out, bits);
+    Ok(out)
+}
+
+/// TPM KDFe (SP 800-56A concatenation KDF):
+/// `H(BE32(i) || z || label || 0x00 || party_u || party_v)` for i = 1, 2, ...,
+/// concatenated and cut to `bits`.
+pub fn kdfe(
+    hash_alg: u16,
+    z: &[u8],
+    label: &str,
+    party_u: &[u8],
+    party_v: &[u8],
+    bits: u32,
+) -> Result<Zeroizing<Vec<u8>>, DuplicateError> {
+    let bytes = bits.div_ceil(8) as usize;
+    let mut out = Zeroizing::new(Vec::with_capacity(bytes + 64));
+    let mut counter: u32 = 0;
+    while out.len() < bytes {
+        counter += 1;
+        let block = Zeroizing::new(crate::public::hash_parts(
+            hash_alg,
+            &[
+                &counter.to_be_bytes(),
+                z,
+                label.as_bytes(),
+                &[0],
+                party_u,
+                party_v,
+            ],
+        )?);
+        out.extend_from_slice(&block);
+    }
+    out.truncate(bytes);
+    mask_high_bits(&mut out, bits);
+    Ok(out)
+}
+
+fn mask_high_bits(out: &mut [u8], bits: u32) {
+    let spare = (8 - bits % 8) % 8;
+    if let Some(first) = out.first_mut() {
+        *first &= 0xFF >> spare;
+    }
+}
+
+fn digest_size_of(hash_alg: u16) -> Result<usize, DuplicateError> {
+    digest_size(hash_alg).ok_or_else(|| PublicError::UnsupportedNameAlg(alg_name(hash_alg)).into())
+}
+
+/// AES-CFB (full-block CFB128) encryption with an all-zero IV, in place.
+fn aes_cfb_encrypt(key: &[u8], buf: &mut [u8]) -> Result<(), DuplicateError> {
+    let iv = [0u8; 16];
+    let err = |e: cfb_mode::cipher::InvalidLength| DuplicateError::Crypto(format!("AES key: {e}"));
+    match key.len() {
+        16 => cfb_mode::Encryptor::<aes::Aes128>::new_from_slices(key, &iv)
+            .map_err(err)?
+            .encrypt(buf),
+        24 => cfb_mode::Encryptor::<aes::Aes192>::new_from_slices(key, &iv)
+            .map_err(err)?
+            .encrypt(buf),
+        32 => cfb_mode::Encryptor::<aes::Aes256>::new_from_slices(key, &iv)
+            .map_err(err)?
+            .encrypt(buf),
+        n => {
+            return Err(DuplicateError::UnsupportedParent(format!(
+                "the parent's AES key size of {} bits is not 128, 192 or 256",
+                n * 8
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// The TPM2B_SENSITIVE of a key: type, authValue, empty seedValue, and the private part.
+fn sensitive_area(key: &SoftwareKey, auth: &[u8]) -> Result<Zeroizing<Vec<u8>>, DuplicateError> {
+    let key_type = match key {
+        SoftwareKey::Rsa(_) => TPM_ALG_RSA,
+        SoftwareKey::EcP256(_) | SoftwareKey::EcP384(_) => TPM_ALG_ECC,
+    };
+    let secret = key.sensitive_bytes()?;
+    let mut inner = Zeroizing::new(Vec::with_capacity(secret.len() + auth.len() + 8));
+    put_u16(&mut inner, key_type);
+    put_tpm2b(&mut inner, auth);
+    put_tpm2b(&mut inner, &[]);
+    put_tpm2b(&mut inner, &secret);
+    let mut out = Zeroizing::new(Vec::with_capacity(inner.len() + 2));
+    put_tpm2b(&mut out, &inner);
+    Ok(out)
+}
+
+/// Checks the parent is a storage key and returns its AES key size in bits.
+fn parent_symmetric_bits(parent: &TpmPublic) -> Result<u32, DuplicateError> {
+    if !parent.has_attributes(TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT) {
+        return Err(DuplicateError::UnsupportedParent(
+            "it is not a storage key (restricted and decrypt attributes are required); use the storage root key, 0x81000001 by default".to_string(),
+        ));
+    }
+    match parent.symmetric {
+        Some(sym) if sym.algorithm == TPM_ALG_AES && sym.mode == TPM_ALG_CFB => {
+            Ok(u32::from(sym.key_bits))
+        }
+        Some(sym) => Err(DuplicateError::UnsupportedParent(format!(
+            "its symmetric algorithm is {} in mode {}, not AES-CFB",
+            alg_name(sym.algorithm),
+            alg_name(sym.mode)
+        ))),
+        None => Err(DuplicateError::UnsupportedParent(
+            "it has no symmetric algorithm, so it is not a storage key".to_string(),
+        )),
+    }
+}
+
+/// Makes a fresh seed and encrypts it to the parent. Returns (seed, TPMU_ENCRYPTED_SECRET
+/// contents without the TPM2B size).
+fn make_seed(parent: &TpmPublic) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>), DuplicateError> {
+    let hash_alg = parent.name_alg;
+    let size = digest_size_of(hash_alg)?;
+    match &parent.key {
+        KeyParams::Rsa {
+            exponent, modulus, ..
+        } => {
+            let mut seed = Zeroizing::new(vec![0u8; size]);
+            OsRng.fill_bytes(&mut seed);
+            let e = if *exponent == 0 { 65537 } else { *exponent };
+            let public =
+                rsa::RsaPublicKey::new(rsa::BigUint::from_bytes_be(modulus), rsa::BigUint::from(e))
+                    .map_err(|e| PublicError::InvalidKey {
+                        what: "RSA",
+                        detail: e.to_string(),
+                    })?;
+            const LABEL: &str = "DUPLICATE\0";
+            let padding = match hash_alg {
+                TPM_ALG_SHA1 => rsa::Oaep::new_with_label::<Sha1, _>(LABEL),
+                TPM_ALG_SHA256 => rsa::Oaep::new_with_label::<Sha256, _>(LABEL),
+                TPM_ALG_SHA384 => rsa::Oaep::new_with_label::<Sha384, _>(LABEL),
+                TPM_ALG_SHA512 => rsa::Oaep::new_with_label::<Sha512, _>(LABEL),
+                other => return Err(PublicError::UnsupportedNameAlg(alg_name(other)).into()),
+            };
+            let encrypted = public
+                .encrypt(&mut OsRng, padding, &seed)
+                .map_err(|e| DuplicateError::Crypto(format!("RSA-OAEP of the seed: {e}")))?;
+            Ok((seed, encrypted))
+        }
+        KeyParams::Ecc { curve, x, .. } => {
+            let bits = (size * 8) as u32;
+            let parent_point = parent_public_point(parent)?;
+            let (z, eph_x, eph_y) = match (curve, parent_point) {
+                (EccCurve::NistP256, ParentPoint::P256(point)) => {
+                    use p256::elliptic_curve::sec1::ToEncodedPoint;
+                    let eph = p256::ecdh::EphemeralSecret::random(&mut OsRng);
+                    let encoded = eph.public_key().to_encoded_point(false);
+                    let shared = eph.diffie_hellman(&point);
+                    (
+                        Zeroizing::new(shared.raw_secret_bytes().to_vec()),
+                        encoded.x().map(|c| c.to_vec()).unwrap_or_default(),
+                        encoded.y().map(|c| c.to_vec()).unwrap_or_default(),
+                    )
+                }
+                (EccCurve::NistP384, ParentPoint::P384(point)) => {
+                    use p384::elliptic_curve::sec1::ToEncodedPoint;
+                    let eph = p384::ecdh::EphemeralSecret::random(&mut OsRng);
+                    let encoded = eph.public_key().to_encoded_point(false);
+                    let shared = eph.diffie_hellman(&point);
+                    (
+                        Zeroizing::new(shared.raw_secret_bytes().to_vec()),
+                        encoded.x().map(|c| c.to_vec()).unwrap_or_default(),
+                        encoded.y().map(|c| c.to_vec()).unwrap_or_default(),
+                    )
+                }
+                _ => {
+                    return Err(DuplicateError::Crypto(
+                        "parent curve and point disagree".to_string(),
+                    ))
+                }
+            };
+            let seed = kdfe(hash_alg, &z, "DUPLICATE", &eph_x, x, bits)?;
+            let mut encrypted = Vec::with_capacity(eph_x.len() + eph_y.len() + 4);
+            put_tpm2b(&mut encrypted, &eph_x);
+            put_tpm2b(&mut encrypted, &eph_y);
+            Ok((seed, encrypted))
+        }
+    }
+}
+
+enum ParentPoint {
+    P256(p256::PublicKey),
+    P384(p384::PublicKey),
+}
+
+fn parent_public_point(parent: &TpmPublic) -> Result<ParentPoint, DuplicateError> {
+    use p256::pkcs8::DecodePublicKey;
+    let spki = parent.to_spki_der()?;
+    match &parent.key {
+        KeyParams::Ecc {
+            curve: EccCurve::NistP256,
+            ..
+        } => p256::PublicKey::from_public_key_der(&spki)
+            .map(ParentPoint::P256)
+            .map_err(|e| DuplicateError::Crypto(e.to_string())),
+        KeyParams::Ecc {
+            curve: EccCurve::NistP384,
+            ..
+        } => p384::PublicKey::from_public_key_der(&spki)
+            .map(ParentPoint::P384)
+            .map_err(|e| DuplicateError::Crypto(e.to_string())),
+        KeyParams::Rsa { .. } => Err(DuplicateError::Crypto(
+            "an RSA parent has no ECC point".to_string(),
+        )),
+    }
+}
+
+/// The outer-wrapped duplicate (TPM2B_PRIVATE) of a sensitive area for an object with
+/// `name`, under `seed`, for `parent`.
+fn outer_wrap(
+    sensitive: &[u8],
+    name: &[u8],
+    seed: &[u8],
+    parent: &TpmPublic,
+    sym_bits: u32,
+) -> Result<Vec<u8>, DuplicateError> {
+    let hash_alg = parent.name_alg;
+    let digest_bits = (digest_size_of(hash_alg)? * 8) as u32;
+    let sym_key = kdfa(hash_alg, seed, "STORAGE", name, &[], sym_bits)?;
+    let mut enc_sensitive = sensitive.to_vec();
+    aes_cfb_encrypt(&sym_key, &mut enc_sensitive)?;
+    let hmac_key = kdfa(hash_alg, seed, "INTEGRITY", &[], &[], digest_bits)?;
+    let outer_hmac = hmac_parts(hash_alg, &hmac_key, &[&enc_sensitive, name])?;
+    let mut duplicate = Vec::with_capacity(outer_hmac.len() + enc_sensitive.len() + 2);
+    put_tpm2b(&mut duplicate, &outer_hmac);
+    duplicate.extend_from_slice(&enc_sensitive);
+    Ok(tpm2b(&duplicate))
+}
+
+/// Wraps `key` for the storage key `parent` (at `parent_handle`) so that the parent's
+/// TPM can import it with TPM2_Import.
+///
+/// `auth` becomes the key's password (empty for none; at most 32 bytes, the SHA-256
+/// digest size). The result is an importable TSS2 key file: public is the TPM2B_PUBLIC
+/// of [`TpmPublic::for_software_key`], private the TPM2B_PRIVATE duplicate and secret
+/// the TPM2B_ENCRYPTED_SECRET.
+pub fn wrap_for_parent(
+    key: &SoftwareKey,
+    auth: &[u8],
+    parent: &TpmPublic,
+    parent_handle: u32,
+) -> Result<TpmKeyFile, DuplicateError> {
+    key.check_for_tpm()?;
+    let public = TpmPublic::for_software_key(key);
+    let max = digest_size_of(public.name_alg)?;
+    if auth.len() > max {
+        return Err(DuplicateError::AuthTooLong {
+            len: auth.len(),
+            max,
+        });
+    }
+    let sym_bits = parent_symmetric_bits(parent)?;
+    let name = public.name()?;
+    let sensitive = sensitive_area(key, auth)?;
+    let (seed, encrypted_seed) = make_seed(parent)?;
+    let private = outer_wrap(&sensitive, &name, &seed, parent, sym_bits)?;
+    Ok(TpmKeyFile {
+        kind: KeyFileKind::Importable,
+        empty_auth: auth.is_empty(),
+        parent: parent_handle,
+        public: public.to_tpm2b(),
+        private,
+        secret: Some(tpm2b(&encrypted_seed)),
+        has_policy: false,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::privkey::read_private_key;
+    use rsa::traits::PrivateKeyParts;
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn data_key(name: &str) -> SoftwareKey {
+        let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
+        read_private_key(&std::fs::read(path).unwrap(), None)
+            .unwrap()
+            .key
+    }
+
+    const K: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+    #[test]
+    fn kdfa_matches_openssl_kbkdf() {
+        // `openssl kdf -keylen 16 -kdfopt mac:HMAC -kdfopt digest:SHA256 -kdfopt hexkey:K
+        //  -kdfopt salt:STORAGE -kdfopt hexinfo:000b1122334455 KBKDF`
+        let out = kdfa(
+            TPM_ALG_SHA256,
+            &hex(K),
+            "STORAGE",
+            &hex("000b1122"),
+            &hex("334455"),
+            128,
+        )
+        .unwrap();
+        assert_eq!(*out, hex("89:1E:E6:63:28:88:A5:45:A9:11:15:23:CE:F9:F4:E0"));
+        // Two HMAC blocks, truncated: -keylen 40 salt:INTEGRITY.
+        let out = kdfa(TPM_ALG_SHA256, &hex(K), "INTEGRITY", &[], &[], 320).unwrap();
+        assert_eq!(
+            *out,
+            hex("5D:66:7F:96:85:5D:F2:60:8A:69:8B:FB:88:24:B1:26:87:23:B3:E1:0F:4D:D1:4C:ED:38:99:B1:62:E3:E9:39:C5:D5:FC:37:5E:5A:91:6F")
+        );
+        let out = kdfa(TPM_ALG_SHA1, &hex(K), "STORAGE", &hex("00040102"), &[], 128).unwrap();
+        assert_eq!(*out, hex("76:9E:2E:1F:27:80:11:CA:18:BA:DE:D3:B6:C1:F2:85"));
+        assert!(kdfa(TPM_ALG_NULL, &hex(K), "X", &[], &[], 128).is_err());
+    }
+
+    #[test]
+    fn kdfe_layout() {
+        use sha2::Digest;
+        let out = kdfe(TPM_ALG_SHA256, b"zz", "DUPLICATE", b"uu", b"vv", 256).unwrap();
+        let want = Sha256::digest(b"\x00\x00\x00\x01zzDUPLICATE\x00uuvv");
+        assert_eq!(out.as_slice(), want.as_slice());
+        let long = kdfe(TPM_ALG_SHA256, b"zz", "DUPLICATE", b"uu", b"vv", 260).unwrap();
+        // 260 bits: 33 bytes, the 4 spare leading bits cleared.
+        assert_eq!(long.len(), 33);
+        assert_eq!(long[0], want[0] & 0x0F);
+        assert_eq!(&long[1..32], &want[1..]);
+    }
+
+    #[test]
+    fn aes_cfb_is_full_block_cfb128() {
+        // NIST SP 800-38A F.3.13 CFB128-AES128.Encrypt, with IV zero replaced: use the
+        // property that CFB with IV 0 encrypts the first block as P ^ AES(K, 0).
+        use aes::cipher::{BlockEncrypt, KeyInit};
+        let key = hex("2b7e151628aed2a6abf7158809cf4f3c");
+        let mut block = aes::Block::default();
+        aes::Aes128::new_from_slice(&key)
+            .unwrap()
+            .encrypt_block(&mut block);
+        let mut buf = vec![0x5Au8; 20];
+        aes_cfb_encrypt(&key, &mut buf).unwrap();
+        for i in 0..16 {
+            assert_eq!(buf[i], 0x5A ^ block[i]);
+        }
+    }
+
+    fn rsa_parent() -> (rsa::RsaPrivateKey, TpmPublic) {
+        let SoftwareKey::Rsa(k) = data_key("rsa2048-pkcs1.pem") else {
+            panic!("not RSA")
+        };
+        use rsa::traits::PublicKeyParts;
+        let public = TpmPublic::standard_srk_with_modulus(&k.n().to_bytes_be());
+        (k, public)
+    }
+
+    /// The inverse of wrap_for_parent, as a TPM does it, for an RSA parent.
+    fn unwrap_rsa(file: &TpmKeyFile, parent_key: &rsa::RsaPrivateKey) -> Vec<u8> {
+        let secret = parse_tpm2b(file.secret.as_ref().unwrap(), "secret").unwrap();
+        let seed = parent_key
+            .decrypt(
+                rsa::Oaep::new_with_label::<Sha256, _>("DUPLICATE\0"),
+                secret,
+            )
+            .unwrap();
+        assert_eq!(seed.len(), 32);
+        let public = TpmPublic::from_tpm2b(&file.public).unwrap();
+        let name = public.name().unwrap();
+        let dup = parse_tpm2b(&file.private, "private").unwrap();
+        let mut r = Reader::new(dup);
+        let outer_hmac = r.read_tpm2b("hmac").unwrap();
+        let enc = r.read_bytes(r.remaining(), "enc").unwrap();
+        let hmac_key = kdfa(TPM_ALG_SHA256, &seed, "INTEGRITY", &[], &[], 256).unwrap();
+        let want = hmac_parts(TPM_ALG_SHA256, &hmac_key, &[enc, &name]).unwrap();
+        assert_eq!(outer_hmac, want.as_slice());
+        let sym = kdfa(TPM_ALG_SHA256, &seed, "STORAGE", &name, &[], 128).unwrap();
+        let mut plain = enc.to_vec();
+        cfb_mode::Decryptor::<aes::Aes128>::new_from_slices(&sym, &[0u8; 16])
+            .unwrap()
+            .decrypt(&mut plain);
+        plain
+    }
+
+    #[test]
+    fn rsa_key_for_rsa_parent_unwraps() {
+        let (parent_key, parent) = rsa_parent();
+        let key = data_key("rsa2048-pkcs8.pem");
+        let file = wrap_for_parent(&key, b"secret", &parent, 0x8100_0001).unwrap();
+        assert_eq!(file.kind, KeyFileKind::Importable);
+        assert!(!file.empty_auth);
+        assert_eq!(file.parent, 0x8100_0001);
+        // TPM2B_ENCRYPTED_SECRET: 2 + 256. TPM2B_PRIVATE: 2 + (2 + 32) + TPM2B_SENSITIVE,
+        // TPM2B_SENSITIVE: 2 + type 2 + auth (2 + 6) + seed 2 + prime (2 + 128) = 144.
+        assert_eq!(file.secret.as_ref().unwrap().len(), 258);
+        assert_eq!(file.private.len(), 2 + 34 + 144);
+
+        let plain = unwrap_rsa(&file, &parent_key);
+        let inner = parse_tpm2b(&plain, "sensitive").unwrap();
+        let mut r = Reader::new(inner);
+        assert_eq!(r.read_u16("type").unwrap(), TPM_ALG_RSA);
+        assert_eq!(r.read_tpm2b("auth").unwrap(), b"secret");
+        assert_eq!(r.read_tpm2b("seed").unwrap(), b"");
+        let prime = r.read_tpm2b("prime").unwrap();
+        r.finish("sensitive").unwrap();
+        let SoftwareKey::Rsa(k) = &key else { panic!() };
+        assert_eq!(prime, k.primes()[0].to_bytes_be().as_slice());
+
+        let public = file.public_area().unwrap();
+        assert_eq!(
+            public.attributes,
+            TPMA_OBJECT_USER_WITH_AUTH | TPMA_OBJECT_SIGN | TPMA_OBJECT_DECRYPT
+        );
+        // Round trip through the file format.
+        assert_eq!(TpmKeyFile::parse(file.to_pem().as_bytes()).unwrap(), file);
+    }
+
+    #[test]
+    fn ecc_key_sensitive_layout() {
+        let (parent_key, parent) = rsa_parent();
+        let key = data_key("p256-sec1.pem");
+        let file = wrap_for_parent(&key, b"", &parent, 0x8100_0001).unwrap();
+        assert!(file.empty_auth);
+        let plain = unwrap_rsa(&file, &parent_key);
+        // size 2 + type 2 + auth 2 + seed 2 + scalar 2 + 32.
+        assert_eq!(plain.len(), 42);
+        assert_eq!(&plain[..10], &[0, 40, 0, 0x23, 0, 0, 0, 0, 0, 32]);
+        let public = file.public_area().unwrap();
+        assert_eq!(
+            public.attributes,
+            TPMA_OBJECT_USER_WITH_AUTH | TPMA_OBJECT_SIGN
+        );
+        assert_eq!(public.key_type_name(), "ecc-p256");
+    }
+
+    #[test]
+    fn ecc_parent_seed_agrees_with_parent_side_ecdh() {
+        use p256::elliptic_curve::sec1::ToEncodedPoint;
+        let SoftwareKey::EcP256(parent_secret) = data_key("p256-sec1.pem") else {
+            panic!()
+        };
+        let point = parent_secret.public_key().to_encoded_point(false);
+        let parent = TpmPublic::standard_ecc_srk_with_point(point.x().unwrap(), point.y().unwrap());
+        let (seed, encrypted) = make_seed(&parent).unwrap();
+        // The parent side: Z = x(d_parent * Q_ephemeral).
+        let mut r = Reader::new(&encrypted);
+        let ex = r.read_tpm2b("x").unwrap().to_vec();
+        let ey = r.read_tpm2b("y").unwrap().to_vec();
+        r.finish("point").unwrap();
+        let eph = TpmPublic::standard_ecc_srk_with_point(&ex, &ey);
+        let ParentPoint::P256(eph_pub) = parent_public_point(&eph).unwrap() else {
+            panic!()
+        };
+        let shared =
+            p256::ecdh::diffie_hellman(parent_secret.to_nonzero_scalar(), eph_pub.as_affine());
+        let want = kdfe(
+            TPM_ALG_SHA256,
+            shared.raw_secret_bytes(),
+            "DUPLICATE",
+            &ex,
+            point.x().unwrap(),
+            256,
+        )
+        .unwrap();
+        assert_eq!(*seed, *want);
+    }
+
+    #[test]
+    fn auth_too_long_and_bad_parents() {
+        let (_, parent) = rsa_parent();
+        let key = data_key("p256-sec1.pem");
+        assert_eq!(
+            wrap_for_parent(&key, &[1; 33], &parent, 1).unwrap_err(),
+            DuplicateError::AuthTooLong { len: 33, max: 32 }
+        );
+        assert!(wrap_for_parent(&key, &[1; 32], &parent, 1).is_ok());
+        let mut not_storage = parent.clone();
+        not_storage.attributes &= !TPMA_OBJECT_RESTRICTED;
+        assert!(matches!(
+            wrap_for_parent(&key, b"", &not_storage, 1),
+            Err(DuplicateError::UnsupportedParent(_))
+        ));
+        let mut no_sym = parent.clone();
+        no_sym.symmetric = None;
+        assert!(matches!(
+            wrap_for_parent(&key, b"", &no_sym, 1),
+            Err(DuplicateError::UnsupportedParent(_))
+        ));
+    }
+}
