@@ -389,7 +389,8 @@ impl Simulator {
                 }
                 Launch::Exited(err) => {
                     ports::release_pair(port);
-                    if opts.port.is_some() || attempt >= PORT_RETRIES {
+                    let port_taken = log_tail(&log).contains("Address already in use");
+                    if opts.port.is_some() || !port_taken || attempt >= PORT_RETRIES {
                         return Err(err);
                     }
                     tracing::debug!("swtpm exited during startup, retrying on other ports: {err}");
