@@ -35,14 +35,10 @@ pub enum RunError {
     Runtime(std::io::Error),
 }
 
-/// Keeps the embedded simulator alive for as long as tpmd runs.
-enum TpmSource {
-    #[cfg(feature = "simulator")]
-    Simulator(tpmd_simulator::Simulator),
-    Real,
-}
+/// Whatever must stay alive as long as tpmd runs: the embedded simulator, if any.
+type TpmGuard = Option<Box<dyn std::any::Any>>;
 
-fn choose_tpm(args: &Args) -> Result<(Transport, TpmSource), RunError> {
+fn choose_tpm(args: &Args) -> Result<(Transport, TpmGuard), RunError> {
     if args.simulator {
         #[cfg(feature = "simulator")]
         {
@@ -54,7 +50,7 @@ fn choose_tpm(args: &Args) -> Result<(Transport, TpmSource), RunError> {
             };
             let sim = tpmd_simulator::Simulator::start(options)?;
             info!(state = %sim.state_dir().display(), port = sim.port(), "embedded TPM simulator started");
-            return Ok((sim.transport(), TpmSource::Simulator(sim)));
+            return Ok((sim.transport(), Some(Box::new(sim))));
         }
         #[cfg(not(feature = "simulator"))]
         return Err(RunError::NoSimulator);
@@ -63,12 +59,12 @@ fn choose_tpm(args: &Args) -> Result<(Transport, TpmSource), RunError> {
         Some(spec) => spec.parse()?,
         None => Transport::detect()?,
     };
-    Ok((transport, TpmSource::Real))
+    Ok((transport, None))
 }
 
 pub fn run(args: Args) -> Result<(), RunError> {
     let started = Instant::now();
-    let (transport, source) = choose_tpm(&args)?;
+    let (transport, guard) = choose_tpm(&args)?;
     info!(%transport, "opening the TPM");
     let worker = TpmWorker::start(transport, args.max_loaded_keys)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -77,7 +73,7 @@ pub fn run(args: Args) -> Result<(), RunError> {
         .build()
         .map_err(RunError::Runtime)?;
     let result = runtime.block_on(serve(&args, worker, started));
-    drop(source);
+    drop(guard);
     result
 }
 
@@ -108,9 +104,7 @@ async fn serve(args: &Args, worker: TpmWorker, started: Instant) -> Result<(), R
     };
     let connection = builder
         .name(BUS_NAME)
-        .map_err(bus_error)?
         .serve_at(OBJECT_PATH, Daemon::new(worker.clone()))
-        .map_err(bus_error)?
         .build()
         .await
         .map_err(bus_error)?;

@@ -3,7 +3,6 @@
 //! Key arguments are always the bytes of a key file (PEM or DER of a TSS2 PRIVATE KEY),
 //! exactly as read from disk; tpmd parses them. Documented in `docs/dbus-api.md`.
 
-
 use zbus::{DBusError, DeserializeDict, SerializeDict, Type};
 
 pub const BUS_NAME: &str = "org.tpmd.Daemon1";
@@ -201,4 +200,3 @@ pub async fn connect(user: bool) -> zbus::Result<Daemon1Proxy<'static>> {
     };
     Daemon1Proxy::new(&connection).await
 }
-

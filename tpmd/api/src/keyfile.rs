@@ -660,6 +660,63 @@ mod tests {
         assert!(!key.empty_auth);
     }
 
+    fn data(name: &str) -> Vec<u8> {
+        let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// Keys written by the tpm2-openssl provider (`openssl genpkey -provider tpm2`).
+    #[test]
+    fn reads_tpm2_openssl_keys() {
+        for (file, spki, type_name) in [
+            (
+                "tpm2-openssl-rsa.tss2.pem",
+                "tpm2-openssl-rsa.spki.pem",
+                "rsa2048",
+            ),
+            (
+                "tpm2-openssl-p256.tss2.pem",
+                "tpm2-openssl-p256.spki.pem",
+                "ecc-p256",
+            ),
+        ] {
+            let pem = data(file);
+            let key = TpmKeyFile::parse(&pem).unwrap();
+            assert_eq!(key.kind, KeyFileKind::Loadable);
+            assert_eq!(key.parent, 0x4000_0001);
+            assert!(key.empty_auth);
+            assert!(!key.has_policy);
+            let public = key.public_area().unwrap();
+            assert_eq!(public.key_type_name(), type_name);
+            assert_eq!(
+                public.to_spki_pem().unwrap(),
+                String::from_utf8(data(spki)).unwrap()
+            );
+            // tpm2-openssl writes emptyAuth TRUE as 0x01 rather than DER's 0xFF; apart
+            // from that byte our encoding is the same.
+            let text = std::str::from_utf8(&pem).unwrap();
+            let original = find_pem_blocks(text)[0].decode().unwrap();
+            let mut ours = key.to_der();
+            assert_eq!(ours.len(), original.len());
+            let at = ours
+                .windows(3)
+                .position(|w| w == [0x01, 0x01, 0xFF])
+                .unwrap();
+            ours[at + 2] = 0x01;
+            assert_eq!(ours, *original);
+        }
+    }
+
+    /// A loadable key written by this module around `tpm2_import` output, which the
+    /// tpm2-openssl provider signed with.
+    #[test]
+    fn own_loadable_file_round_trips() {
+        let pem = data("wrapped-rsa-loadable.tss2.pem");
+        let key = TpmKeyFile::parse(&pem).unwrap();
+        assert_eq!(key.parent, 0x8100_0001);
+        assert_eq!(key.to_pem().as_bytes(), pem.as_slice());
+    }
+
     #[test]
     fn negative_or_huge_parent_rejected() {
         assert!(parse_unsigned(&[0x81]).is_err());

@@ -11,7 +11,7 @@ pub mod marshal;
 pub mod privkey;
 pub mod public;
 
-pub use dbus::{Daemon1Proxy, DaemonError, Info, Counters};
+pub use dbus::{Counters, Daemon1Proxy, DaemonError, Info};
 pub use keyfile::{KeyFileKind, TpmKeyFile};
 pub use privkey::SoftwareKey;
 pub use public::TpmPublic;

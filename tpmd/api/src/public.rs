@@ -729,6 +729,40 @@ mod tests {
         assert!(TpmPublic::standard_srk_from_spki_der(b"junk").is_err());
     }
 
+    fn data(name: &str) -> Vec<u8> {
+        let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// Public areas and names read from swtpm with `tpm2_readpublic -o ... -n ...` after
+    /// `tpm2_createprimary -C o -g sha256 -G rsa2048:aes128cfb` (and ecc256:aes128cfb)
+    /// with the TCG storage key attributes.
+    #[test]
+    fn real_tpm_storage_keys() {
+        let bytes = data("swtpm-srk-rsa.pub");
+        let srk = TpmPublic::from_tpm2b(&bytes).unwrap();
+        assert_eq!(srk.to_tpm2b(), bytes);
+        assert_eq!(srk.name().unwrap(), data("swtpm-srk-rsa.name"));
+        let KeyParams::Rsa { modulus, .. } = &srk.key else {
+            panic!("not RSA")
+        };
+        assert_eq!(TpmPublic::standard_srk_with_modulus(modulus), srk);
+        let pem = String::from_utf8(data("swtpm-srk-rsa.spki.pem")).unwrap();
+        assert_eq!(srk.to_spki_pem().unwrap(), pem);
+        assert_eq!(TpmPublic::standard_srk_from_spki_pem(&pem).unwrap(), srk);
+
+        let bytes = data("swtpm-srk-ecc.pub");
+        let srk = TpmPublic::from_tpm2b(&bytes).unwrap();
+        assert_eq!(srk.to_tpm2b(), bytes);
+        assert_eq!(srk.name().unwrap(), data("swtpm-srk-ecc.name"));
+        let KeyParams::Ecc { x, y, .. } = &srk.key else {
+            panic!("not ECC")
+        };
+        assert_eq!(TpmPublic::standard_ecc_srk_with_point(x, y), srk);
+        let spki = srk.to_spki_der().unwrap();
+        assert_eq!(TpmPublic::standard_srk_from_spki_der(&spki).unwrap(), srk);
+    }
+
     #[test]
     fn invalid_points_are_errors() {
         let p = TpmPublic::standard_ecc_srk_with_point(&[1; 32], &[2; 32]);

