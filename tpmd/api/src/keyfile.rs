@@ -461,7 +461,13 @@ impl TpmKeyFile {
         })
     }
 
-    /// DER encoding. emptyAuth is written (TRUE) only when set; policies are not written.
+    /// DER encoding. Policies are not written.
+    ///
+    /// emptyAuth is always written, TRUE or FALSE. openssl_tpm2_engine writes only TRUE
+    /// and leaves it out otherwise, but the tpm2-openssl provider reads a missing
+    /// emptyAuth as "no password": it then never asks for one and each use fails the
+    /// TPM's HMAC check and counts towards dictionary-attack lockout. An explicit FALSE
+    /// is valid for every reader (tpm2-openssl writes it the same way).
     pub fn to_der(&self) -> Vec<u8> {
         let mut body = Vec::with_capacity(self.public.len() + self.private.len() + 64);
         let oid = match self.kind {
@@ -469,9 +475,8 @@ impl TpmKeyFile {
             KeyFileKind::Importable => OID_IMPORTABLE,
         };
         put_der(&mut body, TAG_OID, oid);
-        if self.empty_auth {
-            put_der(&mut body, TAG_CONTEXT_0, &[TAG_BOOLEAN, 0x01, 0xFF]);
-        }
+        let flag = if self.empty_auth { 0xFF } else { 0x00 };
+        put_der(&mut body, TAG_CONTEXT_0, &[TAG_BOOLEAN, 0x01, flag]);
         if let Some(secret) = &self.secret {
             let mut inner = Vec::with_capacity(secret.len() + 4);
             put_der(&mut inner, TAG_OCTET_STRING, secret);
@@ -546,14 +551,25 @@ mod tests {
         with_auth.empty_auth = false;
         with_auth.parent = 0x4000_0001;
         let expected: &[u8] = &[
-            0x30, 0x19, // SEQUENCE, 25 bytes
+            0x30, 0x1E, // SEQUENCE, 30 bytes
             0x06, 0x06, 0x67, 0x81, 0x05, 0x0A, 0x01, 0x03, // OID
+            0xA0, 0x03, 0x01, 0x01, 0x00, // [0] emptyAuth FALSE
             0x02, 0x04, 0x40, 0x00, 0x00, 0x01, // parent 0x40000001
             0x04, 0x04, 0x00, 0x02, 0xAA, 0xBB, // pubkey
             0x04, 0x03, 0x00, 0x01, 0xCC, // privkey
         ];
         assert_eq!(with_auth.to_der(), expected);
         assert_eq!(TpmKeyFile::from_der(expected).unwrap(), with_auth);
+
+        // Written by openssl_tpm2_engine for a key with a password: no emptyAuth.
+        let absent: &[u8] = &[
+            0x30, 0x19, // SEQUENCE, 25 bytes
+            0x06, 0x06, 0x67, 0x81, 0x05, 0x0A, 0x01, 0x03, // OID
+            0x02, 0x04, 0x40, 0x00, 0x00, 0x01, // parent 0x40000001
+            0x04, 0x04, 0x00, 0x02, 0xAA, 0xBB, // pubkey
+            0x04, 0x03, 0x00, 0x01, 0xCC, // privkey
+        ];
+        assert_eq!(TpmKeyFile::from_der(absent).unwrap(), with_auth);
     }
 
     #[test]
@@ -705,6 +721,16 @@ mod tests {
             ours[at + 2] = 0x01;
             assert_eq!(ours, *original);
         }
+    }
+
+    /// tpm2-openssl writes emptyAuth FALSE explicitly for a key with a password, as we do.
+    #[test]
+    fn tpm2_openssl_key_with_auth_is_byte_identical() {
+        let pem = data("tpm2-openssl-p256-auth.tss2.pem");
+        let key = TpmKeyFile::parse(&pem).unwrap();
+        assert!(!key.empty_auth);
+        assert_eq!(key.parent, 0x8100_0001);
+        assert_eq!(key.to_pem().as_bytes(), pem.as_slice());
     }
 
     /// A loadable key written by this module around `tpm2_import` output, which the
