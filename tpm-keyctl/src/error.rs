@@ -57,9 +57,11 @@ impl CliError {
 
     pub fn from_zbus(error: zbus::Error, user: bool) -> CliError {
         match &error {
-            zbus::Error::MethodError(name, _, _)
-                if name.as_str() == "org.freedesktop.DBus.Error.ServiceUnknown"
-                    || name.as_str() == "org.freedesktop.DBus.Error.NameHasNoOwner" =>
+            zbus::Error::FDO(e)
+                if matches!(
+                    **e,
+                    zbus::fdo::Error::ServiceUnknown(_) | zbus::fdo::Error::NameHasNoOwner(_)
+                ) =>
             {
                 Self::not_running(user)
             }

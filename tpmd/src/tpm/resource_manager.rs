@@ -175,9 +175,10 @@ impl ResourceManager {
         mut op: impl FnMut(&mut Context, KeyHandle) -> tss_esapi::Result<T>,
     ) -> TpmResult<T> {
         self.recovering(|rm| {
-            let (handle, _) = rm.parent_handle(parent)?;
+            let (handle, parent_id) = rm.parent_handle(parent)?;
             rm.prepare_auth(handle.into(), &[], crypt)?;
-            rm.retrying(command, |ctx| op(ctx, handle))
+            let pinned: Vec<KeyId> = parent_id.into_iter().collect();
+            rm.with_free_slot(&pinned, command, |ctx| op(ctx, handle))
         })
     }
 
@@ -375,7 +376,7 @@ impl ResourceManager {
         let saved = entry.saved.clone();
         self.trim_cache();
         if let Some(saved) = saved {
-            match self.load_into_slot(&[id], "ContextLoad", |ctx| ctx.context_load(saved.clone())) {
+            match self.with_free_slot(&[id], "ContextLoad", |ctx| ctx.context_load(saved.clone())) {
                 Ok(object) => {
                     self.counters.context_loads += 1;
                     return Ok(self.mark_loaded(id, KeyHandle::from(object)));
@@ -417,7 +418,8 @@ impl ResourceManager {
         let private = match &blob.private {
             KeyPrivate::Loadable(private) => private.clone(),
             KeyPrivate::Importable { .. } => {
-                let private = self.import_with(parent, &blob)?;
+                let pinned: Vec<KeyId> = [Some(id), parent_id].into_iter().flatten().collect();
+                let private = self.import_with(parent, &pinned, &blob)?;
                 if let Some(Entry {
                     source: Source::Blob(cached),
                     ..
@@ -432,7 +434,7 @@ impl ResourceManager {
         let pinned: Vec<KeyId> = [Some(id), parent_id].into_iter().flatten().collect();
         let public = blob.public.clone();
         let object = self
-            .load_into_slot(&pinned, "Load", |ctx| {
+            .with_free_slot(&pinned, "Load", |ctx| {
                 ctx.load(parent, private.clone(), public.clone()).map(ObjectHandle::from)
             })
             .map_err(|e| Self::explain_load_failure(e, blob.parent))?;
@@ -448,13 +450,18 @@ impl ResourceManager {
     }
 
     /// TPM2_Import of a duplicate under `parent`.
-    fn import_with(&mut self, parent: KeyHandle, blob: &KeyBlob) -> TpmResult<Private> {
+    fn import_with(
+        &mut self,
+        parent: KeyHandle,
+        pinned: &[KeyId],
+        blob: &KeyBlob,
+    ) -> TpmResult<Private> {
         let KeyPrivate::Importable { duplicate, seed } = &blob.private else {
             return Err(TpmError::InvalidArgument("this key file is already imported".into()));
         };
         self.prepare_auth(parent.into(), &[], Crypt::Both)?;
         let public = blob.public.clone();
-        self.retrying("Import", |ctx| {
+        self.with_free_slot(pinned, "Import", |ctx| {
             ctx.import(
                 parent.into(),
                 None,
@@ -473,8 +480,9 @@ impl ResourceManager {
     /// Imports a duplicate and returns the loadable private part (the D-Bus Import).
     pub fn import(&mut self, blob: &KeyBlob) -> TpmResult<Private> {
         self.recovering(|rm| {
-            let (parent, _) = rm.parent_handle(blob.parent)?;
-            rm.import_with(parent, blob)
+            let (parent, parent_id) = rm.parent_handle(blob.parent)?;
+            let pinned: Vec<KeyId> = parent_id.into_iter().collect();
+            rm.import_with(parent, &pinned, blob)
         })
     }
 
@@ -485,20 +493,21 @@ impl ResourceManager {
         })?;
         let session = self.session()?;
         session::set_crypt(self.context()?, session, Crypt::Both)?;
-        let object = self.load_into_slot(&[OWNER_PRIMARY_ID], "CreatePrimary", |ctx| {
+        let object = self.with_free_slot(&[OWNER_PRIMARY_ID], "CreatePrimary", |ctx| {
             ctx.create_primary(Hierarchy::Owner, template.clone(), None, None, None, None)
                 .map(|r| ObjectHandle::from(r.key_handle))
         })?;
         Ok(KeyHandle::from(object))
     }
 
-    /// Runs a command that needs a free object slot, evicting as needed.
-    fn load_into_slot(
+    /// Runs a command that needs a free object slot (a load, or a Create that builds
+    /// the object inside the TPM), evicting as needed.
+    fn with_free_slot<T>(
         &mut self,
         pinned: &[KeyId],
         command: &'static str,
-        mut f: impl FnMut(&mut Context) -> tss_esapi::Result<ObjectHandle>,
-    ) -> TpmResult<ObjectHandle> {
+        mut f: impl FnMut(&mut Context) -> tss_esapi::Result<T>,
+    ) -> TpmResult<T> {
         loop {
             while self.loaded.len() >= self.budget {
                 self.evict_lru(pinned)?;
@@ -506,10 +515,10 @@ impl ResourceManager {
             match self.retrying(command, &mut f) {
                 Err(e) if e.response_code().is_some_and(|rc| rc.is_object_memory()) => {
                     // Fewer slots than we thought (another user, a smaller TPM).
-                    let fewer = self.loaded.len().max(1);
-                    if fewer == self.budget && self.evictable(pinned).is_none() {
+                    if self.evictable(pinned).is_none() {
                         return Err(e);
                     }
+                    let fewer = self.loaded.len().max(1);
                     warn!(budget = fewer, "TPM object memory full; lowering the slot budget");
                     self.budget = fewer;
                     self.evict_lru(pinned)?;
