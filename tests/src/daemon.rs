@@ -51,7 +51,12 @@ impl TpmdProcess {
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
-            .map_err(|e| format!("cannot start {}: {e} (run `cargo build --workspace` first)", binary("tpmd").display()))?;
+            .map_err(|e| {
+                format!(
+                    "cannot start {}: {e} (run `cargo build --workspace` first)",
+                    binary("tpmd").display()
+                )
+            })?;
         let mut process = TpmdProcess { child, log };
         process.wait_ready(bus).await?;
         Ok(process)
@@ -60,7 +65,9 @@ impl TpmdProcess {
     async fn wait_ready(&mut self, bus: &PrivateBus) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         let conn = bus.connect().await.map_err(|e| e.to_string())?;
-        let dbus = zbus::fdo::DBusProxy::new(&conn).await.map_err(|e| e.to_string())?;
+        let dbus = zbus::fdo::DBusProxy::new(&conn)
+            .await
+            .map_err(|e| e.to_string())?;
         loop {
             let name = zbus::names::BusName::try_from(tpmd_api::dbus::BUS_NAME)
                 .map_err(|e| e.to_string())?;
@@ -141,7 +148,12 @@ impl TestEnv {
         )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-        TestEnv { tpmd, bus, sim, dir }
+        TestEnv {
+            tpmd,
+            bus,
+            sim,
+            dir,
+        }
     }
 
     pub async fn restart_tpmd(&mut self, extra: &[&str]) {
@@ -157,7 +169,11 @@ impl TestEnv {
     }
 
     pub async fn proxy(&self) -> Daemon1Proxy<'static> {
-        let conn = self.bus.connect().await.unwrap_or_else(|e| panic!("bus: {e}"));
+        let conn = self
+            .bus
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("bus: {e}"));
         Daemon1Proxy::new(&conn)
             .await
             .unwrap_or_else(|e| panic!("proxy: {e}"))

@@ -30,7 +30,10 @@ pub fn ok(out: &Output) -> String {
 /// Asserts a command failed with exactly one line on stderr containing `needle`.
 pub fn fails_with(out: &Output, needle: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected failure, got success: {stderr}");
+    assert!(
+        !out.status.success(),
+        "expected failure, got success: {stderr}"
+    );
     assert!(
         stderr.contains(needle),
         "stderr does not mention {needle:?}: {stderr}"
@@ -53,7 +56,13 @@ pub fn openssl_genkey(path: &Path, algorithm: &str, opts: &[&str]) {
 }
 
 /// Verifies `sig` over `data` with the public key in PEM `public` via openssl.
-pub fn openssl_verify(public: &Path, data: &Path, sig: &Path, digest: &str, extra: &[&str]) -> bool {
+pub fn openssl_verify(
+    public: &Path,
+    data: &Path,
+    sig: &Path,
+    digest: &str,
+    extra: &[&str],
+) -> bool {
     let mut args = vec![
         "dgst".to_string(),
         format!("-{digest}"),

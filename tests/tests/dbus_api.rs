@@ -32,8 +32,13 @@ async fn rsa_sign_schemes_and_decrypt() {
     let public = RsaPublicKey::from_public_key_der(&proxy.public_key(&key).await.unwrap()).unwrap();
     let digest = Sha256::digest(b"hello");
 
-    let sig = proxy.sign(&key, &[], scheme::RSA_PKCS1, "sha256", &digest).await.unwrap();
-    public.verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &sig).unwrap();
+    let sig = proxy
+        .sign(&key, &[], scheme::RSA_PKCS1, "sha256", &digest)
+        .await
+        .unwrap();
+    public
+        .verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &sig)
+        .unwrap();
 
     // CKM_RSA_PKCS style: the caller supplies the DigestInfo.
     let mut digest_info = vec![
@@ -41,28 +46,53 @@ async fn rsa_sign_schemes_and_decrypt() {
         0x05, 0x00, 0x04, 0x20,
     ];
     digest_info.extend_from_slice(&digest);
-    let raw = proxy.sign(&key, &[], scheme::RSA_PKCS1_RAW, "", &digest_info).await.unwrap();
+    let raw = proxy
+        .sign(&key, &[], scheme::RSA_PKCS1_RAW, "", &digest_info)
+        .await
+        .unwrap();
     assert_eq!(raw, sig, "raw PKCS#1 and RSASSA must agree");
 
-    let pss = proxy.sign(&key, &[], scheme::RSA_PSS, "sha256", &digest).await.unwrap();
+    let pss = proxy
+        .sign(&key, &[], scheme::RSA_PSS, "sha256", &digest)
+        .await
+        .unwrap();
     public
         .verify(rsa::Pss::new::<Sha256>(), &digest, &pss)
         .unwrap();
 
     let mut rng = rand::thread_rng();
-    let ct = public.encrypt(&mut rng, Oaep::new::<Sha256>(), b"secret").unwrap();
-    let pt = proxy.decrypt(&key, &[], scheme::RSA_OAEP, "sha256", &ct).await.unwrap();
+    let ct = public
+        .encrypt(&mut rng, Oaep::new::<Sha256>(), b"secret")
+        .unwrap();
+    let pt = proxy
+        .decrypt(&key, &[], scheme::RSA_OAEP, "sha256", &ct)
+        .await
+        .unwrap();
     assert_eq!(pt, b"secret");
-    let ct = public.encrypt(&mut rng, Pkcs1v15Encrypt, b"secret2").unwrap();
-    let pt = proxy.decrypt(&key, &[], scheme::RSA_PKCS1_DECRYPT, "", &ct).await.unwrap();
+    let ct = public
+        .encrypt(&mut rng, Pkcs1v15Encrypt, b"secret2")
+        .unwrap();
+    let pt = proxy
+        .decrypt(&key, &[], scheme::RSA_PKCS1_DECRYPT, "", &ct)
+        .await
+        .unwrap();
     assert_eq!(pt, b"secret2");
 
     // Wrong digest size and wrong scheme are argument errors, not TPM errors.
-    let e = proxy.sign(&key, &[], scheme::RSA_PKCS1, "sha256", &[0; 5]).await.unwrap_err();
+    let e = proxy
+        .sign(&key, &[], scheme::RSA_PKCS1, "sha256", &[0; 5])
+        .await
+        .unwrap_err();
     assert!(matches!(e, DaemonError::InvalidArgument(_)), "{e:?}");
-    let e = proxy.sign(&key, &[], scheme::ECDSA, "sha256", &digest).await.unwrap_err();
+    let e = proxy
+        .sign(&key, &[], scheme::ECDSA, "sha256", &digest)
+        .await
+        .unwrap_err();
     assert!(matches!(e, DaemonError::InvalidArgument(_)), "{e:?}");
-    let e = proxy.sign(b"not a key", &[], scheme::RSA_PKCS1, "sha256", &digest).await.unwrap_err();
+    let e = proxy
+        .sign(b"not a key", &[], scheme::RSA_PKCS1, "sha256", &digest)
+        .await
+        .unwrap_err();
     assert!(matches!(e, DaemonError::BadKeyFile(_)), "{e:?}");
 }
 
@@ -75,11 +105,17 @@ async fn key_auth_is_checked_and_failures_are_rate_limited() {
         .await
         .unwrap();
     let digest = Sha256::digest(b"m");
-    proxy.sign(&key, b"correct horse", scheme::ECDSA, "sha256", &digest).await.unwrap();
+    proxy
+        .sign(&key, b"correct horse", scheme::ECDSA, "sha256", &digest)
+        .await
+        .unwrap();
 
     let mut saw_rate_limit = false;
     for _ in 0..5 {
-        match proxy.sign(&key, b"wrong", scheme::ECDSA, "sha256", &digest).await {
+        match proxy
+            .sign(&key, b"wrong", scheme::ECDSA, "sha256", &digest)
+            .await
+        {
             Err(DaemonError::AuthFailed(m)) => assert!(m.contains("wrong auth"), "{m}"),
             Err(DaemonError::RateLimited(m)) => {
                 assert!(m.contains("try again"), "{m}");
@@ -91,6 +127,9 @@ async fn key_auth_is_checked_and_failures_are_rate_limited() {
     }
     assert!(saw_rate_limit, "failures were not rate limited");
     // While limited, even the right auth waits: the limit is on the caller.
-    let e = proxy.sign(&key, b"correct horse", scheme::ECDSA, "sha256", &digest).await.unwrap_err();
+    let e = proxy
+        .sign(&key, b"correct horse", scheme::ECDSA, "sha256", &digest)
+        .await
+        .unwrap_err();
     assert!(matches!(e, DaemonError::RateLimited(_)), "{e:?}");
 }

@@ -9,11 +9,28 @@ use std::os::unix::fs::PermissionsExt;
 use tpmd_tests::tools::{fails_with, ok, openssl_genkey, openssl_verify, run};
 use tpmd_tests::TestEnv;
 
-fn sign_and_verify(env: &TestEnv, key: &str, pubkey: &str, digest: &str, extra_sign: &[&str], extra_verify: &[&str]) {
+fn sign_and_verify(
+    env: &TestEnv,
+    key: &str,
+    pubkey: &str,
+    digest: &str,
+    extra_sign: &[&str],
+    extra_verify: &[&str],
+) {
     let data = env.path("message.txt");
     fs::write(&data, b"the quick brown fox").unwrap();
     let sig = env.path("message.sig");
-    let mut args = vec!["sign", "-k", key, "-i", "message.txt", "-o", "message.sig", "--hash", digest];
+    let mut args = vec![
+        "sign",
+        "-k",
+        key,
+        "-i",
+        "message.txt",
+        "-o",
+        "message.sig",
+        "--hash",
+        digest,
+    ];
     args.extend_from_slice(extra_sign);
     ok(&env.keyctl(&args));
     let pem = ok(&env.keyctl(&["pubkey", key]));
@@ -39,9 +56,19 @@ async fn wraps_pem_keys_and_signs() {
         ok(&out);
         let wrapped = env.path(&format!("{name}.tpm"));
         let text = fs::read_to_string(&wrapped).unwrap();
-        assert!(text.starts_with("-----BEGIN TSS2 PRIVATE KEY-----"), "{text}");
-        assert_eq!(fs::metadata(&wrapped).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(fs::read(env.path(name)).unwrap(), original, "the original was touched");
+        assert!(
+            text.starts_with("-----BEGIN TSS2 PRIVATE KEY-----"),
+            "{text}"
+        );
+        assert_eq!(
+            fs::metadata(&wrapped).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::read(env.path(name)).unwrap(),
+            original,
+            "the original was touched"
+        );
         assert!(env.path(&format!("{name}.pub")).exists(), "no .pub written");
         // The public key in the wrapped file is the original's.
         let ours = ok(&env.keyctl(&["pubkey", &format!("{name}.tpm")]));
@@ -64,7 +91,12 @@ async fn wraps_pem_keys_and_signs() {
         "rsa.pub.pem",
         "sha256",
         &["--scheme", "pss"],
-        &["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:-1"],
+        &[
+            "-sigopt",
+            "rsa_padding_mode:pss",
+            "-sigopt",
+            "rsa_pss_saltlen:-1",
+        ],
     );
     sign_and_verify(&env, "p384.pem.tpm", "p384.pub.pem", "sha384", &[], &[]);
 }
@@ -76,19 +108,69 @@ async fn wraps_pkcs1_sec1_encrypted_pkcs8_and_openssh() {
     fs::write(&pass, "secret words\n").unwrap();
     // PKCS#1
     openssl_genkey(&env.path("k.pem"), "RSA", &["rsa_keygen_bits:2048"]);
-    run("openssl", &["rsa", "-traditional", "-in", &env.path("k.pem").to_string_lossy(), "-out", &env.path("pkcs1.pem").to_string_lossy()]);
-    assert!(fs::read_to_string(env.path("pkcs1.pem")).unwrap().contains("BEGIN RSA PRIVATE KEY"));
+    run(
+        "openssl",
+        &[
+            "rsa",
+            "-traditional",
+            "-in",
+            &env.path("k.pem").to_string_lossy(),
+            "-out",
+            &env.path("pkcs1.pem").to_string_lossy(),
+        ],
+    );
+    assert!(fs::read_to_string(env.path("pkcs1.pem"))
+        .unwrap()
+        .contains("BEGIN RSA PRIVATE KEY"));
     ok(&env.keyctl(&["wrap", "pkcs1.pem"]));
     // SEC1
-    run("openssl", &["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", &env.path("sec1.pem").to_string_lossy()]);
-    assert!(fs::read_to_string(env.path("sec1.pem")).unwrap().contains("BEGIN EC PRIVATE KEY"));
+    run(
+        "openssl",
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            &env.path("sec1.pem").to_string_lossy(),
+        ],
+    );
+    assert!(fs::read_to_string(env.path("sec1.pem"))
+        .unwrap()
+        .contains("BEGIN EC PRIVATE KEY"));
     ok(&env.keyctl(&["wrap", "sec1.pem"]));
     // Encrypted PKCS#8
-    run("openssl", &["pkcs8", "-topk8", "-in", &env.path("k.pem").to_string_lossy(), "-out", &env.path("enc.pem").to_string_lossy(), "-passout", "pass:secret words"]);
+    run(
+        "openssl",
+        &[
+            "pkcs8",
+            "-topk8",
+            "-in",
+            &env.path("k.pem").to_string_lossy(),
+            "-out",
+            &env.path("enc.pem").to_string_lossy(),
+            "-passout",
+            "pass:secret words",
+        ],
+    );
     ok(&env.keyctl(&["wrap", "enc.pem", "--passphrase-file", "pass"]));
     // OpenSSH, passphrase-protected, RSA and ECDSA
     for (name, t) in [("id_rsa", "rsa"), ("id_ecdsa", "ecdsa")] {
-        run("ssh-keygen", &["-q", "-t", t, "-N", "secret words", "-C", "me@example", "-f", &env.path(name).to_string_lossy()]);
+        run(
+            "ssh-keygen",
+            &[
+                "-q",
+                "-t",
+                t,
+                "-N",
+                "secret words",
+                "-C",
+                "me@example",
+                "-f",
+                &env.path(name).to_string_lossy(),
+            ],
+        );
         fs::remove_file(env.path(&format!("{name}.pub"))).unwrap();
         ok(&env.keyctl(&["wrap", name, "--passphrase-file", "pass"]));
         let pub_line = fs::read_to_string(env.path(&format!("{name}.pub"))).unwrap();
@@ -102,7 +184,14 @@ async fn wraps_pkcs1_sec1_encrypted_pkcs8_and_openssh() {
         let ours = ok(&env.keyctl(&["pubkey", "--ssh", &format!("{name}.tpm")]));
         let fields = |s: &str| s.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
         assert_eq!(fields(&ours), fields(&expected));
-        sign_and_verify(&env, &format!("{name}.tpm"), &format!("{name}.pub.pem"), "sha256", &[], &[]);
+        sign_and_verify(
+            &env,
+            &format!("{name}.tpm"),
+            &format!("{name}.pub.pem"),
+            "sha256",
+            &[],
+            &[],
+        );
     }
 }
 
@@ -116,17 +205,35 @@ async fn generates_keys_in_the_tpm() {
         sign_and_verify(&env, &out, &format!("{t}.pub.pem"), "sha256", &[], &[]);
     }
     // Refuses to overwrite.
-    fails_with(&env.keyctl(&["generate", "-t", "rsa2048", "-o", "rsa2048.tpm"]), "already exists");
+    fails_with(
+        &env.keyctl(&["generate", "-t", "rsa2048", "-o", "rsa2048.tpm"]),
+        "already exists",
+    );
 }
 
 #[tokio::test]
 async fn bad_input_gets_one_clear_line_and_writes_nothing() {
     let env = TestEnv::start().await;
-    run("ssh-keygen", &["-q", "-t", "ed25519", "-N", "", "-f", &env.path("id_ed25519").to_string_lossy()]);
+    run(
+        "ssh-keygen",
+        &[
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-f",
+            &env.path("id_ed25519").to_string_lossy(),
+        ],
+    );
     fails_with(&env.keyctl(&["wrap", "id_ed25519"]), "Ed25519");
     assert!(!env.path("id_ed25519.tpm").exists());
 
-    fs::write(env.path("garbage.pem"), "-----BEGIN PRIVATE KEY-----\nnot base64!!\n-----END PRIVATE KEY-----\n").unwrap();
+    fs::write(
+        env.path("garbage.pem"),
+        "-----BEGIN PRIVATE KEY-----\nnot base64!!\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
     fails_with(&env.keyctl(&["wrap", "garbage.pem"]), "garbage.pem");
     assert!(!env.path("garbage.pem.tpm").exists());
 
@@ -135,17 +242,39 @@ async fn bad_input_gets_one_clear_line_and_writes_nothing() {
     fs::write(env.path("truncated.pem"), &text[..text.len() / 2]).unwrap();
     fails_with(&env.keyctl(&["wrap", "truncated.pem"]), "truncated.pem");
 
-    run("openssl", &["pkcs8", "-topk8", "-in", &env.path("k.pem").to_string_lossy(), "-out", &env.path("enc.pem").to_string_lossy(), "-passout", "pass:right"]);
+    run(
+        "openssl",
+        &[
+            "pkcs8",
+            "-topk8",
+            "-in",
+            &env.path("k.pem").to_string_lossy(),
+            "-out",
+            &env.path("enc.pem").to_string_lossy(),
+            "-passout",
+            "pass:right",
+        ],
+    );
     fs::write(env.path("wrong"), "wrong\n").unwrap();
-    fails_with(&env.keyctl(&["wrap", "enc.pem", "--passphrase-file", "wrong"]), "passphrase");
+    fails_with(
+        &env.keyctl(&["wrap", "enc.pem", "--passphrase-file", "wrong"]),
+        "passphrase",
+    );
     assert!(!env.path("enc.pem.tpm").exists());
 
     fails_with(&env.keyctl(&["wrap", "missing.pem"]), "no such file");
 
     // A corrupt key file given to sign.
-    fs::write(env.path("bad.tpm"), "-----BEGIN TSS2 PRIVATE KEY-----\nMAA=\n-----END TSS2 PRIVATE KEY-----\n").unwrap();
+    fs::write(
+        env.path("bad.tpm"),
+        "-----BEGIN TSS2 PRIVATE KEY-----\nMAA=\n-----END TSS2 PRIVATE KEY-----\n",
+    )
+    .unwrap();
     fs::write(env.path("m"), "x").unwrap();
-    fails_with(&env.keyctl(&["sign", "-k", "bad.tpm", "-i", "m"]), "bad.tpm");
+    fails_with(
+        &env.keyctl(&["sign", "-k", "bad.tpm", "-i", "m"]),
+        "bad.tpm",
+    );
 
     // Output exists: nothing is overwritten without --force.
     ok(&env.keyctl(&["wrap", "k.pem"]));
@@ -162,7 +291,10 @@ async fn a_key_from_another_tpm_is_refused_clearly() {
     ok(&other.keyctl(&["wrap", "k.pem"]));
     fs::copy(other.path("k.pem.tpm"), env.path("foreign.tpm")).unwrap();
     fs::write(env.path("m"), "x").unwrap();
-    fails_with(&env.keyctl(&["sign", "-k", "foreign.tpm", "-i", "m"]), "another TPM");
+    fails_with(
+        &env.keyctl(&["sign", "-k", "foreign.tpm", "-i", "m"]),
+        "another TPM",
+    );
 }
 
 #[tokio::test]
@@ -195,7 +327,11 @@ async fn info_and_srk_status() {
     let v: serde_json::Value = serde_json::from_str(&info).unwrap();
     assert_eq!(v["family"], "2.0");
     assert_eq!(v["srk-present"], true);
-    assert!(v["algorithms"].as_array().unwrap().iter().any(|a| a == "rsa"));
+    assert!(v["algorithms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a == "rsa"));
     assert!(!v["manufacturer"].as_str().unwrap().is_empty());
     let status = ok(&env.keyctl(&["srk", "status"]));
     assert!(status.contains("present"), "{status}");

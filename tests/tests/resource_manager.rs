@@ -98,7 +98,11 @@ async fn fifty_keys_round_robin_across_a_reset_and_sixteen_clients() {
 
     drop(proxy);
     env.tpmd.stop();
-    assert_eq!(transient_handles(&env), 0, "tpmd left transient objects in the TPM");
+    assert_eq!(
+        transient_handles(&env),
+        0,
+        "tpmd left transient objects in the TPM"
+    );
 }
 
 #[tokio::test]

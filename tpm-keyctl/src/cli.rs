@@ -34,7 +34,9 @@ pub enum Command {
     #[command(subcommand)]
     Srk(SrkCommand),
     /// Wrap an existing private key (PEM or OpenSSH) into a TPM key file.
-    #[command(after_help = "Examples:\n  tpm-keyctl wrap ~/.ssh/id_rsa                 writes ~/.ssh/id_rsa.tpm (0600)\n  tpm-keyctl wrap -a key.pem -o key.tpm         protect the TPM key with an auth value\n  tpm-keyctl wrap --parent-pub srk.pub key.pem  wrap for another machine, offline")]
+    #[command(
+        after_help = "Examples:\n  tpm-keyctl wrap ~/.ssh/id_rsa                 writes ~/.ssh/id_rsa.tpm (0600)\n  tpm-keyctl wrap -a key.pem -o key.tpm         protect the TPM key with an auth value\n  tpm-keyctl wrap --parent-pub srk.pub key.pem  wrap for another machine, offline"
+    )]
     Wrap(WrapArgs),
     /// Make a new key inside the TPM.
     Generate(GenerateArgs),

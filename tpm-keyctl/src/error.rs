@@ -7,7 +7,10 @@ use tpmd_api::DaemonError;
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error("tpmd is not running on the {bus}; start it with {start}")]
-    NotRunning { bus: &'static str, start: &'static str },
+    NotRunning {
+        bus: &'static str,
+        start: &'static str,
+    },
     #[error("{0}")]
     Daemon(String),
     #[error("{path}: {message}")]

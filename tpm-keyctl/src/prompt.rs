@@ -7,7 +7,11 @@ use crate::error::{CliError, CliResult};
 pub fn secret(prompt: &str) -> CliResult<Zeroizing<Vec<u8>>> {
     rpassword::prompt_password(prompt)
         .map(|s| Zeroizing::new(s.into_bytes()))
-        .map_err(|e| CliError::Usage(format!("cannot read from the terminal ({e}); use --passphrase-file or --auth-file")))
+        .map_err(|e| {
+            CliError::Usage(format!(
+                "cannot read from the terminal ({e}); use --passphrase-file or --auth-file"
+            ))
+        })
 }
 
 /// Asks twice and insists they match.
@@ -15,7 +19,9 @@ pub fn new_secret(prompt: &str) -> CliResult<Zeroizing<Vec<u8>>> {
     let first = secret(prompt)?;
     let second = secret("Again: ")?;
     if *first != *second {
-        return Err(CliError::Usage("the two entries differ; nothing was written".into()));
+        return Err(CliError::Usage(
+            "the two entries differ; nothing was written".into(),
+        ));
     }
     Ok(first)
 }

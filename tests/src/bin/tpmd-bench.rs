@@ -95,7 +95,12 @@ fn raw_floor(sim: &Simulator, key_pem: &[u8], ops: usize) -> Stats {
     stats(latencies, wall)
 }
 
-async fn through_tpmd(bus: &PrivateBus, keys: Arc<Vec<Vec<u8>>>, clients: usize, ops: usize) -> Stats {
+async fn through_tpmd(
+    bus: &PrivateBus,
+    keys: Arc<Vec<Vec<u8>>>,
+    clients: usize,
+    ops: usize,
+) -> Stats {
     let start = Instant::now();
     let mut tasks = Vec::new();
     let per_client = ops / clients;
@@ -129,7 +134,13 @@ async fn through_tpmd(bus: &PrivateBus, keys: Arc<Vec<Vec<u8>>>, clients: usize,
 /// fresh seed, so each is a different object to the TPM).
 fn wrapped_copies(parent: &TpmPublic, n: usize) -> Vec<Vec<u8>> {
     let pem = std::process::Command::new("openssl")
-        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"])
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+        ])
         .output()
         .unwrap()
         .stdout;

@@ -59,6 +59,8 @@ pub async fn info(tpmd: &Tpmd, json_out: bool) -> CliResult<()> {
 
 pub async fn stats(tpmd: &Tpmd, json_out: bool) -> CliResult<()> {
     let counters = tpmd.check(tpmd.proxy.get_counters().await)?;
-    output::print(json_out, &counters_json(&counters), |_| counters_text(&counters));
+    output::print(json_out, &counters_json(&counters), |_| {
+        counters_text(&counters)
+    });
     Ok(())
 }

@@ -7,8 +7,11 @@ use crate::error::{CliError, CliResult};
 use crate::files;
 
 pub fn run(args: &PubkeyArgs) -> CliResult<()> {
-    let file = TpmKeyFile::parse(&files::read(&args.key)?).map_err(|e| CliError::file(&args.key, e))?;
-    let public = file.public_area().map_err(|e| CliError::file(&args.key, e))?;
+    let file =
+        TpmKeyFile::parse(&files::read(&args.key)?).map_err(|e| CliError::file(&args.key, e))?;
+    let public = file
+        .public_area()
+        .map_err(|e| CliError::file(&args.key, e))?;
     let text = if args.ssh {
         let comment = args
             .key
@@ -21,7 +24,9 @@ pub fn run(args: &PubkeyArgs) -> CliResult<()> {
             .to_openssh()
             .map_err(|e| CliError::file(&args.key, e))?
     } else {
-        public.to_spki_pem().map_err(|e| CliError::file(&args.key, e))?
+        public
+            .to_spki_pem()
+            .map_err(|e| CliError::file(&args.key, e))?
     };
     println!("{}", text.trim_end());
     Ok(())

@@ -24,20 +24,36 @@ fn digest(hash: Hash, data: &[u8]) -> (Vec<u8>, &'static str) {
 
 /// r || s to the DER SEQUENCE openssl and most verifiers want.
 fn ecdsa_der(raw: &[u8]) -> CliResult<Vec<u8>> {
-    let bad = |e: p256::ecdsa::Error| CliError::Daemon(format!("tpmd returned a bad ECDSA signature: {e}"));
+    let bad = |e: p256::ecdsa::Error| {
+        CliError::Daemon(format!("tpmd returned a bad ECDSA signature: {e}"))
+    };
     match raw.len() {
-        64 => Ok(p256::ecdsa::Signature::from_slice(raw).map_err(bad)?.to_der().as_bytes().to_vec()),
-        96 => Ok(p384::ecdsa::Signature::from_slice(raw).map_err(bad)?.to_der().as_bytes().to_vec()),
-        n => Err(CliError::Daemon(format!("tpmd returned an ECDSA signature of {n} bytes"))),
+        64 => Ok(p256::ecdsa::Signature::from_slice(raw)
+            .map_err(bad)?
+            .to_der()
+            .as_bytes()
+            .to_vec()),
+        96 => Ok(p384::ecdsa::Signature::from_slice(raw)
+            .map_err(bad)?
+            .to_der()
+            .as_bytes()
+            .to_vec()),
+        n => Err(CliError::Daemon(format!(
+            "tpmd returned an ECDSA signature of {n} bytes"
+        ))),
     }
 }
 
 pub async fn run(tpmd: &Tpmd, args: &SignArgs) -> CliResult<()> {
     let key_bytes = files::read(&args.key)?;
     let file = TpmKeyFile::parse(&key_bytes).map_err(|e| CliError::file(&args.key, e))?;
-    let public = file.public_area().map_err(|e| CliError::file(&args.key, e))?;
+    let public = file
+        .public_area()
+        .map_err(|e| CliError::file(&args.key, e))?;
     let is_ec = matches!(public.key, KeyParams::Ecc { .. });
-    let chosen = args.scheme.unwrap_or(if is_ec { Scheme::Ecdsa } else { Scheme::Pkcs1 });
+    let chosen = args
+        .scheme
+        .unwrap_or(if is_ec { Scheme::Ecdsa } else { Scheme::Pkcs1 });
     let scheme_name = match chosen {
         Scheme::Pkcs1 => scheme::RSA_PKCS1,
         Scheme::Pss => scheme::RSA_PSS,

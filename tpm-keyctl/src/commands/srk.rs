@@ -40,13 +40,17 @@ pub async fn run(tpmd: &Tpmd, command: SrkCommand, json_out: bool) -> CliResult<
             let info = tpmd.check(tpmd.proxy.get_info().await)?;
             let present = info.srk_present == Some(true);
             let handle = info.srk_handle.unwrap_or(tpmd_api::DEFAULT_SRK_HANDLE);
-            output::print(json_out, &json!({"present": present, "handle": handle}), |_| {
-                if present {
-                    format!("SRK present at {handle:#010x}")
-                } else {
-                    format!("no SRK at {handle:#010x}: create it with `tpm-keyctl srk create`")
-                }
-            });
+            output::print(
+                json_out,
+                &json!({"present": present, "handle": handle}),
+                |_| {
+                    if present {
+                        format!("SRK present at {handle:#010x}")
+                    } else {
+                        format!("no SRK at {handle:#010x}: create it with `tpm-keyctl srk create`")
+                    }
+                },
+            );
         }
         SrkCommand::Create => {
             let created = with_spinner(
@@ -64,11 +68,8 @@ pub async fn run(tpmd: &Tpmd, command: SrkCommand, json_out: bool) -> CliResult<
             });
         }
         SrkCommand::Public { output: path } => {
-            let public = tpmd.check(
-                tpmd.proxy
-                    .parent_public(tpmd_api::DEFAULT_SRK_HANDLE)
-                    .await,
-            )?;
+            let public =
+                tpmd.check(tpmd.proxy.parent_public(tpmd_api::DEFAULT_SRK_HANDLE).await)?;
             files::write_atomic(&path, &public, 0o644, true)?;
             output::print(json_out, &json!({"written": path}), |_| {
                 format!(

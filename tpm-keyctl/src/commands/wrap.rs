@@ -97,16 +97,19 @@ pub async fn run(tpmd: Option<&Tpmd>, args: &WrapArgs, json_out: bool) -> CliRes
         (None, true) => args.key.clone(),
         (None, false) => with_suffix(&args.key, ".tpm"),
     };
-    files::write_atomic(&out, file.to_pem().as_bytes(), 0o600, args.force || args.replace)?;
+    files::write_atomic(
+        &out,
+        file.to_pem().as_bytes(),
+        0o600,
+        args.force || args.replace,
+    )?;
 
     let pub_path = with_suffix(&args.key, ".pub");
     let mut wrote_pub = false;
     if !pub_path.exists() {
-        if let Ok(line) = ssh_public.as_ref().map(|k| k.to_openssh()) {
-            if let Ok(line) = line {
-                files::write_atomic(&pub_path, format!("{line}\n").as_bytes(), 0o644, false)?;
-                wrote_pub = true;
-            }
+        if let Ok(Ok(line)) = ssh_public.as_ref().map(|k| k.to_openssh()) {
+            files::write_atomic(&pub_path, format!("{line}\n").as_bytes(), 0o644, false)?;
+            wrote_pub = true;
         }
     }
     let value = json!({

@@ -135,6 +135,8 @@ impl Daemon {
             .map_err(|e| DaemonError::Unsupported(e.to_string()))
     }
 
+    // The D-Bus signature fixes the arguments.
+    #[allow(clippy::too_many_arguments)]
     async fn sign(
         &self,
         #[zbus(header)] header: Header<'_>,
@@ -159,6 +161,7 @@ impl Daemon {
         .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn decrypt(
         &self,
         #[zbus(header)] header: Header<'_>,

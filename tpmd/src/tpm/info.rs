@@ -31,9 +31,8 @@ fn ascii(value: u32) -> String {
 }
 
 fn algorithms(ctx: &mut Context) -> Vec<String> {
-    let caps = ctx.execute_without_session(|ctx| {
-        ctx.get_capability(CapabilityType::Algorithms, 0, 64)
-    });
+    let caps =
+        ctx.execute_without_session(|ctx| ctx.get_capability(CapabilityType::Algorithms, 0, 64));
     match caps {
         Ok((CapabilityData::Algorithms(list), _)) => list
             .iter()
@@ -62,7 +61,13 @@ pub fn info(rm: &mut ResourceManager) -> TpmResult<Info> {
         property(ctx, PropertyTag::FirmwareVersion1),
         property(ctx, PropertyTag::FirmwareVersion2),
     ) {
-        (Some(a), Some(b)) => Some(format!("{}.{}.{}.{}", a >> 16, a & 0xFFFF, b >> 16, b & 0xFFFF)),
+        (Some(a), Some(b)) => Some(format!(
+            "{}.{}.{}.{}",
+            a >> 16,
+            a & 0xFFFF,
+            b >> 16,
+            b & 0xFFFF
+        )),
         _ => None,
     };
     let algorithms = algorithms(ctx);

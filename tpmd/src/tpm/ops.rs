@@ -11,10 +11,10 @@ use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
 use tss_esapi::interface_types::ecc::EccCurve as TssEccCurve;
 use tss_esapi::interface_types::key_bits::RsaKeyBits;
 use tss_esapi::structures::{
-    Auth, Data, Digest, EccPoint, EccScheme, HashScheme, HashcheckTicket, KeyDerivationFunctionScheme,
-    Private, Public, PublicBuilder, PublicEccParametersBuilder, PublicKeyRsa,
-    PublicRsaParametersBuilder, RsaDecryptionScheme, RsaExponent, RsaScheme, Signature,
-    SignatureScheme,
+    Auth, Data, Digest, EccPoint, EccScheme, HashScheme, HashcheckTicket,
+    KeyDerivationFunctionScheme, Private, Public, PublicBuilder, PublicEccParametersBuilder,
+    PublicKeyRsa, PublicRsaParametersBuilder, RsaDecryptionScheme, RsaExponent, RsaScheme,
+    Signature, SignatureScheme,
 };
 use tss_esapi::traits::Marshall;
 use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
@@ -162,7 +162,11 @@ fn sign_pkcs1_raw(
     data: &[u8],
 ) -> TpmResult<Vec<u8>> {
     let k = rsa_modulus_len(public)?;
-    require_attribute(public, ATTR_DECRYPT, "do raw RSA (it lacks the decrypt attribute)")?;
+    require_attribute(
+        public,
+        ATTR_DECRYPT,
+        "do raw RSA (it lacks the decrypt attribute)",
+    )?;
     if data.len() + 11 > k {
         return Err(TpmError::InvalidArgument(format!(
             "{} bytes is too long to sign with a {}-bit key",
@@ -177,7 +181,12 @@ fn sign_pkcs1_raw(
     let input = PublicKeyRsa::try_from(block)
         .map_err(|_| TpmError::InvalidArgument("RSA block too large".into()))?;
     let out = rm.with_key(blob, auth, Crypt::Both, "RSA_Decrypt", |ctx, key| {
-        ctx.rsa_decrypt(key, input.clone(), RsaDecryptionScheme::Null, Data::default())
+        ctx.rsa_decrypt(
+            key,
+            input.clone(),
+            RsaDecryptionScheme::Null,
+            Data::default(),
+        )
     })?;
     Ok(pad_left(out.value(), k))
 }
@@ -225,10 +234,13 @@ fn tpm2b(bytes: &[u8]) -> Vec<u8> {
 }
 
 fn marshal_public(public: &Public) -> TpmResult<Vec<u8>> {
-    public.marshall().map(|b| tpm2b(&b)).map_err(|e| TpmError::Stack {
-        command: "Marshal",
-        detail: e.to_string(),
-    })
+    public
+        .marshall()
+        .map(|b| tpm2b(&b))
+        .map_err(|e| TpmError::Stack {
+            command: "Marshal",
+            detail: e.to_string(),
+        })
 }
 
 fn loadable_file(parent: u32, empty_auth: bool, public: Vec<u8>, private: &Private) -> TpmKeyFile {
@@ -244,14 +256,23 @@ fn loadable_file(parent: u32, empty_auth: bool, public: Vec<u8>, private: &Priva
 }
 
 /// TPM2_Import of an importable key file; returns the loadable key file.
-pub fn import(rm: &mut ResourceManager, file: &TpmKeyFile, blob: &KeyBlob) -> TpmResult<TpmKeyFile> {
+pub fn import(
+    rm: &mut ResourceManager,
+    file: &TpmKeyFile,
+    blob: &KeyBlob,
+) -> TpmResult<TpmKeyFile> {
     if file.kind != KeyFileKind::Importable {
         return Err(TpmError::InvalidArgument(
             "this key file is already loadable; there is nothing to import".into(),
         ));
     }
     let private = rm.import(blob)?;
-    Ok(loadable_file(file.parent, file.empty_auth, file.public.clone(), &private))
+    Ok(loadable_file(
+        file.parent,
+        file.empty_auth,
+        file.public.clone(),
+        &private,
+    ))
 }
 
 /// The key types `generate` accepts.
@@ -351,12 +372,19 @@ pub fn generate(
     };
     let created = rm
         .with_parent(parent, Crypt::Both, "Create", |ctx, parent_key| {
-            ctx.create(parent_key, template.clone(), auth_value.clone(), None, None, None)
+            ctx.create(
+                parent_key,
+                template.clone(),
+                auth_value.clone(),
+                None,
+                None,
+                None,
+            )
         })
         .map_err(|e| match e.response_code() {
-            Some(rc) if rc.is_unsupported() => TpmError::Unsupported(format!(
-                "this TPM cannot make {key_type} keys ({rc})"
-            )),
+            Some(rc) if rc.is_unsupported() => {
+                TpmError::Unsupported(format!("this TPM cannot make {key_type} keys ({rc})"))
+            }
             _ => e,
         })?;
     Ok(loadable_file(

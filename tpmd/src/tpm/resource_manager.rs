@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::thread::sleep;
 use std::time::Duration;
 
+use tracing::{debug, info, warn};
 use tss_esapi::constants::StartupType;
 use tss_esapi::handles::{KeyHandle, ObjectHandle, PersistentTpmHandle, TpmHandle};
 use tss_esapi::interface_types::resource_handles::Hierarchy;
@@ -18,7 +19,6 @@ use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::structures::{Auth, Private};
 use tss_esapi::utils::TpmsContext;
 use tss_esapi::Context;
-use tracing::{debug, info, warn};
 
 use super::blob::{KeyBlob, KeyId, KeyPrivate};
 use super::counters::RmCounters;
@@ -292,7 +292,9 @@ impl ResourceManager {
 
     fn prepare_auth(&mut self, object: ObjectHandle, auth: &[u8], crypt: Crypt) -> TpmResult<()> {
         let auth = Auth::try_from(auth.to_vec()).map_err(|_| {
-            TpmError::InvalidArgument("the auth value is longer than the TPM allows (64 bytes)".into())
+            TpmError::InvalidArgument(
+                "the auth value is longer than the TPM allows (64 bytes)".into(),
+            )
         })?;
         let session = self.session()?;
         let ctx = self.context()?;
@@ -309,7 +311,9 @@ impl ResourceManager {
         }
         let tpm_handle = PersistentTpmHandle::new(handle)
             .map(TpmHandle::Persistent)
-            .map_err(|_| TpmError::InvalidArgument(format!("{handle:#010x} is not a persistent handle")))?;
+            .map_err(|_| {
+                TpmError::InvalidArgument(format!("{handle:#010x} is not a persistent handle"))
+            })?;
         let result = self
             .context()?
             .execute_without_session(|ctx| ctx.tr_from_tpm_public(tpm_handle));
@@ -435,7 +439,8 @@ impl ResourceManager {
         let public = blob.public.clone();
         let object = self
             .with_free_slot(&pinned, "Load", |ctx| {
-                ctx.load(parent, private.clone(), public.clone()).map(ObjectHandle::from)
+                ctx.load(parent, private.clone(), public.clone())
+                    .map(ObjectHandle::from)
             })
             .map_err(|e| Self::explain_load_failure(e, blob.parent))?;
         Ok(KeyHandle::from(object))
@@ -444,7 +449,9 @@ impl ResourceManager {
     fn explain_load_failure(error: TpmError, parent: u32) -> TpmError {
         match error.response_code() {
             Some(rc) if rc.is_wrong_parent() => TpmError::WrongTpm { rc },
-            _ if matches!(error, TpmError::NoParent { .. }) => TpmError::NoParent { handle: parent },
+            _ if matches!(error, TpmError::NoParent { .. }) => {
+                TpmError::NoParent { handle: parent }
+            }
             _ => error,
         }
     }
@@ -457,7 +464,9 @@ impl ResourceManager {
         blob: &KeyBlob,
     ) -> TpmResult<Private> {
         let KeyPrivate::Importable { duplicate, seed } = &blob.private else {
-            return Err(TpmError::InvalidArgument("this key file is already imported".into()));
+            return Err(TpmError::InvalidArgument(
+                "this key file is already imported".into(),
+            ));
         };
         self.prepare_auth(parent.into(), &[], Crypt::Both)?;
         let public = blob.public.clone();
@@ -519,7 +528,10 @@ impl ResourceManager {
                         return Err(e);
                     }
                     let fewer = self.loaded.len().max(1);
-                    warn!(budget = fewer, "TPM object memory full; lowering the slot budget");
+                    warn!(
+                        budget = fewer,
+                        "TPM object memory full; lowering the slot budget"
+                    );
                     self.budget = fewer;
                     self.evict_lru(pinned)?;
                 }

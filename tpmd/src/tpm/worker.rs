@@ -46,9 +46,9 @@ impl TpmWorker {
                 rm.flush_all();
             })
             .map_err(|e| TpmError::Unavailable(format!("cannot start the TPM thread: {e}")))?;
-        opened_rx
-            .recv()
-            .map_err(|_| TpmError::Unavailable("the TPM thread died while opening the TPM".into()))??;
+        opened_rx.recv().map_err(|_| {
+            TpmError::Unavailable("the TPM thread died while opening the TPM".into())
+        })??;
         Ok(TpmWorker { queue })
     }
 

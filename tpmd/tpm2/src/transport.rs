@@ -59,8 +59,9 @@ impl Transport {
 
     fn tcti(&self) -> Result<TctiNameConf, TransportError> {
         let conf = match self {
-            Transport::Device(path) => DeviceConfig::from_str(&path.to_string_lossy())
-                .map(TctiNameConf::Device),
+            Transport::Device(path) => {
+                DeviceConfig::from_str(&path.to_string_lossy()).map(TctiNameConf::Device)
+            }
             Transport::Swtpm { host, port } => {
                 NetworkTPMConfig::from_str(&format!("host={host},port={port}"))
                     .map(TctiNameConf::Swtpm)
