@@ -332,7 +332,8 @@ fn outer_wrap(
     let hash_alg = parent.name_alg;
     let digest_bits = (digest_size_of(hash_alg)? * 8) as u32;
     let sym_key = kdfa(hash_alg, seed, "STORAGE", name, &[], sym_bits)?;
-    let mut enc_sensitive = sensitive.to_vec();
+    // Plaintext until encrypted in place, so zeroized if encryption fails.
+    let mut enc_sensitive = Zeroizing::new(sensitive.to_vec());
     aes_cfb_encrypt(&sym_key, &mut enc_sensitive)?;
     let hmac_key = kdfa(hash_alg, seed, "INTEGRITY", &[], &[], digest_bits)?;
     let outer_hmac = hmac_parts(hash_alg, &hmac_key, &[&enc_sensitive, name])?;

@@ -190,8 +190,8 @@ impl SoftwareKey {
                 out.extend_from_slice(&bytes);
                 Ok(out)
             }
-            SoftwareKey::EcP256(k) => Ok(Zeroizing::new(k.to_bytes().to_vec())),
-            SoftwareKey::EcP384(k) => Ok(Zeroizing::new(k.to_bytes().to_vec())),
+            SoftwareKey::EcP256(k) => Ok(Zeroizing::new(Zeroizing::new(k.to_bytes()).to_vec())),
+            SoftwareKey::EcP384(k) => Ok(Zeroizing::new(Zeroizing::new(k.to_bytes()).to_vec())),
         }
     }
 }
