@@ -40,13 +40,22 @@ impl TpmdProcess {
         extra: &[&str],
         log: PathBuf,
     ) -> Result<TpmdProcess, String> {
+        let mut args = vec!["--tpm", transport];
+        args.extend_from_slice(extra);
+        Self::start_with_args(bus, &args, log).await
+    }
+
+    /// Starts tpmd on `bus` with exactly these arguments (plus the bus address).
+    pub async fn start_with_args(
+        bus: &PrivateBus,
+        args: &[&str],
+        log: PathBuf,
+    ) -> Result<TpmdProcess, String> {
         let log_file = std::fs::File::create(&log).map_err(|e| e.to_string())?;
         let child = Command::new(binary("tpmd"))
             .arg("--address")
             .arg(bus.address())
-            .arg("--tpm")
-            .arg(transport)
-            .args(extra)
+            .args(args)
             .env("TPMD_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log_file)
@@ -135,6 +144,11 @@ impl TestEnv {
 
     pub async fn start_with(extra: &[&str]) -> TestEnv {
         let sim = Simulator::start_temporary().unwrap_or_else(|e| panic!("simulator: {e}"));
+        Self::start_on(sim, extra).await
+    }
+
+    /// tpmd on a simulator the caller prepared (without an SRK, say).
+    pub async fn start_on(sim: Simulator, extra: &[&str]) -> TestEnv {
         let bus = PrivateBus::start().unwrap_or_else(|e| panic!("dbus-daemon: {e}"));
         let dir = tempfile::Builder::new()
             .prefix("tpmd-test-")
