@@ -26,12 +26,10 @@ pub const RAW_DEVICE: &str = "/dev/tpm0";
 pub enum TransportError {
     #[error("no TPM found: neither {KERNEL_RM_DEVICE} nor {RAW_DEVICE} exists; on a machine without a TPM run `tpmd --simulator`")]
     NoTpm,
-    #[error("cannot open {what}: {source}; check that tpmd runs in group tss and that nothing else holds the TPM")]
-    Open {
-        what: String,
-        #[source]
-        source: tss_esapi::Error,
-    },
+    #[error("cannot open the TPM device {path}: {reason}")]
+    Device { path: PathBuf, reason: String },
+    #[error("no TPM simulator answers at {host}:{port}; start one with `tpmd-simulator` or run `tpmd --simulator`")]
+    NoSimulator { host: String, port: u16 },
     #[error("bad transport {0:?}: expected device:/dev/tpmrm0, swtpm:host=127.0.0.1,port=2321 or a device path")]
     Parse(String),
 }
@@ -72,11 +70,38 @@ impl Transport {
 
     /// Opens an ESAPI context on this transport.
     pub fn open(&self) -> Result<Context, TransportError> {
-        Context::new(self.tcti()?).map_err(|source| TransportError::Open {
-            what: self.to_string(),
-            source,
+        if let Transport::Device(path) = self {
+            check_device(path)?;
+        }
+        Context::new(self.tcti()?).map_err(|_| match self {
+            Transport::Device(path) => TransportError::Device {
+                path: path.clone(),
+                reason: "the TPM software stack could not use it".into(),
+            },
+            Transport::Swtpm { host, port } => TransportError::NoSimulator {
+                host: host.clone(),
+                port: *port,
+            },
         })
     }
+}
+
+/// Explains why a device cannot be opened, in the terms of the fix, before the TSS
+/// library fails with a bare response code.
+fn check_device(path: &Path) -> Result<(), TransportError> {
+    let reason = match std::fs::OpenOptions::new().read(true).write(true).open(path) {
+        Ok(_) => return Ok(()),
+        Err(e) => match e.kind() {
+            std::io::ErrorKind::NotFound => "it does not exist; is the TPM enabled in the firmware and the tpm_tis/tpm_crb driver loaded?".to_string(),
+            std::io::ErrorKind::PermissionDenied => "permission denied; run tpmd as a member of group tss (udev/60-tpmd.rules gives the device to that group)".to_string(),
+            _ if e.raw_os_error() == Some(16) => format!("it is busy: another program holds it open; use {KERNEL_RM_DEVICE}, which is shared, or stop that program"),
+            _ => e.to_string(),
+        },
+    };
+    Err(TransportError::Device {
+        path: path.to_path_buf(),
+        reason,
+    })
 }
 
 impl fmt::Display for Transport {
