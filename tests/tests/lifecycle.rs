@@ -25,7 +25,8 @@ async fn a_missing_srk_is_explained_and_srk_create_fixes_it() {
     ok(&env.keyctl(&["wrap", "k.pem"]));
     fs::write(env.path("m"), "m").unwrap();
     ok(&env.keyctl(&["sign", "-k", "k.pem.tpm", "-i", "m", "-o", "m.sig"]));
-    let info: serde_json::Value = serde_json::from_str(&ok(&env.keyctl(&["--json", "info"]))).unwrap();
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(&env.keyctl(&["--json", "info"]))).unwrap();
     assert_eq!(info["srk-present"], true);
 }
 
@@ -45,15 +46,31 @@ async fn the_embedded_simulator_keeps_keys_across_restarts() {
             .unwrap()
     };
 
-    let mut tpmd = TpmdProcess::start_with_args(&bus, &args, dir.path().join("1.log")).await.unwrap();
+    let mut tpmd = TpmdProcess::start_with_args(&bus, &args, dir.path().join("1.log"))
+        .await
+        .unwrap();
     openssl_genkey(&dir.path().join("k.pem"), "RSA", &["rsa_keygen_bits:2048"]);
     ok(&keyctl(&["wrap", "k.pem"]));
     let status = tpmd.stop().unwrap();
-    assert!(status.success(), "tpmd did not stop cleanly: {}", tpmd.log_text());
+    assert!(
+        status.success(),
+        "tpmd did not stop cleanly: {}",
+        tpmd.log_text()
+    );
 
-    let _tpmd = TpmdProcess::start_with_args(&bus, &args, dir.path().join("2.log")).await.unwrap();
+    let _tpmd = TpmdProcess::start_with_args(&bus, &args, dir.path().join("2.log"))
+        .await
+        .unwrap();
     fs::write(dir.path().join("m"), "m").unwrap();
-    ok(&keyctl(&["sign", "-k", "k.pem.tpm", "-i", "m", "-o", "m.sig"]));
+    ok(&keyctl(&[
+        "sign",
+        "-k",
+        "k.pem.tpm",
+        "-i",
+        "m",
+        "-o",
+        "m.sig",
+    ]));
 }
 
 #[tokio::test]
@@ -64,14 +81,52 @@ async fn key_auth_through_tpm_keyctl() {
     fs::write(env.path("m"), "m").unwrap();
     openssl_genkey(&env.path("k.pem"), "EC", &["ec_paramgen_curve:P-384"]);
     ok(&env.keyctl(&["wrap", "k.pem", "--auth-file", "auth"]));
-    ok(&env.keyctl(&["sign", "-k", "k.pem.tpm", "-i", "m", "-o", "m.sig", "--auth-file", "auth"]));
+    ok(&env.keyctl(&[
+        "sign",
+        "-k",
+        "k.pem.tpm",
+        "-i",
+        "m",
+        "-o",
+        "m.sig",
+        "--auth-file",
+        "auth",
+    ]));
     fails_with(
-        &env.keyctl(&["sign", "-k", "k.pem.tpm", "-i", "m", "-o", "m2.sig", "--auth-file", "bad"]),
+        &env.keyctl(&[
+            "sign",
+            "-k",
+            "k.pem.tpm",
+            "-i",
+            "m",
+            "-o",
+            "m2.sig",
+            "--auth-file",
+            "bad",
+        ]),
         "wrong auth value",
     );
     assert!(!env.path("m2.sig").exists());
-    ok(&env.keyctl(&["generate", "-t", "rsa2048", "-o", "g.tpm", "--auth-file", "auth"]));
-    ok(&env.keyctl(&["sign", "-k", "g.tpm", "-i", "m", "-o", "g.sig", "--auth-file", "auth"]));
+    ok(&env.keyctl(&[
+        "generate",
+        "-t",
+        "rsa2048",
+        "-o",
+        "g.tpm",
+        "--auth-file",
+        "auth",
+    ]));
+    ok(&env.keyctl(&[
+        "sign",
+        "-k",
+        "g.tpm",
+        "-i",
+        "m",
+        "-o",
+        "g.sig",
+        "--auth-file",
+        "auth",
+    ]));
 }
 
 #[tokio::test]
@@ -80,7 +135,10 @@ async fn replace_swaps_the_original_for_the_tpm_key() {
     openssl_genkey(&env.path("id_rsa"), "RSA", &["rsa_keygen_bits:2048"]);
     ok(&env.keyctl(&["wrap", "--replace", "id_rsa"]));
     let text = fs::read_to_string(env.path("id_rsa")).unwrap();
-    assert!(text.starts_with("-----BEGIN TSS2 PRIVATE KEY-----"), "{text}");
+    assert!(
+        text.starts_with("-----BEGIN TSS2 PRIVATE KEY-----"),
+        "{text}"
+    );
     assert!(!env.path("id_rsa.tpm").exists());
     assert!(env.path("id_rsa.pub").exists());
 }
