@@ -33,13 +33,9 @@ pub enum KeyPrivate {
 }
 
 /// Strips the u16 size of a TPM2B and checks it matches.
-pub fn tpm2b_contents<'a>(what: &str, bytes: &'a [u8]) -> TpmResult<&'a [u8]> {
-    let corrupt = || TpmError::BadKeyFile(format!("the key file's {what} is truncated or corrupt"));
-    let (size, rest) = bytes.split_first_chunk::<2>().ok_or_else(corrupt)?;
-    if usize::from(u16::from_be_bytes(*size)) != rest.len() {
-        return Err(corrupt());
-    }
-    Ok(rest)
+pub fn tpm2b_contents<'a>(what: &'static str, bytes: &'a [u8]) -> TpmResult<&'a [u8]> {
+    tpmd_api::marshal::parse_tpm2b(bytes, what)
+        .map_err(|_| TpmError::BadKeyFile(format!("the key file's {what} is truncated or corrupt")))
 }
 
 impl KeyBlob {

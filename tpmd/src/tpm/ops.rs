@@ -3,6 +3,7 @@
 
 use tpmd_api::dbus::scheme;
 use tpmd_api::keyfile::{KeyFileKind, TpmKeyFile};
+use tpmd_api::marshal::tpm2b;
 use tpmd_api::public::{EccCurve, KeyParams};
 use tpmd_api::TpmPublic;
 use tss_esapi::attributes::ObjectAttributesBuilder;
@@ -225,12 +226,6 @@ pub fn decrypt(
         ctx.rsa_decrypt(key, input.clone(), decryption, Data::default())
     })?;
     Ok(out.value().to_vec())
-}
-
-fn tpm2b(bytes: &[u8]) -> Vec<u8> {
-    let mut out = (bytes.len() as u16).to_be_bytes().to_vec();
-    out.extend_from_slice(bytes);
-    out
 }
 
 fn marshal_public(public: &Public) -> TpmResult<Vec<u8>> {
