@@ -1,7 +1,8 @@
 //! The `org.tpmd.Daemon1` object: parses and checks each request, identifies the caller,
 //! and hands the TPM work to the TPM thread.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tpmd_api::dbus::{Counters, GenerateOptions, Info};
@@ -19,17 +20,56 @@ use crate::tpm::{info as tpm_info, TpmError, TpmResult, TpmWorker};
 pub struct Daemon {
     tpm: TpmWorker,
     limiter: Arc<AuthRateLimiter>,
+    callers: CallerCache,
 }
 
-/// Who is calling, from the bus's own account of the sender.
-async fn caller_uid(conn: &Connection, header: &Header<'_>) -> Result<u32, DaemonError> {
-    let sender = header
-        .sender()
-        .ok_or_else(|| DaemonError::InvalidArgument("message without a sender".into()))?;
-    let dbus = zbus::fdo::DBusProxy::new(conn).await?;
-    dbus.get_connection_unix_user(sender.clone().into())
-        .await
-        .map_err(|e| DaemonError::InvalidArgument(format!("cannot identify the caller: {e}")))
+/// Unique bus names are never reused while the bus runs, so a caller's uid is asked of
+/// the bus once per connection rather than once per call.
+#[derive(Default)]
+struct CallerCache {
+    uids: Mutex<HashMap<String, u32>>,
+    bus: tokio::sync::OnceCell<zbus::fdo::DBusProxy<'static>>,
+}
+
+const MAX_REMEMBERED_CALLERS: usize = 4096;
+
+impl CallerCache {
+    /// Who is calling, from the bus's own account of the sender.
+    async fn uid(&self, conn: &Connection, header: &Header<'_>) -> Result<u32, DaemonError> {
+        let sender = header
+            .sender()
+            .ok_or_else(|| DaemonError::InvalidArgument("message without a sender".into()))?;
+        if let Some(uid) = self
+            .uids
+            .lock()
+            .ok()
+            .and_then(|m| m.get(sender.as_str()).copied())
+        {
+            return Ok(uid);
+        }
+        let bus = self
+            .bus
+            .get_or_try_init(|| async {
+                zbus::fdo::DBusProxy::builder(conn)
+                    .cache_properties(zbus::proxy::CacheProperties::No)
+                    .build()
+                    .await
+            })
+            .await?;
+        let uid = bus
+            .get_connection_unix_user(sender.clone().into())
+            .await
+            .map_err(|e| {
+                DaemonError::InvalidArgument(format!("cannot identify the caller: {e}"))
+            })?;
+        if let Ok(mut uids) = self.uids.lock() {
+            if uids.len() >= MAX_REMEMBERED_CALLERS {
+                uids.clear();
+            }
+            uids.insert(sender.to_string(), uid);
+        }
+        Ok(uid)
+    }
 }
 
 impl Daemon {
@@ -37,6 +77,7 @@ impl Daemon {
         Daemon {
             tpm,
             limiter: Arc::new(AuthRateLimiter::default()),
+            callers: CallerCache::default(),
         }
     }
 
@@ -114,7 +155,7 @@ impl Daemon {
         auth: Vec<u8>,
         options: GenerateOptions,
     ) -> Result<Vec<u8>, DaemonError> {
-        let uid = caller_uid(conn, &header).await?;
+        let uid = self.callers.uid(conn, &header).await?;
         let auth = Zeroizing::new(auth);
         let parent = options.parent.unwrap_or(DEFAULT_SRK_HANDLE);
         let file = self
@@ -147,7 +188,7 @@ impl Daemon {
         hash: String,
         data: Vec<u8>,
     ) -> Result<Vec<u8>, DaemonError> {
-        let uid = caller_uid(conn, &header).await?;
+        let uid = self.callers.uid(conn, &header).await?;
         let (file, blob) = KeyBlob::parse(&key)?;
         let auth = Zeroizing::new(auth);
         self.with_auth_limit(uid, move |rm| {
@@ -172,7 +213,7 @@ impl Daemon {
         hash: String,
         ciphertext: Vec<u8>,
     ) -> Result<Vec<u8>, DaemonError> {
-        let uid = caller_uid(conn, &header).await?;
+        let uid = self.callers.uid(conn, &header).await?;
         let (file, blob) = KeyBlob::parse(&key)?;
         let auth = Zeroizing::new(auth);
         self.with_auth_limit(uid, move |rm| {
@@ -186,7 +227,7 @@ impl Daemon {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<bool, DaemonError> {
-        let uid = caller_uid(conn, &header).await?;
+        let uid = self.callers.uid(conn, &header).await?;
         let own_uid = nix::unistd::getuid().as_raw();
         if uid != 0 && uid != own_uid {
             return Err(DaemonError::InvalidArgument(format!(

@@ -113,7 +113,7 @@ pub fn sign(
     let digest = Digest::try_from(req.data.to_vec())
         .map_err(|_| TpmError::InvalidArgument("digest too long".into()))?;
     let ticket = null_ticket()?;
-    let signature = rm.with_key(blob, auth, Crypt::Command, "Sign", |ctx, key| {
+    let signature = rm.with_key(blob, auth, Crypt::Nothing, "Sign", |ctx, key| {
         ctx.sign(key, digest.clone(), sig_scheme, ticket.clone())
     })?;
     match signature {
@@ -181,7 +181,7 @@ fn sign_pkcs1_raw(
     block.extend_from_slice(data);
     let input = PublicKeyRsa::try_from(block)
         .map_err(|_| TpmError::InvalidArgument("RSA block too large".into()))?;
-    let out = rm.with_key(blob, auth, Crypt::Both, "RSA_Decrypt", |ctx, key| {
+    let out = rm.with_key(blob, auth, Crypt::Nothing, "RSA_Decrypt", |ctx, key| {
         ctx.rsa_decrypt(
             key,
             input.clone(),
@@ -358,6 +358,12 @@ pub fn generate(
     parent: u32,
 ) -> TpmResult<TpmKeyFile> {
     let template = template(key_type, auth.is_empty())?;
+    // The new key's auth value travels in TPM2_Create's first parameter.
+    let crypt = if auth.is_empty() {
+        Crypt::Nothing
+    } else {
+        Crypt::Both
+    };
     let auth_value = if auth.is_empty() {
         None
     } else {
@@ -366,7 +372,7 @@ pub fn generate(
         })?)
     };
     let created = rm
-        .with_parent(parent, Crypt::Both, "Create", |ctx, parent_key| {
+        .with_parent(parent, crypt, "Create", |ctx, parent_key| {
             ctx.create(
                 parent_key,
                 template.clone(),

@@ -19,6 +19,7 @@ use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::structures::{Auth, Private};
 use tss_esapi::utils::TpmsContext;
 use tss_esapi::Context;
+use zeroize::Zeroizing;
 
 use super::blob::{KeyBlob, KeyId, KeyPrivate};
 use super::counters::RmCounters;
@@ -46,6 +47,9 @@ struct Entry {
     handle: Option<KeyHandle>,
     saved: Option<TpmsContext>,
     last_used: u64,
+    /// The auth value ESYS holds for `handle`; setting it costs more than a fast TPM's
+    /// signature, so it is set only when it changes.
+    auth_on_handle: Zeroizing<Vec<u8>>,
 }
 
 pub struct ResourceManager {
@@ -155,9 +159,26 @@ impl ResourceManager {
         mut op: impl FnMut(&mut Context, KeyHandle) -> tss_esapi::Result<T>,
     ) -> TpmResult<T> {
         self.recovering(|rm| {
+            let started = std::time::Instant::now();
             let handle = rm.ensure_loaded(blob.id, || Source::Blob(blob.clone()))?;
-            rm.prepare_auth(handle.into(), auth, crypt)?;
+            let auth_changed = rm
+                .cache
+                .get(&blob.id)
+                .is_none_or(|e| e.auth_on_handle.as_slice() != auth);
+            rm.prepare_auth(handle.into(), auth, auth_changed, crypt)?;
+            if auth_changed {
+                if let Some(entry) = rm.cache.get_mut(&blob.id) {
+                    entry.auth_on_handle = Zeroizing::new(auth.to_vec());
+                }
+            }
+            let prepared = started.elapsed();
             let result = rm.retrying(command, |ctx| op(ctx, handle));
+            debug!(
+                command,
+                prepare_us = prepared.as_micros() as u64,
+                total_us = started.elapsed().as_micros() as u64,
+                "key operation"
+            );
             if matches!(result, Err(TpmError::AuthFailed { .. })) {
                 // The failed HMAC leaves the session's nonces in doubt; start afresh.
                 rm.drop_session();
@@ -176,7 +197,7 @@ impl ResourceManager {
     ) -> TpmResult<T> {
         self.recovering(|rm| {
             let (handle, parent_id) = rm.parent_handle(parent)?;
-            rm.prepare_auth(handle.into(), &[], crypt)?;
+            rm.prepare_auth(handle.into(), &[], false, crypt)?;
             let pinned: Vec<KeyId> = parent_id.into_iter().collect();
             rm.with_free_slot(&pinned, command, |ctx| op(ctx, handle))
         })
@@ -290,15 +311,35 @@ impl ResourceManager {
         Ok(session)
     }
 
-    fn prepare_auth(&mut self, object: ObjectHandle, auth: &[u8], crypt: Crypt) -> TpmResult<()> {
-        let auth = Auth::try_from(auth.to_vec()).map_err(|_| {
-            TpmError::InvalidArgument(
-                "the auth value is longer than the TPM allows (64 bytes)".into(),
-            )
-        })?;
+    /// Sets the object's auth value and the session for the next command: the salted
+    /// HMAC session when an auth value or a secret parameter is involved, else a password
+    /// session, since then nothing on the TPM bus needs protecting (and ESYS's HMAC
+    /// session bookkeeping costs more than the TPM's own work on a fast TPM).
+    fn prepare_auth(
+        &mut self,
+        object: ObjectHandle,
+        auth: &[u8],
+        set_auth: bool,
+        crypt: Crypt,
+    ) -> TpmResult<()> {
+        let plain = auth.is_empty() && crypt == Crypt::Nothing;
+        if set_auth {
+            let value = Auth::try_from(auth.to_vec()).map_err(|_| {
+                TpmError::InvalidArgument(
+                    "the auth value is longer than the TPM allows (64 bytes)".into(),
+                )
+            })?;
+            self.context()?
+                .tr_set_auth(object, value)
+                .tpm("TR_SetAuth")?;
+        }
+        if plain {
+            self.context()?
+                .set_sessions((Some(AuthSession::Password), None, None));
+            return Ok(());
+        }
         let session = self.session()?;
         let ctx = self.context()?;
-        ctx.tr_set_auth(object, auth).tpm("TR_SetAuth")?;
         session::set_crypt(ctx, session, crypt)?;
         ctx.set_sessions((Some(session), None, None));
         Ok(())
@@ -371,6 +412,7 @@ impl ResourceManager {
             handle: None,
             saved: None,
             last_used: tick,
+            auth_on_handle: Zeroizing::new(Vec::new()),
         });
         entry.last_used = tick;
         if let Some(handle) = entry.handle {
@@ -402,6 +444,7 @@ impl ResourceManager {
     fn mark_loaded(&mut self, id: KeyId, handle: KeyHandle) -> KeyHandle {
         if let Some(entry) = self.cache.get_mut(&id) {
             entry.handle = Some(handle);
+            entry.auth_on_handle = Zeroizing::new(Vec::new());
         }
         self.loaded.push(id);
         handle
@@ -434,7 +477,7 @@ impl ResourceManager {
                 private
             }
         };
-        self.prepare_auth(parent.into(), &[], Crypt::Both)?;
+        self.prepare_auth(parent.into(), &[], false, Crypt::Nothing)?;
         let pinned: Vec<KeyId> = [Some(id), parent_id].into_iter().flatten().collect();
         let public = blob.public.clone();
         let object = self
@@ -468,7 +511,7 @@ impl ResourceManager {
                 "this key file is already imported".into(),
             ));
         };
-        self.prepare_auth(parent.into(), &[], Crypt::Both)?;
+        self.prepare_auth(parent.into(), &[], false, Crypt::Nothing)?;
         let public = blob.public.clone();
         self.with_free_slot(pinned, "Import", |ctx| {
             ctx.import(
@@ -500,8 +543,7 @@ impl ResourceManager {
             command: "CreatePrimary",
             detail: e.to_string(),
         })?;
-        let session = self.session()?;
-        session::set_crypt(self.context()?, session, Crypt::Both)?;
+        self.prepare_auth(ObjectHandle::Owner, &[], false, Crypt::Nothing)?;
         let object = self.with_free_slot(&[OWNER_PRIMARY_ID], "CreatePrimary", |ctx| {
             ctx.create_primary(Hierarchy::Owner, template.clone(), None, None, None, None)
                 .map(|r| ObjectHandle::from(r.key_handle))

@@ -13,9 +13,12 @@ use tss_esapi::Context;
 
 use super::error::{TpmResult, TssResultExt};
 
-/// Which parameters of the next command are encrypted.
+/// Which parameters of the next command are secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Crypt {
+    /// None (a digest to sign, an already-encrypted blob): with an empty auth value a
+    /// plain password session does, which spares the TPM an HMAC per command.
+    Nothing,
     /// The first command parameter (a key's auth, an inPrivate, a digest).
     Command,
     /// The first command and response parameters (ciphertext in, plaintext out).
@@ -47,7 +50,7 @@ pub fn start(ctx: &mut Context, salt_key: Option<KeyHandle>) -> TpmResult<AuthSe
 pub fn set_crypt(ctx: &mut Context, session: AuthSession, crypt: Crypt) -> TpmResult<()> {
     let (attributes, mask) = SessionAttributesBuilder::new()
         .with_continue_session(true)
-        .with_decrypt(true)
+        .with_decrypt(crypt != Crypt::Nothing)
         .with_encrypt(crypt == Crypt::Both)
         .build();
     ctx.tr_sess_set_attributes(session, attributes, mask)
