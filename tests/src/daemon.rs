@@ -51,12 +51,26 @@ impl TpmdProcess {
         args: &[&str],
         log: PathBuf,
     ) -> Result<TpmdProcess, String> {
+        // TPMD_TEST_LOG_DIR keeps the daemon's logs for a look after the test.
+        let log = match std::env::var_os("TPMD_TEST_LOG_DIR") {
+            Some(dir) => PathBuf::from(dir).join(format!(
+                "tpmd-{}-{}",
+                std::process::id(),
+                log.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            )),
+            None => log,
+        };
         let log_file = std::fs::File::create(&log).map_err(|e| e.to_string())?;
         let child = Command::new(binary("tpmd"))
             .arg("--address")
             .arg(bus.address())
             .args(args)
-            .env("TPMD_LOG", "info")
+            .env(
+                "TPMD_LOG",
+                std::env::var("TPMD_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()

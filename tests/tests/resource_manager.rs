@@ -117,3 +117,20 @@ async fn a_restarted_tpmd_reloads_from_blobs() {
         sign_checked(&proxy, key, b"after restart").await;
     }
 }
+
+/// After a reset the TPM hands out handle numbers our stale handles still carry; a new
+/// key loaded first must not be signed with in place of an old one.
+#[tokio::test]
+async fn a_reset_never_mixes_up_keys() {
+    let env = TestEnv::start().await;
+    let old = make_keys(&env, 3).await;
+    let proxy = env.proxy().await;
+    for key in &old {
+        sign_checked(&proxy, key, b"before").await;
+    }
+    env.sim.reset().unwrap();
+    let new = make_keys(&env, 2).await;
+    for key in new.iter().chain(old.iter()).chain(new.iter()) {
+        sign_checked(&proxy, key, b"after").await;
+    }
+}

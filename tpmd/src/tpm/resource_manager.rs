@@ -12,10 +12,11 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use tracing::{debug, info, warn};
-use tss_esapi::constants::StartupType;
+use tss_esapi::constants::{CapabilityType, StartupType};
 use tss_esapi::handles::{KeyHandle, ObjectHandle, PersistentTpmHandle, TpmHandle};
 use tss_esapi::interface_types::resource_handles::Hierarchy;
 use tss_esapi::interface_types::session_handles::AuthSession;
+use tss_esapi::structures::CapabilityData;
 use tss_esapi::structures::{Auth, Private};
 use tss_esapi::utils::TpmsContext;
 use tss_esapi::Context;
@@ -33,6 +34,8 @@ use tpmd_tpm2::transport::Transport;
 /// Pseudo key id of the ECC P-256 primary under the owner hierarchy (parent 0x40000001).
 const OWNER_PRIMARY_ID: KeyId = [0xFF; 32];
 const RETRY_LIMIT: u32 = 8;
+/// First transient object handle (TPM_HT_TRANSIENT << 24).
+const TRANSIENT_FIRST: u32 = 0x8000_0000;
 const DEFAULT_MAX_CACHED: usize = 4096;
 
 #[derive(Debug)]
@@ -196,6 +199,7 @@ impl ResourceManager {
         mut op: impl FnMut(&mut Context, KeyHandle) -> tss_esapi::Result<T>,
     ) -> TpmResult<T> {
         self.recovering(|rm| {
+            rm.check_loaded_objects_survive()?;
             let (handle, parent_id) = rm.parent_handle(parent)?;
             rm.prepare_auth(handle.into(), &[], false, crypt)?;
             let pinned: Vec<KeyId> = parent_id.into_iter().collect();
@@ -259,7 +263,8 @@ impl ResourceManager {
         }
     }
 
-    /// Forgets every ESYS handle without talking to the TPM: after a reset they are dead.
+    /// Forgets every transient ESYS handle without talking to the TPM: after a reset they
+    /// are dead. Persistent objects (the SRK) survive a reset, and so do their handles.
     fn close_all_handles(&mut self) {
         let Some(ctx) = self.ctx.as_mut() else {
             return;
@@ -271,7 +276,6 @@ impl ResourceManager {
             .filter_map(|id| self.cache.get(id).and_then(|e| e.handle))
             .map(ObjectHandle::from)
             .collect();
-        handles.extend(self.persistent.drain().map(|(_, h)| ObjectHandle::from(h)));
         if let Some(session) = self.session.take() {
             handles.push(ObjectHandle::from(tss_esapi::handles::SessionHandle::from(
                 session,
@@ -419,7 +423,8 @@ impl ResourceManager {
             self.counters.hits += 1;
             return Ok(handle);
         }
-        let saved = entry.saved.clone();
+        self.check_loaded_objects_survive()?;
+        let saved = self.cache.get(&id).and_then(|e| e.saved.clone());
         self.trim_cache();
         if let Some(saved) = saved {
             match self.with_free_slot(&[id], "ContextLoad", |ctx| ctx.context_load(saved.clone())) {
@@ -532,6 +537,7 @@ impl ResourceManager {
     /// Imports a duplicate and returns the loadable private part (the D-Bus Import).
     pub fn import(&mut self, blob: &KeyBlob) -> TpmResult<Private> {
         self.recovering(|rm| {
+            rm.check_loaded_objects_survive()?;
             let (parent, parent_id) = rm.parent_handle(blob.parent)?;
             let pinned: Vec<KeyId> = parent_id.into_iter().collect();
             rm.import_with(parent, &pinned, blob)
@@ -580,6 +586,40 @@ impl ResourceManager {
                 other => return other,
             }
         }
+    }
+
+    /// A TPM reset empties the TPM without telling us. Before the TPM hands out another
+    /// object handle, make sure it still holds every object we think is loaded: else a
+    /// new object could take the number of a stale one, and since commands without
+    /// secrets use password sessions (which do not bind the object's name), a stale
+    /// handle would then silently refer to the wrong key. The count of transient
+    /// handles is per connection on /dev/tpmrm0 too, so it is a sound check; it costs
+    /// one GetCapability per load, none per cache hit.
+    fn check_loaded_objects_survive(&mut self) -> TpmResult<()> {
+        if self.loaded.is_empty() {
+            return Ok(());
+        }
+        let (data, _) = self.retrying("GetCapability", |ctx| {
+            ctx.execute_without_session(|ctx| {
+                ctx.get_capability(CapabilityType::Handles, TRANSIENT_FIRST, 64)
+            })
+        })?;
+        let in_tpm = match data {
+            CapabilityData::Handles(list) => list.len(),
+            _ => return Ok(()),
+        };
+        if in_tpm < self.loaded.len() {
+            warn!(
+                in_tpm,
+                ours = self.loaded.len(),
+                "the TPM no longer holds our loaded keys (was it reset?); reloading from blobs"
+            );
+            self.recover(Recovery::Restart { startup: false });
+            for entry in self.cache.values_mut() {
+                entry.saved = None;
+            }
+        }
+        Ok(())
     }
 
     fn evictable(&self, pinned: &[KeyId]) -> Option<KeyId> {
