@@ -16,15 +16,18 @@ if [ -z "${DBUS_SESSION_BUS_ADDRESS:-}" ]; then
   eval "$(dbus-launch --sh-syntax 2>/dev/null || true)"
   if [ -z "${DBUS_SESSION_BUS_ADDRESS:-}" ]; then
     sock="${XDG_RUNTIME_DIR:-/tmp}/tpmd-try-bus"
+    rm -f "$sock"
     dbus-daemon --session --address="unix:path=$sock" --fork --nopidfile >/dev/null
     export DBUS_SESSION_BUS_ADDRESS="unix:path=$sock"
   fi
 fi
 
-"$bin/tpmd" --user --simulator &
+log="${XDG_RUNTIME_DIR:-/tmp}/tpmd-try.log"
+nohup "$bin/tpmd" --user --simulator >"$log" 2>&1 &
 tpmd_pid=$!
 for _ in $(seq 100); do
   "$bin/tpm-keyctl" --user info >/dev/null 2>&1 && break
+  kill -0 "$tpmd_pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
   sleep 0.1
 done
 
@@ -38,7 +41,7 @@ echo "hello" | openssl dgst -sha256 -verify "$demo/id_demo.pub.pem" -signature "
 
 cat <<TXT
 
-tpmd is running on the simulator (pid $tpmd_pid) on this session bus:
+tpmd is running on the simulator (pid $tpmd_pid, log $log) on this session bus:
   export DBUS_SESSION_BUS_ADDRESS='$DBUS_SESSION_BUS_ADDRESS'
   $bin/tpm-keyctl --user wrap ~/.ssh/id_rsa
 Stop it with: kill $tpmd_pid

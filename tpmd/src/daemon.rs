@@ -31,6 +31,12 @@ pub enum RunError {
         #[source]
         source: zbus::Error,
     },
+    #[error("cannot create the simulator's state directory {path}: {source}")]
+    StateDir {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -42,9 +48,22 @@ fn choose_tpm(args: &Args) -> Result<(Transport, TpmGuard), RunError> {
     if args.simulator {
         #[cfg(feature = "simulator")]
         {
+            let state_dir = args.simulator_state_dir();
+            if let Some(parent) = state_dir.parent() {
+                // $XDG_STATE_HOME/tpmd may not exist yet on a fresh account.
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(parent)
+                    .map_err(|e| RunError::StateDir {
+                        path: parent.to_path_buf(),
+                        source: e,
+                    })?;
+            }
             let options = tpmd_simulator::SimulatorOptions {
                 family: tpmd_simulator::Family::Tpm2,
-                state_dir: args.simulator_state_dir(),
+                state_dir,
                 port: None,
                 provision_srk: true,
             };
