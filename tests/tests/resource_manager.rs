@@ -134,3 +134,38 @@ async fn a_reset_never_mixes_up_keys() {
         sign_checked(&proxy, key, b"after").await;
     }
 }
+
+/// The simulator process itself restarts under tpmd (same state, same port): tpmd
+/// reconnects and reloads from blobs; the caller sees no failure.
+#[tokio::test]
+async fn a_restarted_simulator_is_reconnected() {
+    use tpmd_simulator::{Family, Simulator, SimulatorOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let options = |port| SimulatorOptions {
+        family: Family::Tpm2,
+        state_dir: dir.path().join("state"),
+        port,
+        provision_srk: true,
+    };
+    let sim = Simulator::start(options(None)).unwrap();
+    let port = sim.port();
+    let env = TestEnv::start_on(sim, &[]).await;
+    let keys = make_keys(&env, 2).await;
+    let proxy = env.proxy().await;
+    sign_checked(&proxy, &keys[0], b"before").await;
+
+    let TestEnv {
+        tpmd,
+        bus,
+        sim,
+        dir: env_dir,
+    } = env;
+    sim.stop().unwrap();
+    let restarted = Simulator::start(options(Some(port))).unwrap();
+    for key in &keys {
+        sign_checked(&proxy, key, b"after the simulator restarted").await;
+    }
+    let counters = proxy.get_counters().await.unwrap();
+    assert!(counters.resets_recovered.unwrap() > 0, "{counters:?}");
+    drop((tpmd, bus, restarted, env_dir));
+}
