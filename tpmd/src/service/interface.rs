@@ -15,7 +15,8 @@ use zeroize::Zeroizing;
 use super::rate_limit::AuthRateLimiter;
 use crate::tpm::blob::KeyBlob;
 use crate::tpm::ops::{self, SignRequest};
-use crate::tpm::{info as tpm_info, TpmError, TpmResult, TpmWorker};
+use crate::tpm::{info as tpm_info, ResourceManager, TpmError, TpmResult, TpmWorker};
+use tpmd_api::TpmKeyFile;
 
 pub struct Daemon {
     tpm: TpmWorker,
@@ -81,11 +82,29 @@ impl Daemon {
         }
     }
 
+    /// Runs an operation with a client's key file and its auth value: identifies the
+    /// caller, parses the key, and applies the caller's auth-failure rate limit.
+    async fn with_key<T: Send + 'static>(
+        &self,
+        caller: (&Connection, &Header<'_>),
+        key: &[u8],
+        auth: Vec<u8>,
+        job: impl FnOnce(&mut ResourceManager, &TpmKeyFile, &KeyBlob, &[u8]) -> TpmResult<T>
+            + Send
+            + 'static,
+    ) -> Result<T, DaemonError> {
+        let uid = self.callers.uid(caller.0, caller.1).await?;
+        let (file, blob) = KeyBlob::parse(key)?;
+        let auth = Zeroizing::new(auth);
+        self.with_auth_limit(uid, move |rm| job(rm, &file, &blob, &auth))
+            .await
+    }
+
     /// Runs a key operation that presents an auth value, under the caller's rate limit.
     async fn with_auth_limit<T: Send + 'static>(
         &self,
         uid: u32,
-        job: impl FnOnce(&mut crate::tpm::ResourceManager) -> TpmResult<T> + Send + 'static,
+        job: impl FnOnce(&mut ResourceManager) -> TpmResult<T> + Send + 'static,
     ) -> Result<T, DaemonError> {
         if let Some(wait) = self.limiter.check(uid, Instant::now()) {
             return Err(DaemonError::RateLimited(format!(
@@ -188,16 +207,13 @@ impl Daemon {
         hash: String,
         data: Vec<u8>,
     ) -> Result<Vec<u8>, DaemonError> {
-        let uid = self.callers.uid(conn, &header).await?;
-        let (file, blob) = KeyBlob::parse(&key)?;
-        let auth = Zeroizing::new(auth);
-        self.with_auth_limit(uid, move |rm| {
+        self.with_key((conn, &header), &key, auth, move |rm, file, blob, auth| {
             let req = SignRequest {
                 scheme: &scheme,
                 hash: &hash,
                 data: &data,
             };
-            ops::sign(rm, &file, &blob, &auth, &req)
+            ops::sign(rm, file, blob, auth, &req)
         })
         .await
     }
@@ -213,11 +229,8 @@ impl Daemon {
         hash: String,
         ciphertext: Vec<u8>,
     ) -> Result<Vec<u8>, DaemonError> {
-        let uid = self.callers.uid(conn, &header).await?;
-        let (file, blob) = KeyBlob::parse(&key)?;
-        let auth = Zeroizing::new(auth);
-        self.with_auth_limit(uid, move |rm| {
-            ops::decrypt(rm, &file, &blob, &auth, &scheme, &hash, &ciphertext)
+        self.with_key((conn, &header), &key, auth, move |rm, file, blob, auth| {
+            ops::decrypt(rm, file, blob, auth, &scheme, &hash, &ciphertext)
         })
         .await
     }
