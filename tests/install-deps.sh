@@ -12,6 +12,14 @@ packages=(
   dbus dbus-daemon
   # the real clients the tests use
   openssl openssh-client tpm2-openssl tpm2-tools
+  # ssh-agent tests: sshd on 127.0.0.1, ssh-keygen -Y
+  openssh-server
+  # PKCS#11 tests and benchmarks: pkcs11-tool, p11tool, p11-kit, libp11, openvpn, NSS tools,
+  # and tpm2-pkcs11 as the peer benchmark
+  opensc gnutls-bin p11-kit p11-kit-modules libengine-pkcs11-openssl openvpn libnss3-tools
+  libtpm2-pkcs11-1 libtpm2-pkcs11-tools
+  # TPM 1.2 interop: trousers' tcsd and tpm-tools
+  trousers tpm-tools
   # checking the unit files
   systemd
 )

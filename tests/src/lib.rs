@@ -3,6 +3,8 @@
 
 pub mod bus;
 pub mod daemon;
+pub mod pkcs11;
+pub mod ssh;
 pub mod tools;
 
 pub use bus::PrivateBus;

@@ -1,0 +1,1 @@
+//! libtpmd_pkcs11.so

@@ -1,0 +1,1 @@
+//! Harness pieces for the PKCS#11 module tests.

@@ -1,0 +1,55 @@
+//! What every frontend does with tpmd beyond single calls: wrap a software key and have
+//! tpmd import it, and read the public key of any TPM key file. Frontends go through
+//! these functions rather than the D-Bus calls directly, so that a new TPM family or key
+//! file format needs changes here only.
+
+use thiserror::Error;
+
+use crate::dbus::{Daemon1Proxy, DaemonError};
+use crate::duplicate::wrap_for_parent;
+use crate::keyfile::{KeyFileError, TpmKeyFile};
+use crate::privkey::SoftwareKey;
+use crate::public::TpmPublic;
+
+/// Why wrapping and importing a key failed. Each message is one line saying what to do.
+#[derive(Debug, Error)]
+pub enum WrapError {
+    /// tpmd refused or is not reachable.
+    #[error("{}", .0.message())]
+    Daemon(#[from] DaemonError),
+    /// tpmd answered with something that is not what the API promises.
+    #[error("tpmd sent a bad reply: {0}")]
+    BadReply(String),
+    /// The key cannot be wrapped for this parent (unsupported type or size).
+    #[error("{0}")]
+    Unwrappable(String),
+}
+
+/// Wraps `key` for the parent at `parent` (normally [`crate::DEFAULT_SRK_HANDLE`]) with
+/// the auth value `auth`, has tpmd import the duplicate, and returns the loadable key
+/// file as PEM text. The plaintext key never leaves this process.
+pub async fn wrap_and_import(
+    proxy: &Daemon1Proxy<'_>,
+    key: &SoftwareKey,
+    auth: &[u8],
+    parent: u32,
+) -> Result<String, WrapError> {
+    let bytes = proxy.parent_public(parent).await?;
+    let parent_public = TpmPublic::from_tpm2b(&bytes)
+        .map_err(|e| WrapError::BadReply(format!("bad parent public area: {e}")))?;
+    let importable = wrap_for_parent(key, auth, &parent_public, parent)
+        .map_err(|e| WrapError::Unwrappable(e.to_string()))?;
+    let pem = proxy.import(&importable.to_der()).await?;
+    String::from_utf8(pem).map_err(|_| WrapError::BadReply("key file is not text".into()))
+}
+
+/// Whether `bytes` look like a TPM key file of any family tpmd serves (as opposed to a
+/// software key or something else), without fully parsing it.
+pub fn is_tpm_key_file(bytes: &[u8]) -> bool {
+    TpmKeyFile::parse(bytes).is_ok()
+}
+
+/// The public key inside a TPM key file of any family, read without asking tpmd.
+pub fn key_file_public(bytes: &[u8]) -> Result<TpmPublic, KeyFileError> {
+    TpmKeyFile::parse(bytes)?.public_area()
+}
