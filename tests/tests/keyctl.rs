@@ -303,6 +303,13 @@ async fn tpmd_not_running_says_how_to_start_it() {
     env.tpmd.stop();
     fs::write(env.path("m"), "x").unwrap();
     fails_with(&env.keyctl(&["info"]), "tpmd is not running");
+    let doctor = env.keyctl(&["doctor"]);
+    assert!(!doctor.status.success());
+    let report = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        report.contains("FAIL  tpmd: tpmd is not running") && report.contains("fix: "),
+        "{report}"
+    );
 }
 
 #[tokio::test]

@@ -16,6 +16,13 @@ async fn a_missing_srk_is_explained_and_srk_create_fixes_it() {
     let env = TestEnv::start_on(sim, &[]).await;
     let status = ok(&env.keyctl(&["srk", "status"]));
     assert!(status.contains("tpm-keyctl srk create"), "{status}");
+    let doctor = env.keyctl(&["doctor"]);
+    assert!(!doctor.status.success());
+    let report = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        report.contains("FAIL  SRK") && report.contains("fix: sudo tpm-keyctl srk create"),
+        "{report}"
+    );
     openssl_genkey(&env.path("k.pem"), "EC", &["ec_paramgen_curve:P-256"]);
     fails_with(&env.keyctl(&["wrap", "k.pem"]), "tpm-keyctl srk create");
     assert!(!env.path("k.pem.tpm").exists());
@@ -28,6 +35,18 @@ async fn a_missing_srk_is_explained_and_srk_create_fixes_it() {
     let info: serde_json::Value =
         serde_json::from_str(&ok(&env.keyctl(&["--json", "info"]))).unwrap();
     assert_eq!(info["srk-present"], true);
+    let doctor: serde_json::Value =
+        serde_json::from_str(&ok(&env.keyctl(&["--json", "doctor"]))).unwrap();
+    let findings = doctor.as_array().unwrap();
+    let status_of = |check: &str| {
+        findings
+            .iter()
+            .find(|f| f["check"] == check)
+            .map(|f| f["status"].as_str().unwrap().to_string())
+    };
+    assert_eq!(status_of("SRK").as_deref(), Some("ok"), "{doctor}");
+    assert_eq!(status_of("lockout").as_deref(), Some("ok"), "{doctor}");
+    assert_eq!(status_of("resource manager").as_deref(), Some("ok"), "{doctor}");
 }
 
 #[tokio::test]

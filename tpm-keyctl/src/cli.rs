@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
     name = "tpm-keyctl",
     version,
     about = "Put your private keys into the TPM and use them through tpmd",
-    after_help = "Examples:\n  tpm-keyctl wrap ~/.ssh/id_rsa          writes ~/.ssh/id_rsa.tpm, usable only with this TPM\n  tpm-keyctl generate -t ecc-p256 -o ~/.ssh/id_ecdsa.tpm\n  tpm-keyctl pubkey --ssh ~/.ssh/id_rsa.tpm\n  tpm-keyctl sign -k key.tpm -i message.txt -o message.sig\n  tpm-keyctl srk status\n  tpm-keyctl --json info"
+    after_help = "Examples:\n  tpm-keyctl wrap ~/.ssh/id_rsa          writes ~/.ssh/id_rsa.tpm, usable only with this TPM\n  tpm-keyctl generate -t ecc-p256 -o ~/.ssh/id_ecdsa.tpm\n  tpm-keyctl pubkey --ssh ~/.ssh/id_rsa.tpm\n  tpm-keyctl sign -k key.tpm -i message.txt -o message.sig\n  tpm-keyctl srk status\n  tpm-keyctl doctor\n  tpm-keyctl --json info"
 )]
 pub struct Args {
     /// Print results as JSON, for scripts.
@@ -28,6 +28,8 @@ pub struct Args {
 pub enum Command {
     /// Show the TPM: family, vendor, algorithms, SRK, resource manager counters.
     Info,
+    /// Check the TPM device, tpmd, the SRK, lockout and (TPM 1.2) NV lock; print fixes.
+    Doctor,
     /// Show resource manager counters (cache hits, loads, evictions, retries).
     Stats,
     /// Inspect or create the storage root key at 0x81000001.

@@ -11,6 +11,12 @@ pub enum CliError {
         bus: &'static str,
         start: &'static str,
     },
+    #[error("cannot connect to the {bus} ({detail}); start it with {start}")]
+    NoBus {
+        bus: &'static str,
+        detail: String,
+        start: &'static str,
+    },
     #[error("{0}")]
     Daemon(String),
     #[error("{path}: {message}")]
@@ -70,6 +76,24 @@ impl CliError {
             }
             zbus::Error::InputOutput(_) | zbus::Error::Address(_) => Self::not_running(user),
             _ => CliError::Daemon(format!("D-Bus: {error}")),
+        }
+    }
+
+    /// A failure to reach the bus itself, before any call.
+    pub fn no_bus(error: zbus::Error, user: bool) -> CliError {
+        let detail = error.to_string();
+        match Self::from_zbus(error, user) {
+            CliError::Daemon(_) | CliError::NotRunning { .. } if user => CliError::NoBus {
+                bus: "session bus",
+                detail,
+                start: "`dbus-run-session -- bash`, then `tpmd --user --simulator &`",
+            },
+            CliError::Daemon(_) | CliError::NotRunning { .. } => CliError::NoBus {
+                bus: "system bus",
+                detail,
+                start: "`sudo systemctl start dbus tpmd` (no system bus? run `tpmd --user --simulator &` and pass --user)",
+            },
+            other => other,
         }
     }
 }

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::backend::Family;
+
 use clap::Parser;
 
 #[derive(Debug, Parser)]
@@ -33,7 +35,13 @@ pub struct Args {
     #[arg(long)]
     pub simulator: bool,
 
-    /// Where the embedded simulator keeps its state [default: $XDG_STATE_HOME/tpmd/simulator].
+    /// The TPM is a TPM 1.2: with --simulator, start a 1.2 simulator; with --tpm, drive the
+    /// device or socket as a 1.2. Devices are otherwise detected through sysfs.
+    #[arg(long, env = "TPMD_TPM12")]
+    pub tpm12: bool,
+
+    /// Where the embedded simulator keeps its state
+    /// [default: $XDG_STATE_HOME/tpmd/simulator, or simulator-tpm12 with --tpm12].
     #[arg(long, env = "TPMD_SIMULATOR_STATE")]
     pub simulator_state: Option<PathBuf>,
 
@@ -47,6 +55,11 @@ pub struct Args {
 }
 
 impl Args {
+    /// The family given on the command line; `None` means detect it.
+    pub fn family(&self) -> Option<Family> {
+        self.tpm12.then_some(Family::Tpm12)
+    }
+
     pub fn simulator_state_dir(&self) -> PathBuf {
         if let Some(dir) = &self.simulator_state {
             return dir.clone();
@@ -55,6 +68,11 @@ impl Args {
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
             .unwrap_or_else(|| PathBuf::from("/var/lib"));
-        base.join("tpmd").join("simulator")
+        let name = if self.tpm12 {
+            "simulator-tpm12"
+        } else {
+            "simulator"
+        };
+        base.join("tpmd").join(name)
     }
 }

@@ -8,9 +8,9 @@ use tpmd_api::dbus::{BUS_NAME, OBJECT_PATH};
 use tpmd_tpm2::transport::Transport;
 use tracing::{info, warn};
 
+use crate::backend::{self, TpmError, TpmWorker};
 use crate::cli::Args;
 use crate::service::Daemon;
-use crate::tpm::{TpmError, TpmWorker};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -62,7 +62,11 @@ fn choose_tpm(args: &Args) -> Result<(Transport, TpmGuard), RunError> {
                     })?;
             }
             let options = tpmd_simulator::SimulatorOptions {
-                family: tpmd_simulator::Family::Tpm2,
+                family: if args.tpm12 {
+                    tpmd_simulator::Family::Tpm12
+                } else {
+                    tpmd_simulator::Family::Tpm2
+                },
                 state_dir,
                 port: None,
                 provision_srk: true,
@@ -85,7 +89,8 @@ pub fn run(args: Args) -> Result<(), RunError> {
     let started = Instant::now();
     let (transport, guard) = choose_tpm(&args)?;
     info!(%transport, "opening the TPM");
-    let worker = TpmWorker::start(transport, args.max_loaded_keys)?;
+    let (family, budget) = (args.family(), args.max_loaded_keys);
+    let worker = TpmWorker::start(move || backend::open(family, transport, budget))?;
     // D-Bus handling is light and the TPM has its own thread; one async thread saves
     // the cross-thread wake-ups that would otherwise add to every request's latency.
     let runtime = tokio::runtime::Builder::new_current_thread()

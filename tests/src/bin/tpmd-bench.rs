@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
-use tpmd::tpm::blob::{KeyBlob, KeyPrivate};
+use tpmd::backend::tpm2::blob::{KeyBlob, KeyPrivate};
 use tpmd_api::dbus::{scheme, GenerateOptions};
 use tpmd_api::duplicate::wrap_for_parent;
 use tpmd_api::privkey::read_private_key;

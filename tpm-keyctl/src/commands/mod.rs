@@ -1,5 +1,6 @@
 //! One module per subcommand; each talks to tpmd through the shared proxy.
 
+mod doctor;
 mod generate;
 mod info;
 mod pubkey;
@@ -22,7 +23,7 @@ impl Tpmd {
     pub async fn connect(user: bool) -> CliResult<Tpmd> {
         let proxy = tpmd_api::dbus::connect(user)
             .await
-            .map_err(|e| CliError::from_zbus(e, user))?;
+            .map_err(|e| CliError::no_bus(e, user))?;
         Ok(Tpmd { proxy, user })
     }
 
@@ -36,6 +37,7 @@ pub async fn run(args: Args) -> CliResult<()> {
     let json = args.json;
     match args.command {
         Command::Pubkey(a) => pubkey::run(&a),
+        Command::Doctor => doctor::run(args.user, json).await,
         Command::Wrap(a) if a.parent_pub.is_some() => wrap::run(None, &a, json).await,
         command => {
             let tpmd = Tpmd::connect(args.user).await?;
@@ -46,7 +48,7 @@ pub async fn run(args: Args) -> CliResult<()> {
                 Command::Wrap(a) => wrap::run(Some(&tpmd), &a, json).await,
                 Command::Generate(a) => generate::run(&tpmd, &a, json).await,
                 Command::Sign(a) => sign::run(&tpmd, &a).await,
-                Command::Pubkey(_) => Ok(()),
+                Command::Pubkey(_) | Command::Doctor => Ok(()),
             }
         }
     }

@@ -46,6 +46,11 @@ pub struct Info {
     pub srk_handle: Option<u32>,
     /// Whether the TPM is in dictionary-attack lockout.
     pub lockout: Option<bool>,
+    /// TPM 1.2 only: whether ownership has been taken (the SRK exists only then).
+    pub owned: Option<bool>,
+    /// TPM 1.2 only: whether NV is locked (TPM_NV_INDEX_LOCK defined). An unlocked NV
+    /// lets anyone write NV without authorization and wear it out.
+    pub nv_locked: Option<bool>,
     pub transport: Option<String>,
     pub counters: Option<Counters>,
 }

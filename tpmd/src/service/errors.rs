@@ -2,7 +2,7 @@
 
 use tpmd_api::DaemonError;
 
-use crate::tpm::TpmError;
+use crate::backend::TpmError;
 
 impl From<TpmError> for DaemonError {
     fn from(error: TpmError) -> DaemonError {
@@ -14,7 +14,7 @@ impl From<TpmError> for DaemonError {
             TpmError::NoParent { .. } => DaemonError::NoSrk(message),
             TpmError::WrongTpm { .. } => DaemonError::WrongTpm(message),
             TpmError::AuthFailed { .. } => DaemonError::AuthFailed(message),
-            TpmError::Lockout => DaemonError::Lockout(message),
+            TpmError::Lockout { .. } => DaemonError::Lockout(message),
             TpmError::Unavailable(_) => DaemonError::TpmUnavailable(message),
             TpmError::Command { .. } | TpmError::Stack { .. } => DaemonError::Tpm(message),
         }

@@ -13,10 +13,7 @@ use zbus::{interface, Connection};
 use zeroize::Zeroizing;
 
 use super::rate_limit::AuthRateLimiter;
-use crate::tpm::blob::KeyBlob;
-use crate::tpm::ops::{self, SignRequest};
-use crate::tpm::{info as tpm_info, ResourceManager, TpmError, TpmResult, TpmWorker};
-use tpmd_api::TpmKeyFile;
+use crate::backend::{Backend, DecryptRequest, SignRequest, TpmError, TpmResult, TpmWorker};
 
 pub struct Daemon {
     tpm: TpmWorker,
@@ -83,20 +80,17 @@ impl Daemon {
     }
 
     /// Runs an operation with a client's key file and its auth value: identifies the
-    /// caller, parses the key, and applies the caller's auth-failure rate limit.
+    /// caller and applies the caller's auth-failure rate limit.
     async fn with_key<T: Send + 'static>(
         &self,
         caller: (&Connection, &Header<'_>),
-        key: &[u8],
+        key: Vec<u8>,
         auth: Vec<u8>,
-        job: impl FnOnce(&mut ResourceManager, &TpmKeyFile, &KeyBlob, &[u8]) -> TpmResult<T>
-            + Send
-            + 'static,
+        job: impl FnOnce(&mut dyn Backend, &[u8], &[u8]) -> TpmResult<T> + Send + 'static,
     ) -> Result<T, DaemonError> {
         let uid = self.callers.uid(caller.0, caller.1).await?;
-        let (file, blob) = KeyBlob::parse(key)?;
         let auth = Zeroizing::new(auth);
-        self.with_auth_limit(uid, move |rm| job(rm, &file, &blob, &auth))
+        self.with_auth_limit(uid, move |backend| job(backend, &key, &auth))
             .await
     }
 
@@ -104,7 +98,7 @@ impl Daemon {
     async fn with_auth_limit<T: Send + 'static>(
         &self,
         uid: u32,
-        job: impl FnOnce(&mut ResourceManager) -> TpmResult<T> + Send + 'static,
+        job: impl FnOnce(&mut dyn Backend) -> TpmResult<T> + Send + 'static,
     ) -> Result<T, DaemonError> {
         if let Some(wait) = self.limiter.check(uid, Instant::now()) {
             return Err(DaemonError::RateLimited(format!(
@@ -114,11 +108,11 @@ impl Daemon {
         }
         let result = self
             .tpm
-            .run(move |rm| {
-                let result = job(rm);
+            .run(move |backend| {
+                let result = job(backend);
                 match result {
                     Err(TpmError::AuthFailed { .. }) => Err(TpmError::AuthFailed {
-                        lockout: tpm_info::lockout_note(rm),
+                        lockout: backend.lockout_note(),
                     }),
                     other => other,
                 }
@@ -136,34 +130,26 @@ impl Daemon {
     }
 }
 
-fn pem(file: &tpmd_api::TpmKeyFile) -> Vec<u8> {
-    file.to_pem().into_bytes()
-}
-
 #[interface(name = "org.tpmd.Daemon1")]
 impl Daemon {
     async fn get_info(&self) -> Result<Info, DaemonError> {
-        Ok(self.tpm.run(tpm_info::info).await?)
+        Ok(self.tpm.run(|backend| backend.info()).await?)
     }
 
     async fn get_counters(&self) -> Result<Counters, DaemonError> {
-        Ok(self.tpm.run(|rm| Ok(rm.counters())).await?)
+        Ok(self.tpm.run(|backend| Ok(backend.counters())).await?)
     }
 
     async fn parent_public(&self, parent: u32) -> Result<Vec<u8>, DaemonError> {
         Ok(self
             .tpm
-            .run(move |rm| ops::parent_public(rm, parent))
+            .run(move |backend| backend.parent_public(parent))
             .await?)
     }
 
     async fn import(&self, key: Vec<u8>) -> Result<Vec<u8>, DaemonError> {
-        let (file, blob) = KeyBlob::parse(&key)?;
-        let loadable = self
-            .tpm
-            .run(move |rm| ops::import(rm, &file, &blob))
-            .await?;
-        Ok(pem(&loadable))
+        let loadable = self.tpm.run(move |backend| backend.import(&key)).await?;
+        Ok(loadable.into_bytes())
     }
 
     async fn generate(
@@ -179,16 +165,14 @@ impl Daemon {
         let parent = options.parent.unwrap_or(DEFAULT_SRK_HANDLE);
         let file = self
             .tpm
-            .run(move |rm| ops::generate(rm, &key_type, &auth, parent))
+            .run(move |backend| backend.generate(&key_type, &auth, parent))
             .await?;
         info!(uid, "generated a key");
-        Ok(pem(&file))
+        Ok(file.into_bytes())
     }
 
     async fn public_key(&self, key: Vec<u8>) -> Result<Vec<u8>, DaemonError> {
-        let (file, _) = KeyBlob::parse(&key)?;
-        let public = file
-            .public_area()
+        let public = tpmd_api::client::key_file_public(&key)
             .map_err(|e| DaemonError::BadKeyFile(e.to_string()))?;
         public
             .to_spki_der()
@@ -207,13 +191,13 @@ impl Daemon {
         hash: String,
         data: Vec<u8>,
     ) -> Result<Vec<u8>, DaemonError> {
-        self.with_key((conn, &header), &key, auth, move |rm, file, blob, auth| {
-            let req = SignRequest {
+        self.with_key((conn, &header), key, auth, move |backend, key, auth| {
+            let request = SignRequest {
                 scheme: &scheme,
                 hash: &hash,
                 data: &data,
             };
-            ops::sign(rm, file, blob, auth, &req)
+            backend.sign(key, auth, &request)
         })
         .await
     }
@@ -229,8 +213,13 @@ impl Daemon {
         hash: String,
         ciphertext: Vec<u8>,
     ) -> Result<Vec<u8>, DaemonError> {
-        self.with_key((conn, &header), &key, auth, move |rm, file, blob, auth| {
-            ops::decrypt(rm, file, blob, auth, &scheme, &hash, &ciphertext)
+        self.with_key((conn, &header), key, auth, move |backend, key, auth| {
+            let request = DecryptRequest {
+                scheme: &scheme,
+                hash: &hash,
+                ciphertext: &ciphertext,
+            };
+            backend.decrypt(key, auth, &request)
         })
         .await
     }
@@ -247,7 +236,7 @@ impl Daemon {
                 "creating the SRK changes the TPM for everyone: run it as root (you are uid {uid})"
             )));
         }
-        let created = self.tpm.run(crate::tpm::ops::create_srk).await?;
+        let created = self.tpm.run(|backend| backend.create_srk()).await?;
         if created {
             info!(uid, "created the storage root key at 0x81000001");
         }

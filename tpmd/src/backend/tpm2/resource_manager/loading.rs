@@ -97,7 +97,7 @@ impl ResourceManager {
 
     pub(super) fn explain_load_failure(error: TpmError, parent: u32) -> TpmError {
         match error.response_code() {
-            Some(rc) if rc.is_wrong_parent() => TpmError::WrongTpm { rc },
+            Some(rc) if rc.is_wrong_parent() => TpmError::WrongTpm { code: rc.0 },
             _ if matches!(error, TpmError::NoParent { .. }) => {
                 TpmError::NoParent { handle: parent }
             }
@@ -130,7 +130,7 @@ impl ResourceManager {
             )
         })
         .map_err(|e| match e.response_code() {
-            Some(rc) if rc.is_wrong_parent() => TpmError::WrongTpm { rc },
+            Some(rc) if rc.is_wrong_parent() => TpmError::WrongTpm { code: rc.0 },
             _ => e,
         })
     }

@@ -23,10 +23,10 @@ use tss_esapi::Context;
 use zeroize::Zeroizing;
 
 use super::blob::{KeyBlob, KeyId, KeyPrivate};
-use super::counters::RmCounters;
 use super::error::{TpmError, TpmResult, TssResultExt};
 use super::rc::ResponseCode;
 use super::session::{self, Crypt};
+use crate::backend::counters::RmCounters;
 use tpmd_api::dbus::Counters;
 use tpmd_tpm2::srk;
 use tpmd_tpm2::transport::Transport;

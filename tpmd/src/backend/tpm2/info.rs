@@ -89,6 +89,8 @@ pub fn info(rm: &mut ResourceManager) -> TpmResult<Info> {
         srk_present: Some(srk_present),
         srk_handle: Some(tpmd_tpm2::srk::SRK_HANDLE),
         lockout: property(ctx, PropertyTag::Permanent).map(|p| p & PERMANENT_IN_LOCKOUT != 0),
+        owned: None,
+        nv_locked: None,
         transport: Some(transport),
         counters: Some(counters),
     })

@@ -9,11 +9,9 @@ use std::thread;
 use tokio::sync::oneshot;
 use tracing::{error, info};
 
-use super::error::{TpmError, TpmResult};
-use super::resource_manager::ResourceManager;
-use tpmd_tpm2::transport::Transport;
+use super::{Backend, TpmError, TpmResult};
 
-type Job = Box<dyn FnOnce(&mut ResourceManager) + Send>;
+type Job = Box<dyn FnOnce(&mut dyn Backend) + Send>;
 
 /// A cloneable handle to the TPM thread.
 #[derive(Clone)]
@@ -22,17 +20,20 @@ pub struct TpmWorker {
 }
 
 impl TpmWorker {
-    /// Opens the TPM on a new thread; fails if it cannot be opened.
-    pub fn start(transport: Transport, budget: usize) -> TpmResult<TpmWorker> {
+    /// Opens the TPM with `open` on a new thread, which then owns it; fails if it cannot
+    /// be opened.
+    pub fn start(
+        open: impl FnOnce() -> TpmResult<Box<dyn Backend>> + Send + 'static,
+    ) -> TpmResult<TpmWorker> {
         let (queue, jobs) = mpsc::channel::<Job>();
         let (opened_tx, opened_rx) = mpsc::channel();
         thread::Builder::new()
             .name("tpm".into())
             .spawn(move || {
-                let mut rm = match ResourceManager::open(transport, budget) {
-                    Ok(rm) => {
+                let mut backend = match open() {
+                    Ok(backend) => {
                         let _ = opened_tx.send(Ok(()));
-                        rm
+                        backend
                     }
                     Err(e) => {
                         let _ = opened_tx.send(Err(e));
@@ -40,10 +41,10 @@ impl TpmWorker {
                     }
                 };
                 for job in jobs {
-                    job(&mut rm);
+                    job(backend.as_mut());
                 }
                 info!("TPM thread stopping; flushing loaded keys");
-                rm.flush_all();
+                backend.flush_all();
             })
             .map_err(|e| TpmError::Unavailable(format!("cannot start the TPM thread: {e}")))?;
         opened_rx.recv().map_err(|_| {
@@ -55,14 +56,14 @@ impl TpmWorker {
     /// Runs `job` on the TPM thread and waits for its result without blocking the runtime.
     pub async fn run<T: Send + 'static>(
         &self,
-        job: impl FnOnce(&mut ResourceManager) -> TpmResult<T> + Send + 'static,
+        job: impl FnOnce(&mut dyn Backend) -> TpmResult<T> + Send + 'static,
     ) -> TpmResult<T> {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |rm| {
-            rm.count_request();
-            let result = job(rm);
+        let job: Job = Box::new(move |backend| {
+            backend.count_request();
+            let result = job(backend);
             if result.is_err() {
-                rm.count_failure();
+                backend.count_failure();
             }
             let _ = tx.send(result);
         });

@@ -24,6 +24,7 @@ use super::blob::KeyBlob;
 use super::error::{TpmError, TpmResult};
 use super::resource_manager::ResourceManager;
 use super::session::Crypt;
+use crate::backend::SignRequest;
 
 const ATTR_SIGN: u32 = 1 << 18;
 const ATTR_DECRYPT: u32 = 1 << 17;
@@ -66,12 +67,6 @@ fn null_ticket() -> TpmResult<HashcheckTicket> {
         command: "Sign",
         detail: e.to_string(),
     })
-}
-
-pub struct SignRequest<'a> {
-    pub scheme: &'a str,
-    pub hash: &'a str,
-    pub data: &'a [u8],
 }
 
 pub fn sign(

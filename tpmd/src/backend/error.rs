@@ -1,0 +1,47 @@
+//! Errors of the backend layer, whatever the TPM family: what went wrong, in terms a user
+//! can act on. The service layer turns these into D-Bus errors in one place
+//! (`service::errors`); each family turns its own TPM and stack errors into these.
+
+#[derive(Debug, thiserror::Error)]
+pub enum TpmError {
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    BadKeyFile(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("no storage root key at {handle:#010x}; create it with `tpm-keyctl srk create`")]
+    NoParent { handle: u32 },
+    #[error("this key was wrapped for another TPM or another storage root key ({code:#x}); wrap the original key again on this machine")]
+    WrongTpm { code: u32 },
+    #[error("wrong auth value for this key{lockout}")]
+    AuthFailed { lockout: String },
+    #[error("the TPM is in dictionary-attack lockout after too many wrong auth values; {advice}")]
+    Lockout { advice: &'static str },
+    #[error("cannot reach the TPM: {0}")]
+    Unavailable(String),
+    /// The TPM refused a command; `code` is the family's raw response code.
+    #[error("TPM command {command} failed: {detail} ({code:#x})")]
+    Command {
+        command: &'static str,
+        code: u32,
+        detail: String,
+    },
+    #[error("TPM software stack error in {command}: {detail}")]
+    Stack {
+        command: &'static str,
+        detail: String,
+    },
+}
+
+impl TpmError {
+    /// The raw response code, when the failure came from the TPM.
+    pub fn code(&self) -> Option<u32> {
+        match self {
+            TpmError::Command { code, .. } | TpmError::WrongTpm { code } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+pub type TpmResult<T> = Result<T, TpmError>;

@@ -1,0 +1,81 @@
+//! The TPM behind tpmd, whatever its family. [`Backend`] is the one boundary the D-Bus
+//! service sees; `tpm2` and `tpm12` each implement it over their own stack and resource
+//! manager, and [`worker::TpmWorker`] runs every request on the one thread that owns it.
+
+pub mod counters;
+pub mod error;
+pub mod family;
+pub mod tpm12;
+pub mod tpm2;
+pub mod worker;
+
+use tpmd_api::dbus::{Counters, Info};
+
+pub use error::{TpmError, TpmResult};
+pub use family::Family;
+pub use worker::TpmWorker;
+
+/// A signing request. `scheme` is one of `tpmd_api::dbus::scheme`; `hash` names the digest
+/// algorithm of `data` (ignored for rsa-pkcs1-raw, where `data` is what to pad and sign).
+pub struct SignRequest<'a> {
+    pub scheme: &'a str,
+    pub hash: &'a str,
+    pub data: &'a [u8],
+}
+
+/// A decryption request: scheme "rsa-oaep" (with `hash`) or "rsa-pkcs1".
+pub struct DecryptRequest<'a> {
+    pub scheme: &'a str,
+    pub hash: &'a str,
+    pub ciphertext: &'a [u8],
+}
+
+/// What tpmd needs from a TPM. Key arguments are the bytes of a key file exactly as the
+/// client sent them; the backend parses the formats its family uses and answers
+/// [`TpmError::BadKeyFile`] for others. Operations a family cannot do answer
+/// [`TpmError::Unsupported`] with a line that names the family.
+pub trait Backend: Send {
+    fn family(&self) -> Family;
+    /// Vendor, firmware, algorithms, SRK state, counters.
+    fn info(&mut self) -> TpmResult<Info>;
+    fn counters(&self) -> Counters;
+    fn count_request(&mut self);
+    fn count_failure(&mut self);
+    /// The parent's public key as TPM2B_PUBLIC bytes, which a client needs to wrap a key
+    /// for it. (A TPM 1.2 SRK is presented as an RSA storage key's public area.)
+    fn parent_public(&mut self, parent: u32) -> TpmResult<Vec<u8>>;
+    /// Turns an importable key file into a loadable one (PEM text).
+    fn import(&mut self, key: &[u8]) -> TpmResult<String>;
+    /// Makes a new key of `key_type` (one of `Info.key_types`) under `parent`; PEM text.
+    fn generate(&mut self, key_type: &str, auth: &[u8], parent: u32) -> TpmResult<String>;
+    fn sign(&mut self, key: &[u8], auth: &[u8], request: &SignRequest<'_>) -> TpmResult<Vec<u8>>;
+    fn decrypt(
+        &mut self,
+        key: &[u8],
+        auth: &[u8],
+        request: &DecryptRequest<'_>,
+    ) -> TpmResult<Vec<u8>>;
+    /// Creates the storage root key if absent (takes ownership on a 1.2); true if created.
+    fn create_srk(&mut self) -> TpmResult<bool>;
+    /// " (TPM dictionary-attack counter N of M)" or empty, for wrong-auth messages.
+    fn lockout_note(&mut self) -> String;
+    /// Flushes every loaded object, before exit.
+    fn flush_all(&mut self);
+}
+
+/// Opens the TPM at `transport` as the given family (detected when `None`), with at most
+/// `budget` keys loaded at once.
+pub fn open(
+    family: Option<Family>,
+    transport: tpmd_tpm2::transport::Transport,
+    budget: usize,
+) -> TpmResult<Box<dyn Backend>> {
+    let family = match family {
+        Some(family) => family,
+        None => Family::detect(&transport),
+    };
+    match family {
+        Family::Tpm2 => Ok(Box::new(tpm2::Tpm2Backend::open(transport, budget)?)),
+        Family::Tpm12 => tpm12::open(transport, budget),
+    }
+}
