@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use rsa::pkcs8::DecodePublicKey;
 use rsa::traits::PublicKeyParts;
 use serde_json::json;
+use tpmd_api::client::{wrap_and_import, WrapError};
 use tpmd_api::duplicate::wrap_for_parent;
 use tpmd_api::privkey::{read_private_key, KeyReadError, ReadKey};
-use tpmd_api::{TpmKeyFile, TpmPublic};
+use tpmd_api::TpmPublic;
 use zeroize::Zeroizing;
 
 use super::Tpmd;
@@ -64,45 +65,39 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 pub async fn run(tpmd: Option<&Tpmd>, args: &WrapArgs, json_out: bool) -> CliResult<()> {
     let data = Zeroizing::new(files::read(&args.key)?);
     let read = read_key(&args.key, &data, args.passphrase_file.as_deref())?;
-    let parent = match (&args.parent_pub, tpmd) {
-        (Some(path), _) => read_parent_public(path)?,
-        (None, Some(tpmd)) => {
-            let bytes = tpmd.check(tpmd.proxy.parent_public(args.parent).await)?;
-            TpmPublic::from_tpm2b(&bytes)
-                .map_err(|e| CliError::Daemon(format!("tpmd sent a bad parent public area: {e}")))?
-        }
-        (None, None) => return Err(CliError::Usage("no parent: give --parent-pub".into())),
-    };
     let auth = auth_value(args.ask_auth, args.auth_file.as_deref())?;
-    let importable = wrap_for_parent(&read.key, &auth, &parent, args.parent)
-        .map_err(|e| CliError::file(&args.key, e))?;
     let ssh_public = read
         .key
         .public_ssh()
         .map(|k| ssh_key::PublicKey::new(k, read.comment.clone().unwrap_or_default()));
     let description = read.key.describe();
+    let (pem, imported) = match (&args.parent_pub, tpmd) {
+        (Some(path), _) => {
+            let parent = read_parent_public(path)?;
+            let importable = wrap_for_parent(&read.key, &auth, &parent, args.parent)
+                .map_err(|e| CliError::file(&args.key, e))?;
+            (importable.to_pem(), false)
+        }
+        (None, Some(tpmd)) => {
+            let pem = wrap_and_import(&tpmd.proxy, &read.key, &auth, args.parent)
+                .await
+                .map_err(|e| match e {
+                    WrapError::Daemon(e) => CliError::from_daemon(e, tpmd.user),
+                    WrapError::Unwrappable(m) => CliError::file(&args.key, m),
+                    other => CliError::Daemon(other.to_string()),
+                })?;
+            (pem, true)
+        }
+        (None, None) => return Err(CliError::Usage("no parent: give --parent-pub".into())),
+    };
     drop(read);
 
-    let (file, imported) = match (&args.parent_pub, tpmd) {
-        (None, Some(tpmd)) => {
-            let pem = tpmd.check(tpmd.proxy.import(&importable.to_der()).await)?;
-            let file = TpmKeyFile::parse(&pem)
-                .map_err(|e| CliError::Daemon(format!("tpmd returned a bad key file: {e}")))?;
-            (file, true)
-        }
-        _ => (importable, false),
-    };
     let out = match (&args.output, args.replace) {
         (Some(o), _) => o.clone(),
         (None, true) => args.key.clone(),
         (None, false) => with_suffix(&args.key, ".tpm"),
     };
-    files::write_atomic(
-        &out,
-        file.to_pem().as_bytes(),
-        0o600,
-        args.force || args.replace,
-    )?;
+    files::write_atomic(&out, pem.as_bytes(), 0o600, args.force || args.replace)?;
 
     let pub_path = with_suffix(&args.key, ".pub");
     let mut wrote_pub = false;
