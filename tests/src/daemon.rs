@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tpmd_api::Daemon1Proxy;
-use tpmd_simulator::Simulator;
+use tpmd_simulator::{Family, Simulator};
 
 use crate::bus::PrivateBus;
 
@@ -161,6 +161,23 @@ impl TestEnv {
         Self::start_on(sim, extra).await
     }
 
+    /// tpmd on a fresh simulator of the given family, with its SRK (TPM 1.2: owner and SRK
+    /// well-known, as `swtpm_setup --take-ownership` leaves them).
+    pub async fn start_family(family: Family) -> TestEnv {
+        let sim = Simulator::start_in_tempdir(family, None, true)
+            .unwrap_or_else(|e| panic!("simulator: {e}"));
+        Self::start_on(sim, &[]).await
+    }
+
+    /// tpmd's arguments for this simulator: a TPM 1.2 must be named as one.
+    fn tpmd_args<'a>(sim: &Simulator, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = extra.to_vec();
+        if sim.family() == Family::Tpm12 {
+            args.push("--tpm12");
+        }
+        args
+    }
+
     /// tpmd on a simulator the caller prepared (without an SRK, say).
     pub async fn start_on(sim: Simulator, extra: &[&str]) -> TestEnv {
         let bus = PrivateBus::start().unwrap_or_else(|e| panic!("dbus-daemon: {e}"));
@@ -171,7 +188,7 @@ impl TestEnv {
         let tpmd = TpmdProcess::start(
             &bus,
             &sim.transport().to_string(),
-            extra,
+            &Self::tpmd_args(&sim, extra),
             dir.path().join("tpmd.log"),
         )
         .await
@@ -189,7 +206,7 @@ impl TestEnv {
         self.tpmd = TpmdProcess::start(
             &self.bus,
             &self.sim.transport().to_string(),
-            extra,
+            &Self::tpmd_args(&self.sim, extra),
             self.dir.path().join("tpmd-2.log"),
         )
         .await

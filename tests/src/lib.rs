@@ -9,3 +9,4 @@ pub mod tools;
 
 pub use bus::PrivateBus;
 pub use daemon::{binary, TestEnv, TpmdProcess};
+pub use tpmd_simulator::Family;

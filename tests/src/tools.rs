@@ -1,7 +1,10 @@
 //! Real command-line tools the tests use to make keys and check signatures.
 
+use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
+
+use crate::TestEnv;
 
 pub fn run(program: &str, args: &[&str]) -> Output {
     let out = Command::new(program)
@@ -78,4 +81,38 @@ pub fn openssl_verify(
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false)
+}
+
+/// Signs a message with `tpm-keyctl sign` and the key file `key`, exports its public key to
+/// `pubkey` and has openssl verify the signature.
+pub fn sign_and_verify(
+    env: &TestEnv,
+    key: &str,
+    pubkey: &str,
+    digest: &str,
+    extra_sign: &[&str],
+    extra_verify: &[&str],
+) {
+    let data = env.path("message.txt");
+    fs::write(&data, b"the quick brown fox").unwrap();
+    let sig = env.path("message.sig");
+    let mut args = vec![
+        "sign",
+        "-k",
+        key,
+        "-i",
+        "message.txt",
+        "-o",
+        "message.sig",
+        "--hash",
+        digest,
+    ];
+    args.extend_from_slice(extra_sign);
+    ok(&env.keyctl(&args));
+    let pem = ok(&env.keyctl(&["pubkey", key]));
+    fs::write(env.path(pubkey), pem).unwrap();
+    assert!(
+        openssl_verify(&env.path(pubkey), &data, &sig, digest, extra_verify),
+        "openssl rejects the signature of {key} ({digest} {extra_sign:?})"
+    );
 }

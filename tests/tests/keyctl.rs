@@ -6,40 +6,8 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
-use tpmd_tests::tools::{fails_with, ok, openssl_genkey, openssl_verify, run};
+use tpmd_tests::tools::{fails_with, ok, openssl_genkey, run, sign_and_verify};
 use tpmd_tests::TestEnv;
-
-fn sign_and_verify(
-    env: &TestEnv,
-    key: &str,
-    pubkey: &str,
-    digest: &str,
-    extra_sign: &[&str],
-    extra_verify: &[&str],
-) {
-    let data = env.path("message.txt");
-    fs::write(&data, b"the quick brown fox").unwrap();
-    let sig = env.path("message.sig");
-    let mut args = vec![
-        "sign",
-        "-k",
-        key,
-        "-i",
-        "message.txt",
-        "-o",
-        "message.sig",
-        "--hash",
-        digest,
-    ];
-    args.extend_from_slice(extra_sign);
-    ok(&env.keyctl(&args));
-    let pem = ok(&env.keyctl(&["pubkey", key]));
-    fs::write(env.path(pubkey), pem).unwrap();
-    assert!(
-        openssl_verify(&env.path(pubkey), &data, &sig, digest, extra_verify),
-        "openssl rejects the signature of {key} ({digest} {extra_sign:?})"
-    );
-}
 
 #[tokio::test]
 async fn wraps_pem_keys_and_signs() {
