@@ -94,7 +94,7 @@ pub fn sign_and_verify(
     extra_verify: &[&str],
 ) {
     let data = env.path("message.txt");
-    fs::write(&data, b"the quick brown fox").unwrap();
+    fs::write(&data, b"the quick brown fox").unwrap_or_else(|e| panic!("{e}"));
     let sig = env.path("message.sig");
     let mut args = vec![
         "sign",
@@ -110,7 +110,7 @@ pub fn sign_and_verify(
     args.extend_from_slice(extra_sign);
     ok(&env.keyctl(&args));
     let pem = ok(&env.keyctl(&["pubkey", key]));
-    fs::write(env.path(pubkey), pem).unwrap();
+    fs::write(env.path(pubkey), pem).unwrap_or_else(|e| panic!("{e}"));
     assert!(
         openssl_verify(&env.path(pubkey), &data, &sig, digest, extra_verify),
         "openssl rejects the signature of {key} ({digest} {extra_sign:?})"

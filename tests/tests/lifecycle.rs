@@ -46,7 +46,11 @@ async fn a_missing_srk_is_explained_and_srk_create_fixes_it() {
     };
     assert_eq!(status_of("SRK").as_deref(), Some("ok"), "{doctor}");
     assert_eq!(status_of("lockout").as_deref(), Some("ok"), "{doctor}");
-    assert_eq!(status_of("resource manager").as_deref(), Some("ok"), "{doctor}");
+    assert_eq!(
+        status_of("resource manager").as_deref(),
+        Some("ok"),
+        "{doctor}"
+    );
 }
 
 #[tokio::test]
