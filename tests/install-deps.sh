@@ -19,7 +19,7 @@ packages=(
   opensc gnutls-bin p11-kit p11-kit-modules libengine-pkcs11-openssl openvpn libnss3-tools
   libtpm2-pkcs11-1 libtpm2-pkcs11-tools
   # TPM 1.2 interop: trousers' tcsd and tpm-tools
-  trousers tpm-tools
+  trousers tpm-tools libtspi-dev
   # checking the unit files
   systemd
 )

@@ -72,8 +72,9 @@ pub struct SimulatorOptions {
     pub state_dir: PathBuf,
     /// The data port P (the control channel is P+1). `None` picks a free loopback pair.
     pub port: Option<u16>,
-    /// TPM 2.0 only: create the SRK at 0x81000001 if it is not there. (A TPM 1.2 state
-    /// gets its well-known SRK from swtpm_setup when it is first created.)
+    /// TPM 2.0: create the SRK at 0x81000001 if it is not there. TPM 1.2: when the state
+    /// is first created, take ownership with the well-known owner and SRK secrets
+    /// (otherwise the TPM stays unowned, as shipped).
     pub provision_srk: bool,
 }
 
@@ -270,19 +271,26 @@ fn log_command(
 }
 
 /// Creates TPM 1.2 state with a well-known owner and SRK if `dir` has none yet.
-fn setup_tpm12(dir: &Path, log: &Path) -> Result<(), SimulatorError> {
+/// Creates a TPM 1.2's state: endorsement key always; owner and SRK with the well-known
+/// secrets when `take_ownership` (otherwise the TPM is left unowned, as shipped).
+fn setup_tpm12(dir: &Path, log: &Path, take_ownership: bool) -> Result<(), SimulatorError> {
     if dir.join("tpm-00.permall").exists() {
         return Ok(());
     }
     let program = find_program("swtpm_setup")?;
-    let args: Vec<&OsStr> = vec![
+    let mut args: Vec<&OsStr> = vec![
         OsStr::new("--tpmstate"),
         dir.as_os_str(),
-        OsStr::new("--take-ownership"),
-        OsStr::new("--owner-well-known"),
-        OsStr::new("--srk-well-known"),
-        OsStr::new("--not-overwrite"),
+        OsStr::new("--createek"),
     ];
+    if take_ownership {
+        args.extend([
+            OsStr::new("--take-ownership"),
+            OsStr::new("--owner-well-known"),
+            OsStr::new("--srk-well-known"),
+        ]);
+    }
+    args.push(OsStr::new("--not-overwrite"));
     let (stdout, stderr) = log_command(log, &program, &args)?;
     let status = Command::new(&program)
         .args(&args)
@@ -369,7 +377,7 @@ impl Simulator {
         prepare_state_dir(&opts.state_dir)?;
         let log = opts.state_dir.join(LOG_FILE);
         if opts.family == Family::Tpm12 {
-            setup_tpm12(&opts.state_dir, &log)?;
+            setup_tpm12(&opts.state_dir, &log, opts.provision_srk)?;
         }
         let mut temp = temp;
         let mut attempt = 0;

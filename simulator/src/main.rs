@@ -27,7 +27,7 @@ struct Args {
     /// Emulate a TPM 1.2 (well-known owner and SRK secrets) instead of a TPM 2.0.
     #[arg(long)]
     tpm12: bool,
-    /// Do not create the SRK at 0x81000001 (TPM 2.0).
+    /// Do not create the SRK at 0x81000001 (TPM 2.0) or take ownership (TPM 1.2).
     #[arg(long)]
     no_provision: bool,
 }

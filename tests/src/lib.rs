@@ -6,6 +6,7 @@ pub mod daemon;
 pub mod pkcs11;
 pub mod ssh;
 pub mod tools;
+pub mod trousers;
 
 pub use bus::PrivateBus;
 pub use daemon::{binary, TestEnv, TpmdProcess};
