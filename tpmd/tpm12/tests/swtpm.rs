@@ -1,0 +1,203 @@
+//! The TPM 1.2 client against a real swtpm in TPM 1.2 mode (owner and SRK well-known,
+//! as `swtpm_setup --take-ownership --owner-well-known --srk-well-known` leaves it).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod proxy;
+
+use rand::rngs::OsRng;
+use rsa::{Pkcs1v15Sign, RsaPrivateKey};
+use sha2::{Digest, Sha256, Sha512};
+use tpmd_simulator::{Family, Simulator};
+use tpmd_tpm12::client::{ClientError, Tpm12, Transport};
+use tpmd_tpm12::codec::consts::key_usage;
+use tpmd_tpm12::codec::{AuthSecret, Key12};
+use tpmd_tpm12::keys::digest_info::{digest_info, Hash};
+use tpmd_tpm12::keys::public::to_rsa;
+use tpmd_tpm12::keys::wrap::{generate_template, wrap_rsa_key, Usage};
+use tpmd_tpm12::keys::{bind, file};
+
+fn start() -> (Simulator, Tpm12) {
+    let sim = Simulator::start_in_tempdir(Family::Tpm12, None, true).unwrap();
+    let tpm = Tpm12::connect(Transport::tcp(sim.port())).unwrap();
+    (sim, tpm)
+}
+
+fn sign_and_verify(tpm: &mut Tpm12, handle: u32, auth: &AuthSecret, key: &Key12) {
+    let public = to_rsa(&key.pubkey()).unwrap();
+    let msg = b"tpmd signs this";
+    let digest = Sha256::digest(msg);
+    let info = digest_info(Hash::Sha256, &digest).unwrap();
+    let sig = tpm.sign(handle, auth, &info).unwrap();
+    public
+        .verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &sig)
+        .unwrap();
+    let digest = Sha512::digest(msg);
+    let info = digest_info(Hash::Sha512, &digest).unwrap();
+    let sig = tpm.sign(handle, auth, &info).unwrap();
+    public
+        .verify(Pkcs1v15Sign::new::<Sha512>(), &digest, &sig)
+        .unwrap();
+}
+
+#[test]
+fn version_slots_and_flags() {
+    let (_sim, mut tpm) = start();
+    let v = tpm.version_info().unwrap();
+    assert_eq!(&v.version[..2], &[1, 2], "{}", v.describe());
+    assert!(!v.vendor().is_empty());
+    assert!(tpm.max_key_slots().unwrap() >= 2);
+    assert!(tpm.free_key_slots().unwrap() >= 2);
+    assert!(tpm.has_owner().unwrap());
+    let flags = tpm.permanent_flags().unwrap();
+    assert!(flags.ownership && !flags.disable && !flags.deactivated);
+    let nv = tpm.nv_state().unwrap();
+    assert_eq!(nv.locked, flags.nv_locked);
+    let da = tpm.da_info().unwrap();
+    assert!(!da.active);
+    let before = tpm.pcr_read(16).unwrap();
+    let after = tpm.extend(16, &[0xAB; 20]).unwrap();
+    assert_ne!(before, after);
+    assert_eq!(tpm.pcr_read(16).unwrap(), after);
+}
+
+#[test]
+fn create_wrap_key_loads_and_signs_with_one_session() {
+    let (_sim, mut tpm) = start();
+    let auth = AuthSecret::from_password(b"key password");
+    let key = tpm
+        .create_wrap_key(&generate_template(2048, Usage::Legacy, false), &auth)
+        .unwrap();
+    assert_eq!(key.key_usage, key_usage::LEGACY);
+    assert_eq!(key.modulus.len(), 256);
+    let handle = tpm.load_key(&key.to_bytes()).unwrap();
+    assert!(tpm.srk_well_known().is_some());
+    sign_and_verify(&mut tpm, handle, &auth, &key);
+    let public = tpm.get_pub_key(handle, &auth).unwrap();
+    assert_eq!(public.modulus, key.modulus);
+    // LoadKey2, four signs and GetPubKey shared one OIAP session.
+    assert_eq!(tpm.stats().oiap_opened, 1, "{:?}", tpm.stats());
+    assert!(tpm.loaded_keys().unwrap().contains(&handle));
+    tpm.flush_key(handle).unwrap();
+    assert!(!tpm.loaded_keys().unwrap().contains(&handle));
+}
+
+#[test]
+fn software_wrapped_key_loads_signs_and_unbinds() {
+    let (_sim, mut tpm) = start();
+    let srk = tpm.srk_public().unwrap();
+    assert_eq!(srk.modulus.len(), 256);
+    let soft = RsaPrivateKey::new(&mut OsRng, 2048).unwrap();
+    let auth = AuthSecret::from_password_or_well_known(b"");
+    let key = wrap_rsa_key(&mut OsRng, &soft, &srk, &auth, Usage::Legacy).unwrap();
+    // Through the TSS KEY BLOB PEM and back.
+    let pem = file::write_pem(&key.to_bytes()).unwrap();
+    let blob = file::read(pem.as_bytes()).unwrap().blob;
+    let handle = tpm.load_key(&blob).unwrap();
+    sign_and_verify(&mut tpm, handle, &auth, &key);
+    // The TPM's signature verifies with the software key's public half.
+    let digest = Sha256::digest(b"x");
+    let sig = tpm
+        .sign(handle, &auth, &digest_info(Hash::Sha256, &digest).unwrap())
+        .unwrap();
+    soft.to_public_key()
+        .verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &sig)
+        .unwrap();
+    let secret = b"a session key of 32 bytes.......";
+    let bound = bind::bind(&mut OsRng, &soft.to_public_key(), secret).unwrap();
+    assert_eq!(tpm.unbind(handle, &auth, &bound).unwrap(), secret);
+}
+
+#[test]
+fn owner_reads_the_srk_public_key() {
+    let (_sim, mut tpm) = start();
+    let srk = tpm
+        .owner_read_internal_pub(tpmd_tpm12::codec::consts::kh::SRK)
+        .unwrap();
+    assert_eq!(srk.modulus.len(), 256);
+    tpm.allow_srk_read(true).unwrap();
+    assert!(tpm.permanent_flags().unwrap().read_srk_pub);
+    assert_eq!(tpm.srk_public().unwrap(), srk);
+}
+
+#[test]
+fn wrong_key_auth_is_a_clear_error_and_the_client_recovers() {
+    let (_sim, mut tpm) = start();
+    let auth = AuthSecret::from_password(b"right");
+    let key = tpm
+        .create_wrap_key(&generate_template(1024, Usage::Signing, false), &auth)
+        .unwrap();
+    let handle = tpm.load_key(&key.to_bytes()).unwrap();
+    let info = digest_info(Hash::Sha256, &[1; 32]).unwrap();
+    let err = tpm
+        .sign(handle, &AuthSecret::from_password(b"wrong"), &info)
+        .unwrap_err();
+    assert!(err.is_auth_failure(), "{err}");
+    assert!(err.to_string().contains("TPM_AUTHFAIL"), "{err}");
+    // The failed command ended the session; the next one opens a new one and works.
+    tpm.sign(handle, &auth, &info).unwrap();
+    assert_eq!(tpm.stats().oiap_opened, 2);
+}
+
+#[test]
+fn tampered_and_truncated_responses_are_clear_errors() {
+    let sim = Simulator::start_in_tempdir(Family::Tpm12, None, true).unwrap();
+    let proxy = proxy::Proxy::start(sim.port());
+    let mut tpm = Tpm12::connect(Transport::tcp(proxy.port())).unwrap();
+    let auth = AuthSecret::from_password(b"k");
+    let key = tpm
+        .create_wrap_key(&generate_template(1024, Usage::Signing, false), &auth)
+        .unwrap();
+    let handle = tpm.load_key(&key.to_bytes()).unwrap();
+    let info = digest_info(Hash::Sha256, &[2; 32]).unwrap();
+
+    // A flipped bit in the signature: the response HMAC no longer verifies.
+    proxy.set(proxy::Mode::FlipByte(20));
+    let err = tpm.sign(handle, &auth, &info).unwrap_err();
+    assert!(matches!(err, ClientError::BadResponseHmac), "{err}");
+    assert!(err.to_string().contains("HMAC"), "{err}");
+
+    // A wrong nonceEven (the last auth block's first byte).
+    proxy.set(proxy::Mode::FlipFromEnd(41));
+    let err = tpm.sign(handle, &auth, &info).unwrap_err();
+    assert!(matches!(err, ClientError::BadResponseHmac), "{err}");
+
+    // Truncated responses, size field adjusted so the transport accepts them.
+    for keep in [10, 12, 14, 50] {
+        proxy.set(proxy::Mode::Truncate(keep));
+        let err = tpm.sign(handle, &auth, &info).unwrap_err();
+        assert!(matches!(err, ClientError::Codec(_)), "{keep}: {err}");
+        assert!(err.to_string().contains("malformed"), "{err}");
+    }
+
+    proxy.set(proxy::Mode::Pass);
+    tpm.sign(handle, &auth, &info).unwrap();
+}
+
+#[test]
+fn take_ownership_with_well_known_srk_on_an_unowned_tpm() {
+    // Without provisioning the harness leaves the TPM unowned, as shipped.
+    let sim = Simulator::start_in_tempdir(Family::Tpm12, None, false).unwrap();
+    let mut tpm = Tpm12::connect(Transport::tcp(sim.port())).unwrap();
+    assert!(!tpm.has_owner().unwrap());
+    let well_known = tpmd_tpm12::codec::WellKnown::Zeros.secret();
+    let srk = tpm.take_ownership(&well_known, &well_known).unwrap();
+    assert!(tpm.has_owner().unwrap());
+    assert!(tpm.permanent_flags().unwrap().read_srk_pub);
+    // A fresh client with default (well-known) secrets reads the SRK and uses it.
+    drop(tpm);
+    let mut tpm = Tpm12::connect(Transport::tcp(sim.port())).unwrap();
+    assert_eq!(tpm.srk_public().unwrap(), srk);
+    let auth = AuthSecret::from_password(b"k");
+    let key = tpm
+        .create_wrap_key(&generate_template(1024, Usage::Legacy, false), &auth)
+        .unwrap();
+    let handle = tpm.load_key(&key.to_bytes()).unwrap();
+    sign_and_verify(&mut tpm, handle, &auth, &key);
+    assert_eq!(
+        tpm.srk_well_known(),
+        Some(tpmd_tpm12::codec::WellKnown::Zeros)
+    );
+    // Ownership cannot be taken twice.
+    let err = tpm.take_ownership(&well_known, &well_known).unwrap_err();
+    assert!(err.to_string().contains("TPM_OWNER_SET"), "{err}");
+}
