@@ -27,13 +27,13 @@ fn sign_and_verify(tpm: &mut Tpm12, handle: u32, auth: &AuthSecret, key: &Key12)
     let msg = b"tpmd signs this";
     let digest = Sha256::digest(msg);
     let info = digest_info(Hash::Sha256, &digest).unwrap();
-    let sig = tpm.sign(handle, auth, &info).unwrap();
+    let sig = tpm.sign(handle, Some(auth), &info).unwrap();
     public
         .verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &sig)
         .unwrap();
     let digest = Sha512::digest(msg);
     let info = digest_info(Hash::Sha512, &digest).unwrap();
-    let sig = tpm.sign(handle, auth, &info).unwrap();
+    let sig = tpm.sign(handle, Some(auth), &info).unwrap();
     public
         .verify(Pkcs1v15Sign::new::<Sha512>(), &digest, &sig)
         .unwrap();
@@ -72,7 +72,7 @@ fn create_wrap_key_loads_and_signs_with_one_session() {
     let handle = tpm.load_key(&key.to_bytes()).unwrap();
     assert!(tpm.srk_well_known().is_some());
     sign_and_verify(&mut tpm, handle, &auth, &key);
-    let public = tpm.get_pub_key(handle, &auth).unwrap();
+    let public = tpm.get_pub_key(handle, Some(&auth)).unwrap();
     assert_eq!(public.modulus, key.modulus);
     // LoadKey2, four signs and GetPubKey shared one OIAP session.
     assert_eq!(tpm.stats().oiap_opened, 1, "{:?}", tpm.stats());
@@ -97,14 +97,18 @@ fn software_wrapped_key_loads_signs_and_unbinds() {
     // The TPM's signature verifies with the software key's public half.
     let digest = Sha256::digest(b"x");
     let sig = tpm
-        .sign(handle, &auth, &digest_info(Hash::Sha256, &digest).unwrap())
+        .sign(
+            handle,
+            Some(&auth),
+            &digest_info(Hash::Sha256, &digest).unwrap(),
+        )
         .unwrap();
     soft.to_public_key()
         .verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &sig)
         .unwrap();
     let secret = b"a session key of 32 bytes.......";
     let bound = bind::bind(&mut OsRng, &soft.to_public_key(), secret).unwrap();
-    assert_eq!(tpm.unbind(handle, &auth, &bound).unwrap(), secret);
+    assert_eq!(tpm.unbind(handle, Some(&auth), &bound).unwrap(), secret);
 }
 
 #[test]
@@ -129,12 +133,12 @@ fn wrong_key_auth_is_a_clear_error_and_the_client_recovers() {
     let handle = tpm.load_key(&key.to_bytes()).unwrap();
     let info = digest_info(Hash::Sha256, &[1; 32]).unwrap();
     let err = tpm
-        .sign(handle, &AuthSecret::from_password(b"wrong"), &info)
+        .sign(handle, Some(&AuthSecret::from_password(b"wrong")), &info)
         .unwrap_err();
     assert!(err.is_auth_failure(), "{err}");
     assert!(err.to_string().contains("TPM_AUTHFAIL"), "{err}");
     // The failed command ended the session; the next one opens a new one and works.
-    tpm.sign(handle, &auth, &info).unwrap();
+    tpm.sign(handle, Some(&auth), &info).unwrap();
     assert_eq!(tpm.stats().oiap_opened, 2);
 }
 
@@ -152,25 +156,25 @@ fn tampered_and_truncated_responses_are_clear_errors() {
 
     // A flipped bit in the signature: the response HMAC no longer verifies.
     proxy.set(proxy::Mode::FlipByte(20));
-    let err = tpm.sign(handle, &auth, &info).unwrap_err();
+    let err = tpm.sign(handle, Some(&auth), &info).unwrap_err();
     assert!(matches!(err, ClientError::BadResponseHmac), "{err}");
     assert!(err.to_string().contains("HMAC"), "{err}");
 
     // A wrong nonceEven (the last auth block's first byte).
     proxy.set(proxy::Mode::FlipFromEnd(41));
-    let err = tpm.sign(handle, &auth, &info).unwrap_err();
+    let err = tpm.sign(handle, Some(&auth), &info).unwrap_err();
     assert!(matches!(err, ClientError::BadResponseHmac), "{err}");
 
     // Truncated responses, size field adjusted so the transport accepts them.
     for keep in [10, 12, 14, 50] {
         proxy.set(proxy::Mode::Truncate(keep));
-        let err = tpm.sign(handle, &auth, &info).unwrap_err();
+        let err = tpm.sign(handle, Some(&auth), &info).unwrap_err();
         assert!(matches!(err, ClientError::Codec(_)), "{keep}: {err}");
         assert!(err.to_string().contains("malformed"), "{err}");
     }
 
     proxy.set(proxy::Mode::Pass);
-    tpm.sign(handle, &auth, &info).unwrap();
+    tpm.sign(handle, Some(&auth), &info).unwrap();
 }
 
 #[test]
@@ -200,4 +204,35 @@ fn take_ownership_with_well_known_srk_on_an_unowned_tpm() {
     // Ownership cannot be taken twice.
     let err = tpm.take_ownership(&well_known, &well_known).unwrap_err();
     assert!(err.to_string().contains("TPM_OWNER_SET"), "{err}");
+}
+
+#[test]
+fn tpm_reset_is_detected_and_keys_reload() {
+    let (sim, mut tpm) = start();
+    let auth = AuthSecret::from_password(b"k");
+    let key = tpm
+        .create_wrap_key(&generate_template(1024, Usage::Signing, false), &auth)
+        .unwrap();
+    let handle = tpm.load_key(&key.to_bytes()).unwrap();
+    let info = digest_info(Hash::Sha256, &[3; 32]).unwrap();
+    tpm.sign(handle, Some(&auth), &info).unwrap();
+    let epoch = tpm.epoch();
+
+    // TPM_Init only: the client sends Startup itself, notices its session is gone, and
+    // reports the old key handle as stale.
+    sim.init_only().unwrap();
+    let err = tpm.sign(handle, Some(&auth), &info).unwrap_err();
+    assert!(err.is_stale_handle(), "{err}");
+    assert!(tpm.epoch() > epoch);
+    assert_eq!(tpm.stats().startups, 1);
+    let handle = tpm.load_key(&key.to_bytes()).unwrap();
+    tpm.sign(handle, Some(&auth), &info).unwrap();
+
+    // A full reset by another client while we are disconnected.
+    tpm.disconnect();
+    sim.reset().unwrap();
+    let epoch = tpm.epoch();
+    let err = tpm.sign(handle, Some(&auth), &info).unwrap_err();
+    assert!(err.is_stale_handle(), "{err}");
+    assert!(tpm.epoch() > epoch);
 }

@@ -10,6 +10,18 @@ use crate::codec::ops::{keys, owner, session};
 use crate::codec::{AuthSecret, Key12, PubKey};
 
 impl Tpm12 {
+    /// Runs `cmd` in the OIAP session with `auth`, or unauthorized when `None`.
+    pub fn run_maybe_auth1(
+        &mut self,
+        cmd: &crate::codec::Command,
+        auth: Option<&AuthSecret>,
+    ) -> Result<crate::codec::Response, ClientError> {
+        match auth {
+            Some(secret) => self.run_auth1(cmd, secret),
+            None => self.run(cmd),
+        }
+    }
+
     /// Loads a TPM_KEY12 / TPM_KEY blob under the SRK; returns its handle.
     pub fn load_key(&mut self, blob: &[u8]) -> Result<u32, ClientError> {
         let cmd = keys::load_key2(kh::SRK, blob);
@@ -21,14 +33,15 @@ impl Tpm12 {
     }
 
     /// Signs with a loaded key. For a DER-scheme key `data` is a DigestInfo; for a
-    /// SHA-1-scheme key a 20-byte digest.
+    /// SHA-1-scheme key a 20-byte digest. `auth` is `None` for a key whose
+    /// authDataUsage is TPM_AUTH_NEVER.
     pub fn sign(
         &mut self,
         key: u32,
-        auth: &AuthSecret,
+        auth: Option<&AuthSecret>,
         data: &[u8],
     ) -> Result<Vec<u8>, ClientError> {
-        let resp = self.run_auth1(&keys::sign(key, data), auth)?;
+        let resp = self.run_maybe_auth1(&keys::sign(key, data), auth)?;
         Ok(keys::parse_sign(resp.params())?)
     }
 
@@ -36,15 +49,19 @@ impl Tpm12 {
     pub fn unbind(
         &mut self,
         key: u32,
-        auth: &AuthSecret,
+        auth: Option<&AuthSecret>,
         data: &[u8],
     ) -> Result<Vec<u8>, ClientError> {
-        let resp = self.run_auth1(&keys::unbind(key, data), auth)?;
+        let resp = self.run_maybe_auth1(&keys::unbind(key, data), auth)?;
         Ok(keys::parse_unbind(resp.params())?)
     }
 
-    pub fn get_pub_key(&mut self, key: u32, auth: &AuthSecret) -> Result<PubKey, ClientError> {
-        let resp = self.run_auth1(&keys::get_pub_key(key), auth)?;
+    pub fn get_pub_key(
+        &mut self,
+        key: u32,
+        auth: Option<&AuthSecret>,
+    ) -> Result<PubKey, ClientError> {
+        let resp = self.run_maybe_auth1(&keys::get_pub_key(key), auth)?;
         Ok(keys::parse_pub_key(resp.params())?)
     }
 

@@ -21,6 +21,9 @@ pub struct Stats {
     pub reconnects: u64,
     /// Well-known secret conventions tried that the TPM rejected.
     pub secret_retries: u64,
+    /// Times the TPM was found to have lost our state (reconnect, Startup sent, or the
+    /// OIAP session gone): key handles from before may be stale.
+    pub epoch: u64,
 }
 
 #[derive(Debug)]
@@ -118,6 +121,18 @@ impl Tpm12 {
         self.stats
     }
 
+    /// Closes the connection (e.g. so another program can use a swtpm, which serves one
+    /// client at a time); the next command reconnects.
+    pub fn disconnect(&mut self) {
+        self.conn = None;
+        self.oiap = None;
+    }
+
+    /// Changes whenever the TPM may have lost loaded keys (see [`Stats::epoch`]).
+    pub fn epoch(&self) -> u64 {
+        self.stats.epoch
+    }
+
     pub fn transport(&self) -> &Transport {
         &self.transport
     }
@@ -142,6 +157,7 @@ impl Tpm12 {
         self.conn = None;
         self.oiap = None;
         self.stats.reconnects += 1;
+        self.stats.epoch += 1;
         let mut conn = self.transport.open()?;
         let response = conn.transmit(bytes)?;
         self.conn = Some(conn);
@@ -163,6 +179,7 @@ impl Tpm12 {
     /// TPM_Startup(CLEAR); "already started" counts as success.
     pub fn startup(&mut self) -> Result<(), ClientError> {
         self.stats.startups += 1;
+        self.stats.epoch += 1;
         self.oiap = None;
         let cmd = session::startup(startup::CLEAR);
         let bytes = self.transmit_raw(&cmd.encode(&[]))?;
@@ -211,6 +228,8 @@ impl Tpm12 {
         let reused = self.oiap.is_some();
         match self.run_auth1_once(cmd, secret) {
             Err(ClientError::Tpm(TpmRc(INVALID_AUTHHANDLE))) if reused => {
+                // Our session vanished: the TPM was reset (or evicted it).
+                self.stats.epoch += 1;
                 self.run_auth1_once(cmd, secret)
             }
             other => other,
