@@ -425,7 +425,23 @@ fn read_openssh(text: &str, passphrase: Option<&[u8]>) -> Result<ReadKey, KeyRea
         &parsed
     };
     let comment = Some(key.comment().to_string()).filter(|c| !c.is_empty());
-    let software = match key.key_data() {
+    let software = software_key_from_ssh(key.key_data())?;
+    Ok(ReadKey {
+        key: software,
+        comment,
+    })
+}
+
+/// Converts OpenSSH key pair data (as read from a file or received by an ssh-agent) into
+/// a [`SoftwareKey`]. RSA keys are rebuilt from n, e, d, p and q: ssh-key 0.6's own
+/// RsaKeypair conversion is buggy.
+pub fn software_key_from_ssh(
+    data: &ssh_key::private::KeypairData,
+) -> Result<SoftwareKey, KeyReadError> {
+    let algorithm = data
+        .algorithm()
+        .map_err(|e| malformed("unknown OpenSSH key algorithm", e))?;
+    let key = match data {
         ssh_key::private::KeypairData::Rsa(pair) => {
             let num = |m: &ssh_key::Mpint, what: &str| {
                 BigUint::try_from(m).map_err(|e| malformed(what, e))
@@ -451,20 +467,18 @@ fn read_openssh(text: &str, passphrase: Option<&[u8]>) -> Result<ReadKey, KeyRea
                     .map_err(|e| malformed("invalid OpenSSH P-384 private key", e))?
             }
             ssh_key::private::EcdsaKeypair::NistP521 { .. } => {
-                return Err(ssh_algorithm_check(&key.algorithm())
+                return Err(ssh_algorithm_check(&algorithm)
                     .err()
                     .unwrap_or_else(|| unsupported_type("P-521")))
             }
         },
         _ => {
-            ssh_algorithm_check(&key.algorithm())?;
-            return Err(unsupported_type(key.algorithm().as_str()));
+            ssh_algorithm_check(&algorithm)?;
+            return Err(unsupported_type(algorithm.as_str()));
         }
     };
-    Ok(ReadKey {
-        key: software,
-        comment,
-    })
+    key.check_for_tpm()?;
+    Ok(key)
 }
 
 #[cfg(test)]

@@ -1,0 +1,416 @@
+//! Request dispatch: what each agent message does with the key store, tpmd, the user
+//! (askpass) and the upstream agent. No lock is held across an await, so one slow
+//! client (a confirm prompt, a tpmd restart) never holds up the others.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use ssh_agent_lib::proto::extension::{QueryResponse, SessionBind};
+use ssh_agent_lib::proto::{
+    AddIdentity, AddIdentityConstrained, Extension, Identity, KeyConstraint, RemoveIdentity,
+    Request, Response, SignRequest,
+};
+use ssh_key::public::KeyData;
+use tracing::{debug, info, warn};
+use zeroize::Zeroizing;
+
+use crate::config::Settings;
+use crate::error::AgentError;
+use crate::keys::{KeyStore, TpmKey};
+use crate::sign::{self, Signed};
+use crate::socket::Peer;
+use crate::tpmd::{Tpmd, TpmdError};
+use crate::upstream::Upstream;
+
+/// What goes back to the client.
+pub enum Reply {
+    Proto(Response),
+    Signature(Signed),
+}
+
+/// Per-connection state.
+pub struct Session {
+    pub peer: Peer,
+    /// session-bind@openssh.com: the host keys this connection was bound to.
+    pub bindings: Vec<KeyData>,
+}
+
+impl Session {
+    pub fn new(peer: Peer) -> Session {
+        Session {
+            peer,
+            bindings: Vec::new(),
+        }
+    }
+}
+
+struct CachedAuth {
+    value: Zeroizing<Vec<u8>>,
+    until: Instant,
+}
+
+pub struct Agent {
+    pub(crate) store: Mutex<KeyStore>,
+    /// SHA-256 of the lock passphrase while locked.
+    locked: Mutex<Option<Zeroizing<[u8; 32]>>>,
+    failed_unlocks: Mutex<u32>,
+    auth_cache: Mutex<HashMap<KeyData, CachedAuth>>,
+    auth_cache_time: Duration,
+    pub(crate) tpmd: Tpmd,
+    pub(crate) upstream: Option<Upstream>,
+    pub(crate) save_wrapped: Option<std::path::PathBuf>,
+}
+
+const EXTENSIONS: [&str; 2] = ["query", "session-bind@openssh.com"];
+
+fn passphrase_hash(passphrase: &str) -> Zeroizing<[u8; 32]> {
+    Zeroizing::new(Sha256::digest(passphrase.as_bytes()).into())
+}
+
+fn lock_or_recover<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere must not take the agent down with it.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Agent {
+    pub fn new(settings: &Settings) -> Agent {
+        Agent {
+            store: Mutex::new(KeyStore::new(settings.key_dirs.clone())),
+            locked: Mutex::new(None),
+            failed_unlocks: Mutex::new(0),
+            auth_cache: Mutex::new(HashMap::new()),
+            auth_cache_time: settings.auth_cache,
+            tpmd: Tpmd::new(settings.tpmd_wait),
+            upstream: settings.upstream.clone().map(Upstream::new),
+            save_wrapped: settings.save_wrapped.clone(),
+        }
+    }
+
+    pub fn rescan(&self) {
+        let mut store = lock_or_recover(&self.store);
+        store.rescan();
+        store.purge_expired();
+    }
+
+    fn is_locked(&self) -> bool {
+        lock_or_recover(&self.locked).is_some()
+    }
+
+    pub async fn handle(
+        &self,
+        request: Request,
+        session: &mut Session,
+    ) -> Result<Reply, AgentError> {
+        let ok = || Ok(Reply::Proto(Response::Success));
+        match request {
+            Request::RequestIdentities => Ok(Reply::Proto(Response::IdentitiesAnswer(
+                self.identities().await,
+            ))),
+            Request::SignRequest(request) => self.sign(request, &session.peer).await,
+            Request::AddIdentity(identity) => {
+                self.add(identity, Vec::new()).await?;
+                ok()
+            }
+            Request::AddIdConstrained(AddIdentityConstrained {
+                identity,
+                constraints,
+            }) => {
+                self.add(identity, constraints).await?;
+                ok()
+            }
+            Request::RemoveIdentity(identity) => {
+                self.remove(identity).await?;
+                ok()
+            }
+            Request::RemoveAllIdentities => {
+                self.remove_all().await?;
+                ok()
+            }
+            Request::Lock(passphrase) => {
+                self.lock(passphrase).await?;
+                ok()
+            }
+            Request::Unlock(passphrase) => {
+                self.unlock(passphrase).await?;
+                ok()
+            }
+            Request::Extension(extension) => self.extension(extension, session),
+            Request::AddSmartcardKey(_)
+            | Request::AddSmartcardKeyConstrained(_)
+            | Request::RemoveSmartcardKey(_) => Err(AgentError::Unsupported(
+                "PKCS#11 providers (ssh-add -s) are not supported; wrap the key into the TPM with tpm-keyctl instead".into(),
+            )),
+        }
+    }
+
+    async fn identities(&self) -> Vec<Identity> {
+        if self.is_locked() {
+            return Vec::new();
+        }
+        let mut ids: Vec<Identity> = {
+            let mut store = lock_or_recover(&self.store);
+            store.rescan();
+            store.purge_expired();
+            store
+                .keys()
+                .into_iter()
+                .map(|k| Identity {
+                    pubkey: k.public.clone(),
+                    comment: k.comment.clone(),
+                })
+                .collect()
+        };
+        if let Some(upstream) = &self.upstream {
+            match upstream.identities().await {
+                Ok(theirs) => {
+                    for id in theirs {
+                        if !ids.iter().any(|ours| ours.pubkey == id.pubkey) {
+                            ids.push(id);
+                        }
+                    }
+                }
+                Err(e) => warn!("listing keys: {e}; serving the TPM keys only"),
+            }
+        }
+        ids
+    }
+
+    fn find(&self, public: &KeyData) -> Option<TpmKey> {
+        let mut store = lock_or_recover(&self.store);
+        store.purge_expired();
+        if let Some(key) = store.find(public) {
+            return Some(key.clone());
+        }
+        // A key file may have appeared since the last scan.
+        store.rescan();
+        store.find(public).cloned()
+    }
+
+    async fn sign(&self, request: SignRequest, peer: &Peer) -> Result<Reply, AgentError> {
+        if self.is_locked() {
+            return Err(AgentError::Locked);
+        }
+        let Some(key) = self.find(&request.pubkey) else {
+            let Some(upstream) = &self.upstream else {
+                return Err(AgentError::NoSuchKey);
+            };
+            let signature = upstream.sign(request).await?;
+            return Ok(Reply::Signature(Signed::Ssh(signature)));
+        };
+        if key.confirm {
+            let fingerprint = key.public.fingerprint(ssh_key::HashAlg::Sha256);
+            let prompt = format!(
+                "Allow use of key {}?\nKey fingerprint {fingerprint}.\nRequested by {}",
+                key.comment,
+                peer.describe()
+            );
+            if !crate::askpass::confirm(&prompt).await {
+                return Err(AgentError::NotConfirmed(key.comment));
+            }
+        }
+        let plan = sign::plan(&key.public, &request.data, request.flags)?;
+        debug!(
+            "signing with {} and key \"{}\" for {}",
+            plan.algorithm,
+            key.comment,
+            peer.describe()
+        );
+        let auth = self.auth_for(&key).await?;
+        let (blob, auth_ref, plan_ref) = (key.blob.as_slice(), auth.as_slice(), &plan);
+        let result = self
+            .tpmd
+            .call("sign", move |proxy| async move {
+                proxy
+                    .sign(
+                        blob,
+                        auth_ref,
+                        plan_ref.scheme,
+                        plan_ref.hash,
+                        &plan_ref.digest,
+                    )
+                    .await
+            })
+            .await;
+        let signature = match result {
+            Ok(signature) => signature,
+            Err(TpmdError::AuthFailed(message)) => {
+                lock_or_recover(&self.auth_cache).remove(&key.public);
+                return Err(AgentError::Tpmd(TpmdError::AuthFailed(format!(
+                    "key \"{}\": {message}",
+                    key.comment
+                ))));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        sign::finish(&plan, signature).map(Reply::Signature)
+    }
+
+    /// The key's auth value: empty, cached, or asked for through SSH_ASKPASS.
+    async fn auth_for(&self, key: &TpmKey) -> Result<Zeroizing<Vec<u8>>, AgentError> {
+        if !key.needs_auth {
+            return Ok(Zeroizing::new(Vec::new()));
+        }
+        {
+            let mut cache = lock_or_recover(&self.auth_cache);
+            cache.retain(|_, c| c.until > Instant::now());
+            if let Some(cached) = cache.get(&key.public) {
+                return Ok(cached.value.clone());
+            }
+        }
+        let prompt = format!("Enter the PIN (auth value) of TPM key {}:", key.comment);
+        let Some(value) = crate::askpass::ask_secret(&prompt).await else {
+            return Err(AgentError::Unsupported(format!(
+                "key \"{}\" needs its auth value (PIN) and none was given; set SSH_ASKPASS in the agent's environment",
+                key.comment
+            )));
+        };
+        self.remember_auth(&key.public, value.clone());
+        Ok(value)
+    }
+
+    pub(crate) fn remember_auth(&self, public: &KeyData, value: Zeroizing<Vec<u8>>) {
+        lock_or_recover(&self.auth_cache).insert(
+            public.clone(),
+            CachedAuth {
+                value,
+                until: Instant::now() + self.auth_cache_time,
+            },
+        );
+    }
+
+    async fn add(
+        &self,
+        identity: AddIdentity,
+        constraints: Vec<KeyConstraint>,
+    ) -> Result<(), AgentError> {
+        if self.is_locked() {
+            return Err(AgentError::Locked);
+        }
+        crate::add::add(self, identity, constraints).await
+    }
+
+    async fn remove(&self, identity: RemoveIdentity) -> Result<(), AgentError> {
+        if self.is_locked() {
+            return Err(AgentError::Locked);
+        }
+        let removed = lock_or_recover(&self.store).remove(&identity.pubkey);
+        if removed {
+            info!(
+                "removed key {}",
+                identity.pubkey.fingerprint(ssh_key::HashAlg::Sha256)
+            );
+            lock_or_recover(&self.auth_cache).remove(&identity.pubkey);
+            return Ok(());
+        }
+        match &self.upstream {
+            Some(upstream) => upstream.remove(identity).await,
+            None => Err(AgentError::NoSuchKey),
+        }
+    }
+
+    async fn remove_all(&self) -> Result<(), AgentError> {
+        if self.is_locked() {
+            return Err(AgentError::Locked);
+        }
+        lock_or_recover(&self.store).remove_all();
+        lock_or_recover(&self.auth_cache).clear();
+        info!("removed all keys");
+        if let Some(upstream) = &self.upstream {
+            if let Err(e) = upstream.remove_all().await {
+                warn!("removing all keys: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    async fn lock(&self, passphrase: String) -> Result<(), AgentError> {
+        let hash = passphrase_hash(&passphrase);
+        {
+            let mut locked = lock_or_recover(&self.locked);
+            if locked.is_some() {
+                return Err(AgentError::BadRequest("the agent is already locked".into()));
+            }
+            *locked = Some(hash);
+        }
+        lock_or_recover(&self.auth_cache).clear();
+        info!("agent locked");
+        if let Some(upstream) = &self.upstream {
+            if let Err(e) = upstream.lock(passphrase).await {
+                warn!("locking: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    async fn unlock(&self, passphrase: String) -> Result<(), AgentError> {
+        let hash = passphrase_hash(&passphrase);
+        let matched = {
+            let mut locked = lock_or_recover(&self.locked);
+            match locked.as_ref() {
+                None => return Err(AgentError::BadRequest("the agent is not locked".into())),
+                Some(want) if want.as_slice() == hash.as_slice() => {
+                    *locked = None;
+                    true
+                }
+                Some(_) => false,
+            }
+        };
+        if !matched {
+            // Slow down guessing, as ssh-agent does.
+            let failures = {
+                let mut n = lock_or_recover(&self.failed_unlocks);
+                *n = n.saturating_add(1);
+                *n
+            };
+            tokio::time::sleep(Duration::from_millis(100 * u64::from(failures.min(10)))).await;
+            return Err(AgentError::BadRequest(
+                "wrong passphrase to unlock the agent".into(),
+            ));
+        }
+        *lock_or_recover(&self.failed_unlocks) = 0;
+        info!("agent unlocked");
+        if let Some(upstream) = &self.upstream {
+            if let Err(e) = upstream.unlock(passphrase).await {
+                warn!("unlocking: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    fn extension(&self, extension: Extension, session: &mut Session) -> Result<Reply, AgentError> {
+        let bad = |e: &dyn std::fmt::Display| {
+            AgentError::BadRequest(format!("malformed {} extension: {e}", extension.name))
+        };
+        if extension.name == "query" {
+            let response = Extension::new_message(QueryResponse {
+                extensions: EXTENSIONS.iter().map(|s| s.to_string()).collect(),
+            })
+            .map_err(|e| bad(&e))?;
+            return Ok(Reply::Proto(Response::ExtensionResponse(response)));
+        }
+        if let Some(bind) = extension
+            .parse_message::<SessionBind>()
+            .map_err(|e| bad(&e))?
+        {
+            bind.verify_signature().map_err(|e| {
+                AgentError::BadRequest(format!(
+                    "session-bind@openssh.com: the host key's signature does not verify ({e})"
+                ))
+            })?;
+            session.bindings.push(bind.host_key);
+            return Ok(Reply::Proto(Response::Success));
+        }
+        Err(AgentError::Unsupported(format!(
+            "extension \"{}\" is not supported",
+            extension.name
+        )))
+    }
+}
+
+impl Agent {
+    pub(crate) fn store_added(&self, key: TpmKey) {
+        lock_or_recover(&self.store).add(key);
+    }
+}

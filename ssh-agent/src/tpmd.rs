@@ -1,0 +1,109 @@
+//! The connection to tpmd. A zbus connection to the bus outlives a tpmd restart, but
+//! calls fail while tpmd is away (ServiceUnknown / NameHasNoOwner) and a call in flight
+//! fails when it dies (NoReply). Such failures are retried once, after waiting a bounded
+//! time for tpmd's name to reappear; a lost bus connection is rebuilt.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+use tokio::sync::Mutex;
+use tpmd_api::{Daemon1Proxy, DaemonError};
+use tracing::{info, warn};
+
+#[derive(Debug, Error)]
+pub enum TpmdError {
+    #[error("tpmd is not reachable ({0}); start tpmd (systemctl start tpmd) and retry")]
+    Unreachable(String),
+    #[error("wrong auth value (PIN) for this TPM key: {0}")]
+    AuthFailed(String),
+    #[error("tpmd refused: {0}")]
+    Refused(String),
+}
+
+fn classify(error: DaemonError) -> TpmdError {
+    match error {
+        DaemonError::ZBus(e) => TpmdError::Unreachable(e.to_string()),
+        DaemonError::AuthFailed(m) => TpmdError::AuthFailed(m),
+        other => TpmdError::Refused(other.message()),
+    }
+}
+
+pub struct Tpmd {
+    proxy: Mutex<Option<Daemon1Proxy<'static>>>,
+    wait: Duration,
+}
+
+impl Tpmd {
+    /// `wait`: how long a failed call waits for tpmd to come back before its retry.
+    pub fn new(wait: Duration) -> Tpmd {
+        Tpmd {
+            proxy: Mutex::new(None),
+            wait,
+        }
+    }
+
+    async fn proxy(&self) -> Result<Daemon1Proxy<'static>, TpmdError> {
+        let mut slot = self.proxy.lock().await;
+        if let Some(proxy) = slot.as_ref() {
+            return Ok(proxy.clone());
+        }
+        let proxy = tpmd_api::dbus::connect(true)
+            .await
+            .map_err(|e| TpmdError::Unreachable(format!("cannot connect to the bus: {e}")))?;
+        *slot = Some(proxy.clone());
+        Ok(proxy)
+    }
+
+    async fn forget_connection(&self) {
+        *self.proxy.lock().await = None;
+    }
+
+    /// Polls until tpmd owns its name again, for at most `self.wait`.
+    async fn wait_for_tpmd(&self) {
+        let deadline = Instant::now() + self.wait;
+        let Ok(proxy) = self.proxy().await else {
+            return;
+        };
+        let Ok(dbus) = zbus::fdo::DBusProxy::new(proxy.inner().connection()).await else {
+            return;
+        };
+        let Ok(name) = zbus::names::BusName::try_from(tpmd_api::dbus::BUS_NAME) else {
+            return;
+        };
+        while Instant::now() < deadline {
+            if dbus.name_has_owner(name.clone()).await.unwrap_or(false) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Runs `op` against tpmd; a transport failure is retried once after tpmd returns.
+    pub async fn call<T, F, Fut>(&self, what: &str, op: F) -> Result<T, TpmdError>
+    where
+        F: Fn(Daemon1Proxy<'static>) -> Fut,
+        Fut: Future<Output = Result<T, DaemonError>>,
+    {
+        let first = match self.proxy().await {
+            Ok(proxy) => op(proxy).await,
+            Err(e) => Err(DaemonError::ZBus(zbus::Error::Failure(e.to_string()))),
+        };
+        let error = match first {
+            Ok(value) => return Ok(value),
+            Err(DaemonError::ZBus(e)) => e,
+            Err(other) => return Err(classify(other)),
+        };
+        warn!("{what}: tpmd call failed ({error}); waiting for tpmd and retrying once");
+        if !matches!(error, zbus::Error::MethodError(..)) {
+            self.forget_connection().await;
+        }
+        self.wait_for_tpmd().await;
+        let proxy = self.proxy().await?;
+        let result = op(proxy).await.map_err(classify);
+        if result.is_ok() {
+            info!("{what}: succeeded on retry");
+        }
+        result
+    }
+}

@@ -1,0 +1,321 @@
+//! tpmd-ssh-agent with the real OpenSSH tools: ssh-add -l/-L, ssh into sshd on
+//! 127.0.0.1 for each key type (rsa-sha2-256 and rsa-sha2-512 forced in turn),
+//! ssh-keygen -Y sign/verify, ssh-add of software keys (wrapped into the TPM on the fly),
+//! socket permissions and garbage on the socket.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use tpmd_tests::ssh::{generate_tpm_key, sign_and_verify, AgentProcess, Sshd};
+use tpmd_tests::tools::{ok, run};
+use tpmd_tests::TestEnv;
+
+fn read_pub(key: &Path) -> String {
+    std::fs::read_to_string(format!("{}.pub", key.display())).unwrap()
+}
+
+/// The key part ("type base64") of an OpenSSH public key line.
+fn key_part(line: &str) -> String {
+    line.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[tokio::test]
+async fn serves_tpm_key_files_to_ssh_add_ssh_and_ssh_keygen() {
+    let env = TestEnv::start().await;
+    let agent = AgentProcess::start(&env, &[], &[]);
+    // The socket is private: 0600 in a 0700 directory.
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&agent.socket), 0o600);
+    assert_eq!(mode(agent.socket.parent().unwrap()), 0o700);
+    assert!(
+        String::from_utf8_lossy(&agent.ssh_add(&["-l"]).stdout).contains("no identities"),
+        "an empty ~/.ssh serves nothing"
+    );
+
+    // Keys appear in ~/.ssh while the agent runs: it finds them without a restart.
+    let ssh = agent.ssh_dir();
+    let keys = [
+        generate_tpm_key(&env, &ssh, "id_rsa.tpm", "rsa2048", "rsa@tpm"),
+        generate_tpm_key(&env, &ssh, "id_p256.tpm", "ecc-p256", "p256@tpm"),
+        generate_tpm_key(&env, &ssh, "id_p384.tpm", "ecc-p384", "p384@tpm"),
+    ];
+    let listed = ok(&agent.ssh_add(&["-l"]));
+    for (comment, kind) in [
+        ("rsa@tpm", "(RSA)"),
+        ("p256@tpm", "(ECDSA)"),
+        ("p384@tpm", "(ECDSA)"),
+    ] {
+        assert!(
+            listed
+                .lines()
+                .any(|l| l.contains(comment) && l.ends_with(kind)),
+            "{comment} missing from ssh-add -l: {listed}"
+        );
+    }
+    let public = ok(&agent.ssh_add(&["-L"]));
+    for key in &keys {
+        let want = key_part(&read_pub(key));
+        assert!(
+            public.lines().any(|l| key_part(l) == want),
+            "ssh-add -L lacks {want}: {public}"
+        );
+    }
+
+    // ssh into sshd, once per key and signature algorithm, the server accepting only that one.
+    let cases = [
+        (&keys[0], "rsa-sha2-256"),
+        (&keys[0], "rsa-sha2-512"),
+        (&keys[1], "ecdsa-sha2-nistp256"),
+        (&keys[2], "ecdsa-sha2-nistp384"),
+    ];
+    for (key, algorithm) in cases {
+        let sshd = Sshd::start(algorithm, &read_pub(key));
+        // The client picks from what the server announces, so it is held to it as well.
+        let out = sshd.ssh_true(&agent, &[&format!("PubkeyAcceptedAlgorithms={algorithm}")]);
+        assert!(
+            out.status.success(),
+            "ssh with {algorithm} failed: {}\nsshd: {}\nagent: {}",
+            String::from_utf8_lossy(&out.stderr),
+            sshd.log_text(),
+            agent.log_text()
+        );
+        assert!(
+            sshd.log_text().contains("Accepted publickey"),
+            "{}",
+            sshd.log_text()
+        );
+        assert!(
+            agent
+                .log_text()
+                .contains(&format!("signing with {algorithm}")),
+            "the agent did not make the {algorithm} signature: {}",
+            agent.log_text()
+        );
+    }
+    // A key sshd does not know is refused: the test above is not vacuous.
+    let sshd = Sshd::start("rsa-sha2-256", &read_pub(&keys[1]));
+    let out = sshd.ssh_true(&agent, &[]);
+    assert!(!out.status.success(), "sshd accepted an unlisted key");
+
+    // ssh-keygen -Y sign through the agent, -Y verify without it.
+    let message = env.path("message.txt");
+    std::fs::write(&message, b"signed by a TPM key through tpmd-ssh-agent\n").unwrap();
+    for key in &keys {
+        let pubkey = format!("{}.pub", key.display());
+        let (sign, verify) = sign_and_verify(&agent, Path::new(&pubkey), &message);
+        ok(&sign);
+        ok(&verify.unwrap());
+    }
+}
+
+#[tokio::test]
+async fn ssh_add_wraps_software_keys_into_the_tpm() {
+    let mut env = TestEnv::start().await;
+    let saved = env.path("wrapped");
+    let agent = AgentProcess::start(&env, &["--save-wrapped", &saved.to_string_lossy()], &[]);
+    let dir = env.path("keys");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut added = Vec::new();
+    for (name, args) in [
+        ("id_rsa", ["-t", "rsa", "-b", "2048"]),
+        ("id_ecdsa", ["-t", "ecdsa", "-b", "256"]),
+        ("id_ecdsa384", ["-t", "ecdsa", "-b", "384"]),
+    ] {
+        let path = dir.join(name);
+        let p = path.to_string_lossy().into_owned();
+        let mut full = args.to_vec();
+        full.extend(["-q", "-N", "", "-C", name, "-f", &p]);
+        run("ssh-keygen", &full);
+        let out = agent.ssh_add(&[&p]);
+        ok(&out);
+        added.push(path);
+    }
+    let listed = ok(&agent.ssh_add(&["-l"]));
+    for name in ["id_rsa", "id_ecdsa", "id_ecdsa384"] {
+        assert!(listed.contains(name), "{listed}");
+    }
+    // What the agent kept is a TPM key file, not the private key.
+    let mut saved_files = 0;
+    for entry in std::fs::read_dir(&saved).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "tpm") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                text.starts_with("-----BEGIN TSS2 PRIVATE KEY-----"),
+                "{text}"
+            );
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+            saved_files += 1;
+        }
+    }
+    assert_eq!(saved_files, 3);
+
+    let message = env.path("message.txt");
+    std::fs::write(&message, b"hello").unwrap();
+    let proxy = env.proxy().await;
+    let before = proxy.get_counters().await.unwrap().requests.unwrap_or(0);
+    for key in &added {
+        let pubkey = format!("{}.pub", key.display());
+        let (sign, verify) = sign_and_verify(&agent, Path::new(&pubkey), &message);
+        ok(&sign);
+        ok(&verify.unwrap());
+    }
+    let after = proxy.get_counters().await.unwrap().requests.unwrap_or(0);
+    assert!(
+        after >= before + 3,
+        "the signatures did not go through tpmd ({before} -> {after})"
+    );
+
+    // With tpmd gone the added keys cannot sign: the agent holds only TPM blobs.
+    env.tpmd.stop();
+    let pubkey = format!("{}.pub", added[0].display());
+    let (sign, _) = sign_and_verify(&agent, Path::new(&pubkey), &message);
+    assert!(!sign.status.success(), "signed with tpmd stopped");
+    assert!(
+        agent.log_text().contains("tpmd is not reachable"),
+        "{}",
+        agent.log_text()
+    );
+    // Listing still works with tpmd down.
+    assert!(ok(&agent.ssh_add(&["-l"])).contains("id_rsa"));
+    env.restart_tpmd(&[]).await;
+    let (sign, verify) = sign_and_verify(&agent, Path::new(&pubkey), &message);
+    ok(&sign);
+    ok(&verify.unwrap());
+
+    // Ed25519 cannot live in a TPM and there is no upstream agent: refused, and said so.
+    let ed = dir.join("id_ed25519");
+    run(
+        "ssh-keygen",
+        &["-q", "-t", "ed25519", "-N", "", "-f", &ed.to_string_lossy()],
+    );
+    let out = agent.ssh_add(&[&ed.to_string_lossy()]);
+    assert!(!out.status.success(), "Ed25519 key accepted");
+    assert!(
+        agent
+            .log_text()
+            .contains("Ed25519 keys cannot be held by a TPM"),
+        "{}",
+        agent.log_text()
+    );
+
+    // Remove one, then all.
+    ok(&agent.ssh_add(&["-d", &added[0].to_string_lossy()]));
+    let listed = ok(&agent.ssh_add(&["-l"]));
+    assert!(!listed.contains("id_rsa "), "{listed}");
+    assert!(listed.contains("id_ecdsa"), "{listed}");
+    ok(&agent.ssh_add(&["-D"]));
+    assert!(String::from_utf8_lossy(&agent.ssh_add(&["-l"]).stdout).contains("no identities"));
+}
+
+fn exchange(socket: &Path, bytes: &[u8]) -> Vec<u8> {
+    let mut stream = UnixStream::connect(socket).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let _ = stream.write_all(bytes);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    reply
+}
+
+const FAILURE: [u8; 5] = [0, 0, 0, 1, 5];
+
+#[tokio::test]
+async fn garbage_on_the_socket_is_answered_or_dropped_and_the_agent_keeps_serving() {
+    let env = TestEnv::start().await;
+    let mut agent = AgentProcess::start(&env, &[], &[]);
+    generate_tpm_key(&env, &agent.ssh_dir(), "id.tpm", "ecc-p256", "kept@tpm");
+
+    // Unknown message type, truncated sign request, sign request for an unknown key.
+    assert_eq!(exchange(&agent.socket, &[0, 0, 0, 1, 200]), FAILURE);
+    assert_eq!(
+        exchange(&agent.socket, &[0, 0, 0, 5, 13, 0, 0, 0, 9]),
+        FAILURE
+    );
+    assert_eq!(
+        exchange(&agent.socket, &[0, 0, 0, 3, 13, 0xff, 0xff]),
+        FAILURE
+    );
+    // Two requests in one write: each is answered (the frame boundary holds).
+    let mut two = vec![0, 0, 0, 1, 200];
+    two.extend_from_slice(&[0, 0, 0, 1, 200]);
+    let mut want = FAILURE.to_vec();
+    want.extend_from_slice(&FAILURE);
+    assert_eq!(exchange(&agent.socket, &two), want);
+    // Oversized and zero-length messages close the connection without a reply.
+    assert_eq!(exchange(&agent.socket, &[0xff, 0xff, 0xff, 0xff, 11]), b"");
+    assert_eq!(exchange(&agent.socket, &[0, 0, 0, 0]), b"");
+    // A message cut short and random bytes.
+    assert_eq!(exchange(&agent.socket, &[0, 0, 0, 50, 11, 1, 2]), b"");
+    let noise: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let _ = exchange(&agent.socket, &noise);
+
+    // A client that stalls in the middle of a message holds up nobody else.
+    let mut stalled = UnixStream::connect(&agent.socket).unwrap();
+    stalled.write_all(&[0, 0, 1, 0, 13]).unwrap();
+    let listed = ok(&agent.ssh_add(&["-l"]));
+    assert!(listed.contains("kept@tpm"), "{listed}");
+    drop(stalled);
+    assert!(agent.alive(), "the agent died: {}", agent.log_text());
+    assert!(
+        agent
+            .log_text()
+            .contains("malformed or unsupported request"),
+        "{}",
+        agent.log_text()
+    );
+}
+
+#[tokio::test]
+async fn a_peer_with_another_uid_is_refused() {
+    if !nix::unistd::getuid().is_root() {
+        eprintln!("skipped: needs root to run a client as another user");
+        return;
+    }
+    let env = TestEnv::start().await;
+    let agent = AgentProcess::start(&env, &[], &[]);
+    generate_tpm_key(&env, &agent.ssh_dir(), "id.tpm", "ecc-p256", "mine@tpm");
+    // Open the file modes so that only the uid check stands in the way.
+    std::fs::set_permissions(&agent.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let dir = agent.socket.parent().unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "ssh-add",
+            "-l",
+        ])
+        .env("SSH_AUTH_SOCK", &agent.socket)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "another uid was served");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("mine@tpm"),
+        "another uid saw the keys"
+    );
+    assert!(
+        agent
+            .log_text()
+            .contains("refused a connection from uid 65534"),
+        "{}",
+        agent.log_text()
+    );
+    assert!(ok(&agent.ssh_add(&["-l"])).contains("mine@tpm"));
+}
