@@ -65,7 +65,7 @@ fn create_wrap_key_loads_and_signs_with_one_session() {
     let (_sim, mut tpm) = start();
     let auth = AuthSecret::from_password(b"key password");
     let key = tpm
-        .create_wrap_key(&generate_template(2048, Usage::Legacy, false), &auth)
+        .create_wrap_key(&generate_template(2048, Usage::Legacy, false, true), &auth)
         .unwrap();
     assert_eq!(key.key_usage, key_usage::LEGACY);
     assert_eq!(key.modulus.len(), 256);
@@ -87,8 +87,8 @@ fn software_wrapped_key_loads_signs_and_unbinds() {
     let srk = tpm.srk_public().unwrap();
     assert_eq!(srk.modulus.len(), 256);
     let soft = RsaPrivateKey::new(&mut OsRng, 2048).unwrap();
-    let auth = AuthSecret::from_password_or_well_known(b"");
-    let key = wrap_rsa_key(&mut OsRng, &soft, &srk, &auth, Usage::Legacy).unwrap();
+    let auth = AuthSecret::from_password(b"wrapped");
+    let key = wrap_rsa_key(&mut OsRng, &soft, &srk, Some(&auth), Usage::Legacy).unwrap();
     // Through the TSS KEY BLOB PEM and back.
     let pem = file::write_pem(&key.to_bytes()).unwrap();
     let blob = file::read(pem.as_bytes()).unwrap().blob;
@@ -128,7 +128,7 @@ fn wrong_key_auth_is_a_clear_error_and_the_client_recovers() {
     let (_sim, mut tpm) = start();
     let auth = AuthSecret::from_password(b"right");
     let key = tpm
-        .create_wrap_key(&generate_template(1024, Usage::Signing, false), &auth)
+        .create_wrap_key(&generate_template(1024, Usage::Signing, false, true), &auth)
         .unwrap();
     let handle = tpm.load_key(&key.to_bytes()).unwrap();
     let info = digest_info(Hash::Sha256, &[1; 32]).unwrap();
@@ -149,7 +149,7 @@ fn tampered_and_truncated_responses_are_clear_errors() {
     let mut tpm = Tpm12::connect(Transport::tcp(proxy.port())).unwrap();
     let auth = AuthSecret::from_password(b"k");
     let key = tpm
-        .create_wrap_key(&generate_template(1024, Usage::Signing, false), &auth)
+        .create_wrap_key(&generate_template(1024, Usage::Signing, false, true), &auth)
         .unwrap();
     let handle = tpm.load_key(&key.to_bytes()).unwrap();
     let info = digest_info(Hash::Sha256, &[2; 32]).unwrap();
@@ -193,7 +193,7 @@ fn take_ownership_with_well_known_srk_on_an_unowned_tpm() {
     assert_eq!(tpm.srk_public().unwrap(), srk);
     let auth = AuthSecret::from_password(b"k");
     let key = tpm
-        .create_wrap_key(&generate_template(1024, Usage::Legacy, false), &auth)
+        .create_wrap_key(&generate_template(1024, Usage::Legacy, false, true), &auth)
         .unwrap();
     let handle = tpm.load_key(&key.to_bytes()).unwrap();
     sign_and_verify(&mut tpm, handle, &auth, &key);
@@ -211,7 +211,7 @@ fn tpm_reset_is_detected_and_keys_reload() {
     let (sim, mut tpm) = start();
     let auth = AuthSecret::from_password(b"k");
     let key = tpm
-        .create_wrap_key(&generate_template(1024, Usage::Signing, false), &auth)
+        .create_wrap_key(&generate_template(1024, Usage::Signing, false, true), &auth)
         .unwrap();
     let handle = tpm.load_key(&key.to_bytes()).unwrap();
     let info = digest_info(Hash::Sha256, &[3; 32]).unwrap();
@@ -235,4 +235,32 @@ fn tpm_reset_is_detected_and_keys_reload() {
     let err = tpm.sign(handle, Some(&auth), &info).unwrap_err();
     assert!(err.is_stale_handle(), "{err}");
     assert!(tpm.epoch() > epoch);
+}
+
+#[test]
+fn keys_without_a_password_need_no_session() {
+    let (_sim, mut tpm) = start();
+    let srk = tpm.srk_public().unwrap();
+    let soft = RsaPrivateKey::new(&mut OsRng, 1024).unwrap();
+    let wrapped = wrap_rsa_key(&mut OsRng, &soft, &srk, None, Usage::Legacy).unwrap();
+    let generated = tpm
+        .create_wrap_key(
+            &generate_template(1024, Usage::Legacy, false, false),
+            &tpmd_tpm12::codec::WellKnown::Zeros.secret(),
+        )
+        .unwrap();
+    for key in [wrapped, generated] {
+        assert_eq!(key.auth_data_usage, 0);
+        let handle = tpm.load_key(&key.to_bytes()).unwrap();
+        let digest = Sha256::digest(b"no password");
+        let sig = tpm
+            .sign(handle, None, &digest_info(Hash::Sha256, &digest).unwrap())
+            .unwrap();
+        to_rsa(&key.pubkey())
+            .unwrap()
+            .verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &sig)
+            .unwrap();
+        let bound = bind::bind(&mut OsRng, &to_rsa(&key.pubkey()).unwrap(), b"k").unwrap();
+        assert_eq!(tpm.unbind(handle, None, &bound).unwrap(), b"k");
+    }
 }

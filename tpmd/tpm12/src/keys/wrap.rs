@@ -62,24 +62,35 @@ fn parms(bits: u32, exponent: Vec<u8>, usage: Usage) -> KeyParms {
     }
 }
 
+/// TPM_AUTH_ALWAYS for a key with a password, TPM_AUTH_NEVER without one (as
+/// openssl_tpm_engine's `create_tpm_key` makes keys unless given `-a`): clients can tell
+/// from the blob whether to ask for a password, and signing needs no HMAC.
+fn auth_data_usage(needs_auth: bool) -> u8 {
+    if needs_auth {
+        auth_usage::ALWAYS
+    } else {
+        auth_usage::NEVER
+    }
+}
+
 /// A CreateWrapKey template: an RSA key of `bits` generated inside the TPM.
-pub fn generate_template(bits: u32, usage: Usage, migratable: bool) -> Key12 {
+pub fn generate_template(bits: u32, usage: Usage, migratable: bool, needs_auth: bool) -> Key12 {
     let flags = if migratable { key_flags::MIGRATABLE } else { 0 };
     Key12::template(
         usage.key_usage(),
         flags,
-        auth_usage::ALWAYS,
+        auth_data_usage(needs_auth),
         parms(bits, Vec::new(), usage),
     )
 }
 
-/// Wraps `key` for `parent`. `usage_auth` is the key's future auth value (use
-/// [`AuthSecret::from_password_or_well_known`] for "no password").
+/// Wraps `key` for `parent`. `usage_auth` is the key's future auth value; `None` makes a
+/// key that needs no authorization (TPM_AUTH_NEVER, usage secret the well-known one).
 pub fn wrap_rsa_key<R: RngCore + CryptoRng>(
     rng: &mut R,
     key: &RsaPrivateKey,
     parent: &PubKey,
-    usage_auth: &AuthSecret,
+    usage_auth: Option<&AuthSecret>,
     usage: Usage,
 ) -> Result<Key12, KeyError> {
     let bits = key.size() * 8;
@@ -94,14 +105,15 @@ pub fn wrap_rsa_key<R: RngCore + CryptoRng>(
     let mut wrapped = Key12::template(
         usage.key_usage(),
         key_flags::MIGRATABLE,
-        auth_usage::ALWAYS,
+        auth_data_usage(usage_auth.is_some()),
         parms(u32::try_from(bits).unwrap_or(0), exponent, usage),
     );
     wrapped.modulus = modulus;
     let mut migration_auth = [0u8; 20];
     rng.fill_bytes(&mut migration_auth);
+    let well_known = crate::codec::WellKnown::Zeros.secret();
     let store = StoreAsymkey {
-        usage_auth: *usage_auth.as_bytes(),
+        usage_auth: *usage_auth.unwrap_or(&well_known).as_bytes(),
         migration_auth,
         pub_data_digest: wrapped.pub_data_digest(),
         prime: key.primes()[0].to_bytes_be(),
@@ -128,8 +140,9 @@ mod tests {
         };
         let key = RsaPrivateKey::new(&mut rng, 1024).unwrap();
         let auth = AuthSecret::from_password(b"pw");
-        let wrapped = wrap_rsa_key(&mut rng, &key, &parent, &auth, Usage::Legacy).unwrap();
+        let wrapped = wrap_rsa_key(&mut rng, &key, &parent, Some(&auth), Usage::Legacy).unwrap();
         assert_eq!(wrapped.key_usage, key_usage::LEGACY);
+        assert_eq!(wrapped.auth_data_usage, auth_usage::ALWAYS);
         assert_eq!(wrapped.key_flags, key_flags::MIGRATABLE);
         assert_eq!(wrapped.parms.sig_scheme, alg::SS_RSASSAPKCS1V15_DER);
         assert_eq!(wrapped.parms.rsa_parms().unwrap().key_length, 1024);
