@@ -1,1 +1,169 @@
-//! Harness pieces for the PKCS#11 module tests.
+//! Harness pieces for the PKCS#11 module tests: a fresh tpmd with a private HOME whose
+//! key directories the module reads, the built `libtpmd_pkcs11.so`, and helpers to make
+//! keys with openssl and wrap them with `tpm-keyctl wrap`.
+//!
+//! The module reads its environment (bus address, HOME, XDG dirs) at C_Initialize and
+//! is one instance per process, so in-process tests take a process-wide lock while a
+//! token is loaded. Real clients (pkcs11-tool, p11tool, ...) get the same variables.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
+
+use crate::daemon::{binary, TestEnv};
+use crate::tools::{ok, openssl_genkey, run};
+
+static PROCESS_LOCK: Mutex<()> = Mutex::new(());
+
+/// The built module, next to the other workspace binaries.
+pub fn module_path() -> PathBuf {
+    binary("libtpmd_pkcs11.so")
+}
+
+/// A key made by openssl and wrapped into the TPM.
+pub struct TestKey {
+    /// The TSS2 key file the module serves.
+    pub tpm: PathBuf,
+    /// DER SubjectPublicKeyInfo of the original key, from openssl (not from the module).
+    pub spki: Vec<u8>,
+    /// PEM public key, for `openssl dgst -verify`.
+    pub public_pem: PathBuf,
+}
+
+pub struct Token {
+    pub env: TestEnv,
+    pub rt: tokio::runtime::Runtime,
+    _lock: MutexGuard<'static, ()>,
+}
+
+impl Token {
+    /// A fresh simulator, bus and tpmd; HOME and the XDG dirs in its temp directory;
+    /// this process's environment pointed at them.
+    pub fn start() -> Token {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(tpmd_args: &[&str]) -> Token {
+        let lock = PROCESS_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("runtime: {e}"));
+        let env = rt.block_on(TestEnv::start_with(tpmd_args));
+        let token = Token {
+            env,
+            rt,
+            _lock: lock,
+        };
+        for dir in [token.store(), token.home().join(".ssh"), token.config_dir()] {
+            std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        }
+        for (k, v) in token.vars() {
+            std::env::set_var(k, v);
+        }
+        std::env::remove_var("TPMD_PKCS11_KEYS");
+        token
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.env.path("home")
+    }
+
+    /// The module's own store: `$XDG_DATA_HOME/tpmd/keys`.
+    pub fn store(&self) -> PathBuf {
+        self.home().join(".local/share/tpmd/keys")
+    }
+
+    pub fn config_dir(&self) -> PathBuf {
+        self.home().join(".config")
+    }
+
+    /// The environment the module (and every client that loads it) needs.
+    pub fn vars(&self) -> Vec<(&'static str, String)> {
+        let home = self.home();
+        vec![
+            ("TPMD_BUS_ADDRESS", self.env.bus.address().to_string()),
+            ("HOME", home.display().to_string()),
+            (
+                "XDG_DATA_HOME",
+                home.join(".local/share").display().to_string(),
+            ),
+            ("XDG_CONFIG_HOME", self.config_dir().display().to_string()),
+        ]
+    }
+
+    /// A command with the token's environment.
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.envs(self.vars()).current_dir(self.env.dir.path());
+        cmd
+    }
+
+    /// Loads and initializes the module through the cryptoki crate.
+    pub fn load(&self) -> cryptoki::context::Pkcs11 {
+        let p = cryptoki::context::Pkcs11::new(module_path()).unwrap_or_else(|e| {
+            panic!(
+                "load {}: {e} (cargo build -p tpmd-pkcs11)",
+                module_path().display()
+            )
+        });
+        p.initialize(cryptoki::context::CInitializeArgs::OsThreads)
+            .unwrap_or_else(|e| panic!("C_Initialize: {e}"));
+        p
+    }
+
+    /// Makes a key with openssl (`rsa`, `p256`, `p384`) at `dir/name` and wraps it with
+    /// `tpm-keyctl wrap` to `dir/name.tpm`; `auth` sets a key auth value.
+    pub fn wrap_key(&self, dir: &Path, name: &str, kind: &str, auth: Option<&str>) -> TestKey {
+        let plain = dir.join(name);
+        match kind {
+            "rsa" => openssl_genkey(&plain, "RSA", &["rsa_keygen_bits:2048"]),
+            "p256" => openssl_genkey(&plain, "EC", &["ec_paramgen_curve:P-256"]),
+            "p384" => openssl_genkey(&plain, "EC", &["ec_paramgen_curve:P-384"]),
+            other => panic!("unknown key kind {other}"),
+        }
+        let plain_s = plain.display().to_string();
+        let tpm = dir.join(format!("{name}.tpm"));
+        let tpm_s = tpm.display().to_string();
+        let auth_file = dir.join(format!("{name}.auth"));
+        let auth_s = auth_file.display().to_string();
+        let mut args = vec!["wrap", plain_s.as_str(), "-o", tpm_s.as_str()];
+        if let Some(a) = auth {
+            std::fs::write(&auth_file, a).unwrap_or_else(|e| panic!("{e}"));
+            args.extend(["--auth-file", auth_s.as_str()]);
+        }
+        let out = self.env.keyctl(&args);
+        let _ = std::fs::remove_file(&auth_file);
+        ok(&out);
+        assert!(tpm.exists(), "tpm-keyctl wrap wrote no {}", tpm.display());
+        let spki = run(
+            "openssl",
+            &["pkey", "-in", &plain_s, "-pubout", "-outform", "DER"],
+        )
+        .stdout;
+        let public_pem = dir.join(format!("{name}.pub.pem"));
+        run(
+            "openssl",
+            &[
+                "pkey",
+                "-in",
+                &plain_s,
+                "-pubout",
+                "-out",
+                &public_pem.display().to_string(),
+            ],
+        );
+        // Only the wrapped file stays: the test proves the module needs nothing else.
+        std::fs::remove_file(&plain).unwrap_or_else(|e| panic!("{e}"));
+        TestKey {
+            tpm,
+            spki,
+            public_pem,
+        }
+    }
+
+    pub fn restart_tpmd(&mut self) {
+        self.rt.block_on(self.env.restart_tpmd(&[]));
+    }
+}

@@ -1,0 +1,203 @@
+//! The connection to tpmd: a small tokio runtime owned by the module, a lazily made
+//! D-Bus proxy, and the retry that makes a tpmd restart invisible to the application.
+//!
+//! Calls are spawned on the module's runtime and awaited through a std channel, so the
+//! calling thread may be anything, even a thread inside the application's own tokio
+//! runtime (where `block_on` would panic).
+
+use std::future::Future;
+use std::sync::mpsc;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tokio::runtime::Runtime;
+use tpmd_api::dbus::{Daemon1Proxy, DaemonError, ADDRESS_ENV, BUS_NAME};
+
+/// How long a call waits for tpmd to come back before giving up.
+const RESTART_GRACE: Duration = Duration::from_secs(30);
+
+/// Why a call to tpmd failed, after retries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallError {
+    /// tpmd answered with an error.
+    Daemon(DaemonError),
+    /// tpmd or the bus could not be reached.
+    Unreachable(String),
+}
+
+pub struct Daemon {
+    runtime: Runtime,
+    proxy: Mutex<Option<Daemon1Proxy<'static>>>,
+}
+
+/// Whether an error means "tpmd is not there right now" rather than "tpmd said no".
+fn is_transient(e: &DaemonError) -> bool {
+    match e {
+        DaemonError::ZBus(z) => match z {
+            zbus::Error::MethodError(name, _, _) => matches!(
+                name.as_str(),
+                "org.freedesktop.DBus.Error.ServiceUnknown"
+                    | "org.freedesktop.DBus.Error.NameHasNoOwner"
+                    | "org.freedesktop.DBus.Error.NoReply"
+                    | "org.freedesktop.DBus.Error.Disconnected"
+                    | "org.freedesktop.DBus.Error.Timeout"
+            ),
+            zbus::Error::FDO(f) => matches!(
+                **f,
+                zbus::fdo::Error::ServiceUnknown(_)
+                    | zbus::fdo::Error::NameHasNoOwner(_)
+                    | zbus::fdo::Error::NoReply(_)
+                    | zbus::fdo::Error::Disconnected(_)
+                    | zbus::fdo::Error::Timeout(_)
+            ),
+            // The connection itself broke: reconnect.
+            _ => true,
+        },
+        DaemonError::TpmUnavailable(_) => true,
+        _ => false,
+    }
+}
+
+/// Whether the bus connection must be rebuilt (as opposed to only waiting for tpmd).
+fn connection_broken(e: &DaemonError) -> bool {
+    matches!(e, DaemonError::ZBus(z) if !matches!(z, zbus::Error::MethodError(..) | zbus::Error::FDO(_)))
+}
+
+async fn name_owned(proxy: &Daemon1Proxy<'static>) -> bool {
+    let Ok(dbus) = zbus::fdo::DBusProxy::new(proxy.inner().connection()).await else {
+        return false;
+    };
+    let Ok(name) = zbus::names::BusName::try_from(BUS_NAME) else {
+        return false;
+    };
+    dbus.name_has_owner(name).await.unwrap_or(false)
+}
+
+async fn connect() -> Result<Daemon1Proxy<'static>, String> {
+    if std::env::var_os(ADDRESS_ENV).is_some() {
+        return tpmd_api::dbus::connect(false)
+            .await
+            .map_err(|e| format!("cannot reach the bus in {ADDRESS_ENV}: {e}"));
+    }
+    // The system tpmd is the normal case; a per-user tpmd on the session bus is the
+    // fallback when the system bus has none.
+    let system = tpmd_api::dbus::connect(false).await;
+    if let Ok(proxy) = &system {
+        if name_owned(proxy).await {
+            return system.map_err(|e| e.to_string());
+        }
+    }
+    if let Ok(session) = tpmd_api::dbus::connect(true).await {
+        if name_owned(&session).await {
+            return Ok(session);
+        }
+    }
+    system.map_err(|e| format!("cannot reach the system bus: {e}"))
+}
+
+impl Daemon {
+    pub fn new() -> std::io::Result<Daemon> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("tpmd-pkcs11")
+            .enable_all()
+            .build()?;
+        Ok(Daemon {
+            runtime,
+            proxy: Mutex::new(None),
+        })
+    }
+
+    /// Runs `fut` on the module's runtime and waits for it from this thread.
+    fn run<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T, CallError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.runtime.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        rx.recv()
+            .map_err(|_| CallError::Unreachable("the module's D-Bus thread stopped".into()))
+    }
+
+    fn proxy(&self) -> Result<Daemon1Proxy<'static>, CallError> {
+        let mut guard = self.proxy.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = guard.as_ref() {
+            return Ok(p.clone());
+        }
+        let proxy = self.run(connect())?.map_err(CallError::Unreachable)?;
+        *guard = Some(proxy.clone());
+        Ok(proxy)
+    }
+
+    fn forget_proxy(&self) {
+        *self.proxy.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Waits until tpmd owns its name again, or the deadline passes.
+    fn wait_for_tpmd(&self, deadline: Instant) {
+        while Instant::now() < deadline {
+            if let Ok(proxy) = self.proxy() {
+                if self.run(async move { name_owned(&proxy).await }) == Ok(true) {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Calls tpmd. When tpmd is gone (killed, restarting) or the bus connection broke,
+    /// waits for tpmd to come back and repeats the call: every request carries the whole
+    /// key blob, so a fresh tpmd can serve it without any state from the old one.
+    pub fn call<T, F, Fut>(&self, f: F) -> Result<T, CallError>
+    where
+        T: Send + 'static,
+        F: Fn(Daemon1Proxy<'static>) -> Fut,
+        Fut: Future<Output = Result<T, DaemonError>> + Send + 'static,
+    {
+        self.call_within(RESTART_GRACE, f)
+    }
+
+    /// [`Daemon::call`] with a shorter wait, for calls that only decorate (token label).
+    pub fn call_within<T, F, Fut>(&self, grace: Duration, f: F) -> Result<T, CallError>
+    where
+        T: Send + 'static,
+        F: Fn(Daemon1Proxy<'static>) -> Fut,
+        Fut: Future<Output = Result<T, DaemonError>> + Send + 'static,
+    {
+        let deadline = Instant::now() + grace;
+        loop {
+            let result = match self.proxy() {
+                Ok(proxy) => self.run(f(proxy))?,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            match result {
+                Ok(v) => return Ok(v),
+                Err(e) if is_transient(&e) && Instant::now() < deadline => {
+                    if connection_broken(&e) {
+                        self.forget_proxy();
+                    }
+                    self.wait_for_tpmd(deadline);
+                }
+                Err(e) => return Err(CallError::Daemon(e)),
+            }
+        }
+    }
+
+    /// Stops the runtime (C_Finalize). Its thread is joined (briefly), because an
+    /// application may unload the library right after and the thread's code with it.
+    pub fn shutdown(self) {
+        let Daemon { runtime, proxy } = self;
+        {
+            let _enter = runtime.enter();
+            drop(proxy);
+        }
+        runtime.shutdown_timeout(Duration::from_secs(2));
+    }
+}

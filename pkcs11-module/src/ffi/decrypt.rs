@@ -1,0 +1,56 @@
+//! Decryption: C_DecryptInit and single-part C_Decrypt (RSA is single-part only).
+
+use cryptoki_sys::*;
+
+use super::{bytes, guard, mechanism, module, produce, room};
+use crate::module::lock;
+
+#[no_mangle]
+pub unsafe extern "C" fn C_DecryptInit(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: *mut CK_MECHANISM,
+    hKey: CK_OBJECT_HANDLE,
+) -> CK_RV {
+    guard(|| {
+        let m = module()?;
+        if pMechanism.is_null() {
+            // PKCS#11 3.0: a NULL mechanism cancels the active operation.
+            lock(&*m.session(hSession)?).decrypt = None;
+            return Ok(());
+        }
+        // SAFETY: pMechanism points to a CK_MECHANISM (checked for NULL).
+        let mech = unsafe { mechanism(pMechanism)? };
+        m.decrypt_init(hSession, &mech, hKey)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_Decrypt(
+    hSession: CK_SESSION_HANDLE,
+    pEncryptedData: *mut CK_BYTE,
+    ulEncryptedDataLen: CK_ULONG,
+    pData: *mut CK_BYTE,
+    pulDataLen: *mut CK_ULONG,
+) -> CK_RV {
+    guard(|| {
+        let m = module()?;
+        let session = m.session(hSession)?;
+        // SAFETY: the input holds ulEncryptedDataLen bytes; the output pair follows the rules.
+        let args = unsafe {
+            (
+                bytes(pEncryptedData, ulEncryptedDataLen),
+                room(pData, pulDataLen),
+            )
+        };
+        let (ct, room) = match args {
+            (Ok(c), Ok(r)) => (c, r),
+            (Err(e), _) | (_, Err(e)) => {
+                lock(&session).decrypt = None;
+                return Err(e);
+            }
+        };
+        let r = m.decrypt(hSession, ct, room);
+        // SAFETY: as above.
+        unsafe { produce(pData, pulDataLen, r) }
+    })
+}

@@ -1,0 +1,168 @@
+//! The C boundary. Every exported function is a thin wrapper: it copies arguments out
+//! of C memory, calls the plain-Rust logic beneath, copies results back, and turns the
+//! `Result` into a `CK_RV` in [`guard`], which also keeps panics from crossing into C.
+//!
+//! The functions are `unsafe extern "C"`: their safety contract is the PKCS#11 spec's
+//! (valid pointers of the stated lengths), which is why they carry no `# Safety` docs.
+#![allow(clippy::missing_safety_doc, non_snake_case)]
+
+pub mod decrypt;
+pub mod general;
+pub mod keygen;
+pub mod lists;
+pub mod object;
+pub mod session;
+pub mod sign;
+pub mod slot;
+pub mod unsupported;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use cryptoki_sys::*;
+
+use crate::error::{Pkcs11Error, Result};
+use crate::mechanism::MechanismArg;
+use crate::module::Module;
+use crate::session::Produced;
+
+/// Runs one PKCS#11 call: the only place a `Result` becomes a `CK_RV`.
+pub fn guard(f: impl FnOnce() -> Result<()>) -> CK_RV {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => CKR_OK,
+        Ok(Err(e)) => e.rv(),
+        Err(_) => CKR_GENERAL_ERROR,
+    }
+}
+
+pub fn module() -> Result<Arc<Module>> {
+    crate::module::get()
+}
+
+/// The one slot's id.
+pub const SLOT_ID: CK_SLOT_ID = 1;
+
+pub fn check_slot(slot: CK_SLOT_ID) -> Result<()> {
+    if slot == SLOT_ID {
+        Ok(())
+    } else {
+        Err(Pkcs11Error::SlotIdInvalid)
+    }
+}
+
+/// Borrows `len` bytes at `p`; NULL is only accepted for an empty input.
+pub unsafe fn bytes<'a>(p: *const u8, len: CK_ULONG) -> Result<&'a [u8]> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() {
+        return Err(Pkcs11Error::ArgumentsBad(
+            "NULL data with a non-zero length",
+        ));
+    }
+    // SAFETY: the caller passes a buffer of `len` bytes (PKCS#11 contract), non-NULL here.
+    Ok(unsafe { std::slice::from_raw_parts(p, len as usize) })
+}
+
+/// A mutable reference to an output argument, or CKR_ARGUMENTS_BAD for NULL.
+pub unsafe fn out<'a, T>(p: *mut T) -> Result<&'a mut T> {
+    // SAFETY: non-NULL pointers to output arguments point to writable storage of T.
+    unsafe { p.as_mut() }.ok_or(Pkcs11Error::ArgumentsBad("NULL output pointer"))
+}
+
+/// The attribute array at `p`.
+pub unsafe fn attributes<'a>(p: *mut CK_ATTRIBUTE, n: CK_ULONG) -> Result<&'a mut [CK_ATTRIBUTE]> {
+    if n == 0 {
+        return Ok(&mut []);
+    }
+    if p.is_null() {
+        return Err(Pkcs11Error::ArgumentsBad(
+            "NULL template with a non-zero count",
+        ));
+    }
+    // SAFETY: the caller passes an array of `n` attributes, non-NULL here.
+    Ok(unsafe { std::slice::from_raw_parts_mut(p, n as usize) })
+}
+
+/// A template copied out of C memory.
+pub unsafe fn template(
+    p: *mut CK_ATTRIBUTE,
+    n: CK_ULONG,
+) -> Result<Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>> {
+    // SAFETY: forwarded contract of `attributes` and `bytes`.
+    let attrs = unsafe { attributes(p, n)? };
+    attrs
+        .iter()
+        .map(|a| {
+            // SAFETY: each attribute's pValue holds ulValueLen bytes.
+            let v = unsafe { bytes(a.pValue as *const u8, a.ulValueLen)? };
+            Ok((a.type_, v.to_vec()))
+        })
+        .collect()
+}
+
+/// The mechanism and the parameters this module understands, copied out of C memory.
+pub unsafe fn mechanism(p: *const CK_MECHANISM) -> Result<MechanismArg> {
+    // SAFETY: a non-NULL mechanism pointer points to a CK_MECHANISM.
+    let m = unsafe { p.as_ref() }.ok_or(Pkcs11Error::ArgumentsBad("NULL mechanism"))?;
+    let mut arg = MechanismArg {
+        mechanism: m.mechanism,
+        pss: None,
+        oaep: None,
+    };
+    let len = m.ulParameterLen as usize;
+    if m.pParameter.is_null() {
+        return Ok(arg);
+    }
+    if len == std::mem::size_of::<CK_RSA_PKCS_PSS_PARAMS>() {
+        // SAFETY: the parameter block has the size of this struct; read unaligned to be safe.
+        let pss =
+            unsafe { std::ptr::read_unaligned(m.pParameter as *const CK_RSA_PKCS_PSS_PARAMS) };
+        arg.pss = Some((pss.hashAlg, pss.mgf, pss.sLen));
+    }
+    if len == std::mem::size_of::<CK_RSA_PKCS_OAEP_PARAMS>() {
+        // SAFETY: as above, for the OAEP parameter struct.
+        let oaep =
+            unsafe { std::ptr::read_unaligned(m.pParameter as *const CK_RSA_PKCS_OAEP_PARAMS) };
+        let label = if oaep.pSourceData.is_null() {
+            0
+        } else {
+            oaep.ulSourceDataLen as usize
+        };
+        arg.oaep = Some((oaep.hashAlg, oaep.mgf, label));
+    }
+    Ok(arg)
+}
+
+/// The caller's output capacity: None when it passed a NULL buffer (length query).
+pub unsafe fn room(buf: *mut u8, len: *mut CK_ULONG) -> Result<Option<usize>> {
+    // SAFETY: forwarded contract of `out`.
+    let len = unsafe { out(len)? };
+    Ok((!buf.is_null()).then_some(*len as usize))
+}
+
+/// Hands a produced result (or the needed size) back through `buf`/`len`.
+pub unsafe fn produce(buf: *mut u8, len: *mut CK_ULONG, r: Result<Produced>) -> Result<()> {
+    // SAFETY: forwarded contract of `out`.
+    let len = unsafe { out(len)? };
+    match r {
+        Ok(Produced::Length(n)) => {
+            *len = n as CK_ULONG;
+            Ok(())
+        }
+        Ok(Produced::Bytes(b)) => {
+            // SAFETY: `room` saw a non-NULL buffer of at least b.len() bytes.
+            unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), buf, b.len()) };
+            *len = b.len() as CK_ULONG;
+            Ok(())
+        }
+        Err(Pkcs11Error::BufferTooSmall(n)) => {
+            *len = n as CK_ULONG;
+            Err(Pkcs11Error::BufferTooSmall(n))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Copies `s` into a blank-padded fixed field.
+pub use crate::token::pad;

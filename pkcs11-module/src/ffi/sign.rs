@@ -1,0 +1,93 @@
+//! Signing: C_SignInit, C_Sign, C_SignUpdate, C_SignFinal.
+
+use cryptoki_sys::*;
+
+use super::{bytes, guard, mechanism, module, produce, room};
+
+#[no_mangle]
+pub unsafe extern "C" fn C_SignInit(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: *mut CK_MECHANISM,
+    hKey: CK_OBJECT_HANDLE,
+) -> CK_RV {
+    guard(|| {
+        let m = module()?;
+        if pMechanism.is_null() {
+            // PKCS#11 3.0: a NULL mechanism cancels the active operation.
+            m.session(hSession)?;
+            m.sign_abort(hSession);
+            return Ok(());
+        }
+        // SAFETY: pMechanism points to a CK_MECHANISM (checked for NULL).
+        let mech = unsafe { mechanism(pMechanism)? };
+        m.sign_init(hSession, &mech, hKey)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_Sign(
+    hSession: CK_SESSION_HANDLE,
+    pData: *mut CK_BYTE,
+    ulDataLen: CK_ULONG,
+    pSignature: *mut CK_BYTE,
+    pulSignatureLen: *mut CK_ULONG,
+) -> CK_RV {
+    guard(|| {
+        let m = module()?;
+        m.session(hSession)?;
+        // SAFETY: pData holds ulDataLen bytes; the output pair follows the PKCS#11 rules.
+        let (data, room) =
+            match unsafe { (bytes(pData, ulDataLen), room(pSignature, pulSignatureLen)) } {
+                (Ok(d), Ok(r)) => (d, r),
+                (Err(e), _) | (_, Err(e)) => {
+                    m.sign_abort(hSession);
+                    return Err(e);
+                }
+            };
+        let r = m.sign(hSession, Some(data), room);
+        // SAFETY: as above.
+        unsafe { produce(pSignature, pulSignatureLen, r) }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_SignUpdate(
+    hSession: CK_SESSION_HANDLE,
+    pPart: *mut CK_BYTE,
+    ulPartLen: CK_ULONG,
+) -> CK_RV {
+    guard(|| {
+        let m = module()?;
+        // SAFETY: pPart holds ulPartLen bytes.
+        match unsafe { bytes(pPart, ulPartLen) } {
+            Ok(part) => m.sign_update(hSession, part),
+            Err(e) => {
+                m.sign_abort(hSession);
+                Err(e)
+            }
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_SignFinal(
+    hSession: CK_SESSION_HANDLE,
+    pSignature: *mut CK_BYTE,
+    pulSignatureLen: *mut CK_ULONG,
+) -> CK_RV {
+    guard(|| {
+        let m = module()?;
+        m.session(hSession)?;
+        // SAFETY: the output pair follows the PKCS#11 rules.
+        let room = match unsafe { room(pSignature, pulSignatureLen) } {
+            Ok(r) => r,
+            Err(e) => {
+                m.sign_abort(hSession);
+                return Err(e);
+            }
+        };
+        let r = m.sign(hSession, None, room);
+        // SAFETY: as above.
+        unsafe { produce(pSignature, pulSignatureLen, r) }
+    })
+}

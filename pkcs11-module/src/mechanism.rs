@@ -1,0 +1,386 @@
+//! The mechanisms this token offers, what they need from the key and from tpmd.
+
+use cryptoki_sys::*;
+use sha1::Sha1;
+use sha2::{Digest as _, Sha256, Sha384, Sha512};
+
+use crate::error::{Pkcs11Error, Result};
+use crate::store::key::PublicParts;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hash {
+    Sha1,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl Hash {
+    pub fn name(self) -> &'static str {
+        match self {
+            Hash::Sha1 => "sha1",
+            Hash::Sha256 => "sha256",
+            Hash::Sha384 => "sha384",
+            Hash::Sha512 => "sha512",
+        }
+    }
+
+    /// Digest size in bytes.
+    pub fn size(self) -> usize {
+        match self {
+            Hash::Sha1 => 20,
+            Hash::Sha256 => 32,
+            Hash::Sha384 => 48,
+            Hash::Sha512 => 64,
+        }
+    }
+
+    pub fn from_len(len: usize) -> Option<Hash> {
+        [Hash::Sha1, Hash::Sha256, Hash::Sha384, Hash::Sha512]
+            .into_iter()
+            .find(|h| h.size() == len)
+    }
+
+    /// From a digest mechanism (CK_RSA_PKCS_PSS_PARAMS.hashAlg and the like).
+    pub fn from_ckm(m: CK_MECHANISM_TYPE) -> Option<Hash> {
+        match m {
+            CKM_SHA_1 => Some(Hash::Sha1),
+            CKM_SHA256 => Some(Hash::Sha256),
+            CKM_SHA384 => Some(Hash::Sha384),
+            CKM_SHA512 => Some(Hash::Sha512),
+            _ => None,
+        }
+    }
+
+    pub fn mgf(self) -> CK_ULONG {
+        match self {
+            Hash::Sha1 => CKG_MGF1_SHA1,
+            Hash::Sha256 => CKG_MGF1_SHA256,
+            Hash::Sha384 => CKG_MGF1_SHA384,
+            Hash::Sha512 => CKG_MGF1_SHA512,
+        }
+    }
+
+    /// The DER DigestInfo prefix PKCS#1 v1.5 puts before a digest of this hash.
+    pub fn digest_info_prefix(self) -> &'static [u8] {
+        match self {
+            Hash::Sha1 => &[
+                0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04,
+                0x14,
+            ],
+            Hash::Sha256 => &[
+                0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x01, 0x05, 0x00, 0x04, 0x20,
+            ],
+            Hash::Sha384 => &[
+                0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x02, 0x05, 0x00, 0x04, 0x30,
+            ],
+            Hash::Sha512 => &[
+                0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x03, 0x05, 0x00, 0x04, 0x40,
+            ],
+        }
+    }
+}
+
+/// A running hash for the hash-and-sign mechanisms (multi-part C_SignUpdate).
+#[derive(Clone)]
+pub enum Hasher {
+    Sha1(Sha1),
+    Sha256(Sha256),
+    Sha384(Sha384),
+    Sha512(Sha512),
+}
+
+impl Hasher {
+    pub fn new(h: Hash) -> Hasher {
+        match h {
+            Hash::Sha1 => Hasher::Sha1(Sha1::new()),
+            Hash::Sha256 => Hasher::Sha256(Sha256::new()),
+            Hash::Sha384 => Hasher::Sha384(Sha384::new()),
+            Hash::Sha512 => Hasher::Sha512(Sha512::new()),
+        }
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        match self {
+            Hasher::Sha1(h) => h.update(data),
+            Hasher::Sha256(h) => h.update(data),
+            Hasher::Sha384(h) => h.update(data),
+            Hasher::Sha512(h) => h.update(data),
+        }
+    }
+
+    pub fn finish(self) -> Vec<u8> {
+        match self {
+            Hasher::Sha1(h) => h.finalize().to_vec(),
+            Hasher::Sha256(h) => h.finalize().to_vec(),
+            Hasher::Sha384(h) => h.finalize().to_vec(),
+            Hasher::Sha512(h) => h.finalize().to_vec(),
+        }
+    }
+}
+
+/// What a signing mechanism does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignMech {
+    /// CKM_RSA_PKCS: PKCS#1 v1.5 padding of the caller's bytes (normally a DigestInfo).
+    RsaPkcs,
+    /// CKM_SHAx_RSA_PKCS: hash here, then PKCS#1 v1.5.
+    RsaPkcsHash(Hash),
+    /// CKM_RSA_PKCS_PSS (caller gives the digest) or CKM_SHAx_RSA_PKCS_PSS (hash here).
+    RsaPss { hash: Hash, prehashed: bool },
+    /// CKM_ECDSA: the caller gives the digest.
+    Ecdsa,
+    /// CKM_ECDSA_SHAx: hash here.
+    EcdsaHash(Hash),
+}
+
+impl SignMech {
+    pub fn hasher(self) -> Option<Hasher> {
+        match self {
+            SignMech::RsaPkcsHash(h)
+            | SignMech::EcdsaHash(h)
+            | SignMech::RsaPss {
+                hash: h,
+                prehashed: false,
+            } => Some(Hasher::new(h)),
+            _ => None,
+        }
+    }
+
+    pub fn is_rsa(self) -> bool {
+        !matches!(self, SignMech::Ecdsa | SignMech::EcdsaHash(_))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecryptMech {
+    RsaPkcs,
+    RsaOaep(Hash),
+}
+
+const RSA_MIN: CK_ULONG = 2048;
+const RSA_MAX: CK_ULONG = 4096;
+const EC_MIN: CK_ULONG = 256;
+const EC_MAX: CK_ULONG = 384;
+const EC_FLAGS: CK_FLAGS = CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
+
+/// Every mechanism: (type, min key size, max key size, flags).
+pub const MECHANISMS: &[(CK_MECHANISM_TYPE, CK_ULONG, CK_ULONG, CK_FLAGS)] = &[
+    (
+        CKM_RSA_PKCS_KEY_PAIR_GEN,
+        2048,
+        2048,
+        CKF_HW | CKF_GENERATE_KEY_PAIR,
+    ),
+    (
+        CKM_RSA_PKCS,
+        RSA_MIN,
+        RSA_MAX,
+        CKF_HW | CKF_SIGN | CKF_DECRYPT,
+    ),
+    (CKM_SHA1_RSA_PKCS, RSA_MIN, RSA_MAX, CKF_HW | CKF_SIGN),
+    (CKM_SHA256_RSA_PKCS, RSA_MIN, RSA_MAX, CKF_HW | CKF_SIGN),
+    (CKM_SHA384_RSA_PKCS, RSA_MIN, RSA_MAX, CKF_HW | CKF_SIGN),
+    (CKM_SHA512_RSA_PKCS, RSA_MIN, RSA_MAX, CKF_HW | CKF_SIGN),
+    (CKM_RSA_PKCS_PSS, RSA_MIN, RSA_MAX, CKF_HW | CKF_SIGN),
+    (CKM_SHA256_RSA_PKCS_PSS, RSA_MIN, RSA_MAX, CKF_HW | CKF_SIGN),
+    (CKM_SHA384_RSA_PKCS_PSS, RSA_MIN, RSA_MAX, CKF_HW | CKF_SIGN),
+    (CKM_SHA512_RSA_PKCS_PSS, RSA_MIN, RSA_MAX, CKF_HW | CKF_SIGN),
+    (CKM_RSA_PKCS_OAEP, RSA_MIN, RSA_MAX, CKF_HW | CKF_DECRYPT),
+    (
+        CKM_EC_KEY_PAIR_GEN,
+        EC_MIN,
+        EC_MAX,
+        CKF_HW | CKF_GENERATE_KEY_PAIR | EC_FLAGS,
+    ),
+    (CKM_ECDSA, EC_MIN, EC_MAX, CKF_HW | CKF_SIGN | EC_FLAGS),
+    (CKM_ECDSA_SHA1, EC_MIN, EC_MAX, CKF_HW | CKF_SIGN | EC_FLAGS),
+    (
+        CKM_ECDSA_SHA256,
+        EC_MIN,
+        EC_MAX,
+        CKF_HW | CKF_SIGN | EC_FLAGS,
+    ),
+    (
+        CKM_ECDSA_SHA384,
+        EC_MIN,
+        EC_MAX,
+        CKF_HW | CKF_SIGN | EC_FLAGS,
+    ),
+    (
+        CKM_ECDSA_SHA512,
+        EC_MIN,
+        EC_MAX,
+        CKF_HW | CKF_SIGN | EC_FLAGS,
+    ),
+];
+
+pub fn info(m: CK_MECHANISM_TYPE) -> Option<CK_MECHANISM_INFO> {
+    MECHANISMS
+        .iter()
+        .find(|(t, ..)| *t == m)
+        .map(|(_, min, max, flags)| CK_MECHANISM_INFO {
+            ulMinKeySize: *min,
+            ulMaxKeySize: *max,
+            flags: *flags,
+        })
+}
+
+/// The mechanisms a key of this type may be used with (CKA_ALLOWED_MECHANISMS).
+pub fn allowed_for(parts: &PublicParts) -> Vec<CK_MECHANISM_TYPE> {
+    let rsa = matches!(parts, PublicParts::Rsa { .. });
+    MECHANISMS
+        .iter()
+        .map(|(t, ..)| *t)
+        .filter(|t| *t != CKM_RSA_PKCS_KEY_PAIR_GEN && *t != CKM_EC_KEY_PAIR_GEN)
+        .filter(|t| {
+            let is_ec = matches!(
+                *t,
+                CKM_ECDSA | CKM_ECDSA_SHA1 | CKM_ECDSA_SHA256 | CKM_ECDSA_SHA384 | CKM_ECDSA_SHA512
+            );
+            is_ec != rsa
+        })
+        .collect()
+}
+
+/// A mechanism as the application passed it, copied out of C memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MechanismArg {
+    pub mechanism: CK_MECHANISM_TYPE,
+    /// CK_RSA_PKCS_PSS_PARAMS: hashAlg, mgf, sLen.
+    pub pss: Option<(CK_MECHANISM_TYPE, CK_ULONG, CK_ULONG)>,
+    /// CK_RSA_PKCS_OAEP_PARAMS: hashAlg, mgf, label length.
+    pub oaep: Option<(CK_MECHANISM_TYPE, CK_ULONG, usize)>,
+}
+
+fn check_pss(arg: &MechanismArg, expected: Option<Hash>) -> Result<Hash> {
+    let (hash_alg, mgf, salt) = arg.pss.ok_or(Pkcs11Error::MechanismParamInvalid(
+        "PSS needs CK_RSA_PKCS_PSS_PARAMS",
+    ))?;
+    let hash = Hash::from_ckm(hash_alg)
+        .ok_or(Pkcs11Error::MechanismParamInvalid("unsupported PSS hash"))?;
+    if expected.is_some_and(|e| e != hash) {
+        return Err(Pkcs11Error::MechanismParamInvalid(
+            "PSS hashAlg differs from the mechanism's hash",
+        ));
+    }
+    // The TPM signs PSS with MGF1 over the same hash and a salt as long as the digest.
+    if mgf != hash.mgf() || salt as usize != hash.size() {
+        return Err(Pkcs11Error::MechanismParamInvalid(
+            "the TPM signs PSS with MGF1 of the same hash and sLen = digest length",
+        ));
+    }
+    Ok(hash)
+}
+
+/// The signing mechanism for an application's CK_MECHANISM.
+pub fn sign_mech(arg: &MechanismArg) -> Result<SignMech> {
+    Ok(match arg.mechanism {
+        CKM_RSA_PKCS => SignMech::RsaPkcs,
+        CKM_SHA1_RSA_PKCS => SignMech::RsaPkcsHash(Hash::Sha1),
+        CKM_SHA256_RSA_PKCS => SignMech::RsaPkcsHash(Hash::Sha256),
+        CKM_SHA384_RSA_PKCS => SignMech::RsaPkcsHash(Hash::Sha384),
+        CKM_SHA512_RSA_PKCS => SignMech::RsaPkcsHash(Hash::Sha512),
+        CKM_RSA_PKCS_PSS => SignMech::RsaPss {
+            hash: check_pss(arg, None)?,
+            prehashed: true,
+        },
+        CKM_SHA256_RSA_PKCS_PSS | CKM_SHA384_RSA_PKCS_PSS | CKM_SHA512_RSA_PKCS_PSS => {
+            let want = match arg.mechanism {
+                CKM_SHA256_RSA_PKCS_PSS => Hash::Sha256,
+                CKM_SHA384_RSA_PKCS_PSS => Hash::Sha384,
+                _ => Hash::Sha512,
+            };
+            SignMech::RsaPss {
+                hash: check_pss(arg, Some(want))?,
+                prehashed: false,
+            }
+        }
+        CKM_ECDSA => SignMech::Ecdsa,
+        CKM_ECDSA_SHA1 => SignMech::EcdsaHash(Hash::Sha1),
+        CKM_ECDSA_SHA256 => SignMech::EcdsaHash(Hash::Sha256),
+        CKM_ECDSA_SHA384 => SignMech::EcdsaHash(Hash::Sha384),
+        CKM_ECDSA_SHA512 => SignMech::EcdsaHash(Hash::Sha512),
+        _ => return Err(Pkcs11Error::MechanismInvalid),
+    })
+}
+
+pub fn decrypt_mech(arg: &MechanismArg) -> Result<DecryptMech> {
+    match arg.mechanism {
+        CKM_RSA_PKCS => Ok(DecryptMech::RsaPkcs),
+        CKM_RSA_PKCS_OAEP => {
+            let (hash_alg, mgf, label) = arg.oaep.ok_or(Pkcs11Error::MechanismParamInvalid(
+                "OAEP needs CK_RSA_PKCS_OAEP_PARAMS",
+            ))?;
+            let hash = Hash::from_ckm(hash_alg)
+                .ok_or(Pkcs11Error::MechanismParamInvalid("unsupported OAEP hash"))?;
+            if mgf != hash.mgf() || label != 0 {
+                return Err(Pkcs11Error::MechanismParamInvalid(
+                    "the TPM decrypts OAEP with MGF1 of the same hash and an empty label",
+                ));
+            }
+            Ok(DecryptMech::RsaOaep(hash))
+        }
+        _ => Err(Pkcs11Error::MechanismInvalid),
+    }
+}
+
+/// The digest tpmd's ECDSA takes for CKM_ECDSA input of any length: ECDSA uses the
+/// leftmost bits of the hash up to the curve size, and zeros on the left do not change
+/// the number, so any input maps to a standard digest size with the same signature.
+pub fn ecdsa_digest(data: &[u8], field_size: usize) -> Result<(Hash, Vec<u8>)> {
+    if data.is_empty() {
+        return Err(Pkcs11Error::DataLenRange);
+    }
+    let mut d = data[..data.len().min(field_size)].to_vec();
+    if let Some(h) = Hash::from_len(d.len()) {
+        return Ok((h, d));
+    }
+    let target = [20, 32, 48, 64]
+        .into_iter()
+        .find(|n| *n >= d.len())
+        .ok_or(Pkcs11Error::DataLenRange)?;
+    let mut padded = vec![0; target - d.len()];
+    padded.append(&mut d);
+    let h = Hash::from_len(target).ok_or(Pkcs11Error::DataLenRange)?;
+    Ok((h, padded))
+}
+
+/// If `data` is a DigestInfo of a known hash, that hash and the digest: then tpmd's
+/// RSASSA signs it with a sign-only key, giving the same bytes as padding it raw.
+pub fn parse_digest_info(data: &[u8]) -> Option<(Hash, &[u8])> {
+    [Hash::Sha1, Hash::Sha256, Hash::Sha384, Hash::Sha512]
+        .into_iter()
+        .find_map(|h| {
+            let rest = data.strip_prefix(h.digest_info_prefix())?;
+            (rest.len() == h.size()).then_some((h, rest))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ecdsa_input_sizes() {
+        let (h, d) = ecdsa_digest(&[1; 32], 32).unwrap();
+        assert_eq!((h, d.len()), (Hash::Sha256, 32));
+        let (h, d) = ecdsa_digest(&[1; 64], 32).unwrap();
+        assert_eq!((h, d.len()), (Hash::Sha256, 32));
+        let (h, d) = ecdsa_digest(&[1; 16], 48).unwrap();
+        assert_eq!((h, d.len()), (Hash::Sha1, 20));
+        assert_eq!(&d[..4], &[0, 0, 0, 0]);
+        assert!(ecdsa_digest(&[], 32).is_err());
+    }
+
+    #[test]
+    fn digest_info() {
+        let mut di = Hash::Sha256.digest_info_prefix().to_vec();
+        di.extend([7u8; 32]);
+        assert_eq!(parse_digest_info(&di), Some((Hash::Sha256, &[7u8; 32][..])));
+        assert_eq!(parse_digest_info(&di[1..]), None);
+    }
+}

@@ -1,0 +1,271 @@
+//! C_Sign* and C_Decrypt*: checks here, the private-key operation in tpmd.
+
+use std::sync::Arc;
+
+use cryptoki_sys::{CK_OBJECT_HANDLE, CK_SESSION_HANDLE};
+use tpmd_api::dbus::scheme;
+use zeroize::Zeroizing;
+
+use super::daemon_error;
+use crate::error::{Pkcs11Error, Result};
+use crate::mechanism::{
+    decrypt_mech, ecdsa_digest, parse_digest_info, sign_mech, DecryptMech, MechanismArg, SignMech,
+};
+use crate::module::{lock, Module};
+use crate::session::{DecryptOp, Produced, SignOp};
+use crate::store::key::{KeyEntry, PublicParts};
+use crate::store::{attrs, ObjectKind};
+
+/// A request to tpmd's Sign.
+struct SignRequest {
+    scheme: &'static str,
+    hash: &'static str,
+    data: Zeroizing<Vec<u8>>,
+}
+
+fn sign_request(key: &KeyEntry, mech: SignMech, input: &[u8]) -> Result<SignRequest> {
+    let req = |scheme, hash: &'static str, data: &[u8]| {
+        Ok(SignRequest {
+            scheme,
+            hash,
+            data: Zeroizing::new(data.to_vec()),
+        })
+    };
+    match (mech, &key.parts) {
+        (SignMech::RsaPkcs, PublicParts::Rsa { modulus, .. }) => {
+            if input.len() + 11 > modulus.len() {
+                return Err(Pkcs11Error::DataLenRange);
+            }
+            match parse_digest_info(input) {
+                // RSASSA in the TPM gives the same bytes and needs no decrypt attribute.
+                Some((h, digest)) => req(scheme::RSA_PKCS1, h.name(), digest),
+                None => req(scheme::RSA_PKCS1_RAW, "sha256", input),
+            }
+        }
+        (SignMech::RsaPkcsHash(h), PublicParts::Rsa { .. }) => {
+            req(scheme::RSA_PKCS1, h.name(), input)
+        }
+        (SignMech::RsaPss { hash, .. }, PublicParts::Rsa { .. }) => {
+            if input.len() != hash.size() {
+                return Err(Pkcs11Error::DataLenRange);
+            }
+            req(scheme::RSA_PSS, hash.name(), input)
+        }
+        (SignMech::Ecdsa | SignMech::EcdsaHash(_), PublicParts::Ec { curve, .. }) => {
+            let (h, digest) = ecdsa_digest(input, curve.field_size())?;
+            req(scheme::ECDSA, h.name(), &digest)
+        }
+        _ => Err(Pkcs11Error::KeyTypeInconsistent),
+    }
+}
+
+impl Module {
+    /// The private key behind `handle`, if the caller may use it.
+    fn private_key(&self, handle: CK_OBJECT_HANDLE) -> Result<Arc<KeyEntry>> {
+        let obj = lock(&self.store)
+            .object(handle)
+            .ok_or(Pkcs11Error::KeyHandleInvalid)?;
+        if obj.kind != ObjectKind::Private {
+            return Err(Pkcs11Error::KeyTypeInconsistent);
+        }
+        if attrs::is_private(&obj) && !self.logged_in() {
+            return Err(Pkcs11Error::KeyHandleInvalid);
+        }
+        obj.key().cloned().ok_or(Pkcs11Error::KeyHandleInvalid)
+    }
+
+    /// Signs with a key and an auth value; the one place a signature is made.
+    pub fn sign_now(&self, key: &KeyEntry, mech: SignMech, input: &[u8]) -> Result<Vec<u8>> {
+        let req = Arc::new(sign_request(key, mech, input)?);
+        let auth = Arc::new(self.auth_for(key)?);
+        let blob = Arc::new(key.blob.clone());
+        self.daemon
+            .call(move |p| {
+                let (req, auth, blob) = (req.clone(), auth.clone(), blob.clone());
+                async move { p.sign(&blob, &auth, req.scheme, req.hash, &req.data).await }
+            })
+            .map_err(|e| daemon_error(e, false))
+    }
+
+    pub fn sign_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mech: &MechanismArg,
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<()> {
+        let session = self.session(h)?;
+        let mut s = lock(&session);
+        if s.sign.is_some() {
+            return Err(Pkcs11Error::OperationActive);
+        }
+        let mech = sign_mech(mech)?;
+        let key = self.private_key(key)?;
+        if mech.is_rsa() != matches!(key.parts, PublicParts::Rsa { .. }) {
+            return Err(Pkcs11Error::KeyTypeInconsistent);
+        }
+        if !key.can_sign {
+            return Err(Pkcs11Error::KeyFunctionNotPermitted);
+        }
+        s.sign = Some(SignOp {
+            key,
+            mech,
+            hasher: mech.hasher(),
+            data: Zeroizing::new(Vec::new()),
+            multi_part: false,
+        });
+        Ok(())
+    }
+
+    /// C_Sign (`data` is Some) or C_SignFinal (None). `room` is the caller's buffer
+    /// size, None when it only asks for the length.
+    pub fn sign(
+        &self,
+        h: CK_SESSION_HANDLE,
+        data: Option<&[u8]>,
+        room: Option<usize>,
+    ) -> Result<Produced> {
+        let session = self.session(h)?;
+        let mut s = lock(&session);
+        let op = s
+            .sign
+            .as_ref()
+            .ok_or(Pkcs11Error::OperationNotInitialized)?;
+        if data.is_some() && op.multi_part {
+            // C_Sign after C_SignUpdate is out of order; the operation ends.
+            s.sign = None;
+            return Err(Pkcs11Error::OperationActive);
+        }
+        let needed = op.key.parts.signature_len();
+        match room {
+            None => return Ok(Produced::Length(needed)),
+            Some(r) if r < needed => return Err(Pkcs11Error::BufferTooSmall(needed)),
+            Some(_) => {}
+        }
+        let Some(mut op) = s.sign.take() else {
+            return Err(Pkcs11Error::OperationNotInitialized);
+        };
+        // The session stays locked: PKCS#11 serializes calls within one session.
+        if let Some(d) = data {
+            op.data.extend_from_slice(d);
+        }
+        let input = match op.hasher.take() {
+            Some(mut hasher) => {
+                hasher.update(&op.data);
+                Zeroizing::new(hasher.finish())
+            }
+            None => op.data.clone(),
+        };
+        let sig = self.sign_now(&op.key, op.mech, &input)?;
+        Ok(Produced::Bytes(Zeroizing::new(sig)))
+    }
+
+    pub fn sign_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
+        let session = self.session(h)?;
+        let mut s = lock(&session);
+        let op = s
+            .sign
+            .as_mut()
+            .ok_or(Pkcs11Error::OperationNotInitialized)?;
+        op.multi_part = true;
+        match op.hasher.as_mut() {
+            Some(hasher) => hasher.update(data),
+            None => op.data.extend_from_slice(data),
+        }
+        Ok(())
+    }
+
+    /// Ends a sign operation after an error the caller cannot recover from.
+    pub fn sign_abort(&self, h: CK_SESSION_HANDLE) {
+        if let Ok(session) = self.session(h) {
+            lock(&session).sign = None;
+        }
+    }
+
+    pub fn decrypt_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mech: &MechanismArg,
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<()> {
+        let session = self.session(h)?;
+        let mut s = lock(&session);
+        if s.decrypt.is_some() {
+            return Err(Pkcs11Error::OperationActive);
+        }
+        let mech = decrypt_mech(mech)?;
+        let key = self.private_key(key)?;
+        if !matches!(key.parts, PublicParts::Rsa { .. }) {
+            return Err(Pkcs11Error::KeyTypeInconsistent);
+        }
+        if !key.can_decrypt {
+            return Err(Pkcs11Error::KeyFunctionNotPermitted);
+        }
+        s.decrypt = Some(DecryptOp {
+            key,
+            mech,
+            result: None,
+        });
+        Ok(())
+    }
+
+    pub fn decrypt(
+        &self,
+        h: CK_SESSION_HANDLE,
+        ciphertext: &[u8],
+        room: Option<usize>,
+    ) -> Result<Produced> {
+        let session = self.session(h)?;
+        let mut s = lock(&session);
+        let op = s
+            .decrypt
+            .as_mut()
+            .ok_or(Pkcs11Error::OperationNotInitialized)?;
+        let k = op.key.parts.signature_len();
+        if op.result.is_none() {
+            if ciphertext.len() != k {
+                s.decrypt = None;
+                return Err(Pkcs11Error::EncryptedDataLenRange);
+            }
+            // Asking for the length needs no TPM work: the plaintext is at most k bytes.
+            let Some(_) = room else {
+                return Ok(Produced::Length(k));
+            };
+            let (scheme_name, hash) = match op.mech {
+                DecryptMech::RsaPkcs => (scheme::RSA_PKCS1_DECRYPT, "sha256"),
+                DecryptMech::RsaOaep(h) => (scheme::RSA_OAEP, h.name()),
+            };
+            let auth = match self.auth_for(&op.key) {
+                Ok(a) => Arc::new(a),
+                Err(e) => {
+                    s.decrypt = None;
+                    return Err(e);
+                }
+            };
+            let blob = Arc::new(op.key.blob.clone());
+            let ct = Arc::new(ciphertext.to_vec());
+            let result = self.daemon.call(move |p| {
+                let (auth, blob, ct) = (auth.clone(), blob.clone(), ct.clone());
+                async move { p.decrypt(&blob, &auth, scheme_name, hash, &ct).await }
+            });
+            match result {
+                Ok(plain) => op.result = Some(Zeroizing::new(plain)),
+                Err(e) => {
+                    s.decrypt = None;
+                    return Err(daemon_error(e, true));
+                }
+            }
+        }
+        let Some(plain) = op.result.as_ref() else {
+            return Err(Pkcs11Error::OperationNotInitialized);
+        };
+        match room {
+            None => Ok(Produced::Length(plain.len())),
+            Some(r) if r < plain.len() => Err(Pkcs11Error::BufferTooSmall(plain.len())),
+            Some(_) => {
+                let out = plain.clone();
+                s.decrypt = None;
+                Ok(Produced::Bytes(out))
+            }
+        }
+    }
+}
