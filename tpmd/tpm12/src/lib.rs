@@ -10,3 +10,7 @@
 pub mod client;
 pub mod codec;
 pub mod keys;
+
+/// The RSA implementation the key helpers take and return, re-exported so callers use
+/// the same version.
+pub use rsa;

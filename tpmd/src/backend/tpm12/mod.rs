@@ -1,14 +1,127 @@
-//! The TPM 1.2 backend: our own codec (crate `tpmd-tpm12`) under the same resource
-//! management policy as the 2.0 backend.
+//! The TPM 1.2 backend: our own codec and client (crate `tpmd-tpm12`) under the same
+//! resource management policy as the 2.0 backend.
 
+mod error;
+mod info;
+mod key;
+mod ops;
+mod resource_manager;
+
+use tpmd_api::dbus::{Counters, Info};
+use tpmd_tpm12::client::{Tpm12, Transport as Tpm12Transport};
 use tpmd_tpm2::transport::Transport;
 
-use super::{Backend, TpmError, TpmResult};
+use super::{Backend, DecryptRequest, Family, SignRequest, TpmError, TpmResult};
+use key::Key;
+pub use resource_manager::ResourceManager;
+
+fn transport_of(transport: &Transport) -> Tpm12Transport {
+    match transport {
+        Transport::Device(path) => Tpm12Transport::Device(path.clone()),
+        Transport::Swtpm { host, port } => Tpm12Transport::Tcp {
+            host: host.clone(),
+            port: *port,
+        },
+    }
+}
 
 /// Opens a TPM 1.2 at `transport` with at most `budget` keys loaded at once.
 pub fn open(transport: Transport, budget: usize) -> TpmResult<Box<dyn Backend>> {
-    let _ = budget;
-    Err(TpmError::Unsupported(format!(
-        "{transport} is a TPM 1.2, which this build of tpmd cannot drive yet"
-    )))
+    Ok(Box::new(Tpm12Backend::open(transport, budget)?))
 }
+
+pub struct Tpm12Backend {
+    rm: ResourceManager,
+    transport: String,
+}
+
+impl Tpm12Backend {
+    pub fn open(transport: Transport, budget: usize) -> TpmResult<Tpm12Backend> {
+        let target = transport_of(&transport);
+        let mut tpm = Tpm12::connect(target).map_err(|e| TpmError::Unavailable(e.to_string()))?;
+        // A TPM 2.0 answers a 1.2 command with an error; say so instead of failing later.
+        tpm.version_info().map_err(|e| {
+            TpmError::Unavailable(format!(
+                "{transport} does not answer as a TPM 1.2 ({e}); drop --tpm12 if it is a TPM 2.0"
+            ))
+        })?;
+        Ok(Tpm12Backend {
+            rm: ResourceManager::new(tpm, budget),
+            transport: transport.to_string(),
+        })
+    }
+
+    /// The resource manager itself, for benchmarks that measure it without D-Bus.
+    pub fn resource_manager(&mut self) -> &mut ResourceManager {
+        &mut self.rm
+    }
+}
+
+impl Backend for Tpm12Backend {
+    fn family(&self) -> Family {
+        Family::Tpm12
+    }
+
+    fn info(&mut self) -> TpmResult<Info> {
+        info::info(&mut self.rm, self.transport.clone())
+    }
+
+    fn counters(&self) -> Counters {
+        self.rm.counters()
+    }
+
+    fn count_request(&mut self) {
+        self.rm.counters.requests += 1;
+    }
+
+    fn count_failure(&mut self) {
+        self.rm.counters.failures += 1;
+    }
+
+    fn parent_public(&mut self, parent: u32) -> TpmResult<Vec<u8>> {
+        ops::parent_public(&mut self.rm, parent)
+    }
+
+    fn import(&mut self, key: &[u8]) -> TpmResult<String> {
+        ops::import(&mut self.rm, &Key::parse(key)?)
+    }
+
+    fn generate(&mut self, key_type: &str, auth: &[u8], parent: u32) -> TpmResult<String> {
+        ops::generate(&mut self.rm, key_type, auth, parent)
+    }
+
+    fn sign(&mut self, key: &[u8], auth: &[u8], request: &SignRequest<'_>) -> TpmResult<Vec<u8>> {
+        ops::sign(&mut self.rm, &Key::parse(key)?, auth, request)
+    }
+
+    fn decrypt(
+        &mut self,
+        key: &[u8],
+        auth: &[u8],
+        request: &DecryptRequest<'_>,
+    ) -> TpmResult<Vec<u8>> {
+        ops::decrypt(
+            &mut self.rm,
+            &Key::parse(key)?,
+            auth,
+            request.scheme,
+            request.hash,
+            request.ciphertext,
+        )
+    }
+
+    fn create_srk(&mut self) -> TpmResult<bool> {
+        ops::create_srk(&mut self.rm)
+    }
+
+    fn lockout_note(&mut self) -> String {
+        ops::lockout_note(&mut self.rm)
+    }
+
+    fn flush_all(&mut self) {
+        self.rm.flush_all();
+    }
+}
+
+#[cfg(all(test, feature = "simulator"))]
+mod tests;

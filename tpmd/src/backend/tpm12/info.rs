@@ -1,0 +1,36 @@
+//! What GetInfo reports about a TPM 1.2.
+
+use tpmd_api::dbus::Info;
+use tpmd_tpm12::codec::consts::kh;
+
+use super::error::convert;
+use super::ops::KEY_TYPES;
+use super::resource_manager::ResourceManager;
+use crate::backend::TpmResult;
+
+pub fn info(rm: &mut ResourceManager, transport: String) -> TpmResult<Info> {
+    let tpm = rm.tpm();
+    let version = tpm
+        .version_info()
+        .map_err(|e| convert("GetCapability", e, String::new))?;
+    // The rest is best effort: a TPM 1.2 without an owner refuses some queries.
+    let owned = tpm.has_owner().ok();
+    let nv_locked = tpm.nv_state().ok().map(|nv| nv.locked);
+    let lockout = tpm.da_info().ok().map(|da| da.active);
+    let counters = rm.counters();
+    Ok(Info {
+        family: Some("1.2".into()),
+        manufacturer: Some(version.vendor()),
+        vendor_string: Some(version.describe()),
+        firmware_version: Some(format!("{}.{}", version.version[2], version.version[3])),
+        algorithms: Some(vec!["rsa".into(), "sha1".into()]),
+        key_types: Some(KEY_TYPES.iter().map(|t| t.to_string()).collect()),
+        srk_present: owned,
+        srk_handle: Some(kh::SRK),
+        lockout,
+        owned,
+        nv_locked,
+        transport: Some(transport),
+        counters: Some(counters),
+    })
+}

@@ -1,0 +1,258 @@
+//! Key operations on a TPM 1.2: sign (DER scheme: any DigestInfo; SHA-1 scheme: SHA-1
+//! only), decrypt through UnBind, generate with CreateWrapKey, import (check that a
+//! software-wrapped key loads), the SRK public key, ownership.
+
+use tpmd_api::dbus::scheme;
+use tpmd_api::TpmPublic;
+use tpmd_tpm12::codec::consts::{alg, kh};
+use tpmd_tpm12::codec::{AuthSecret, WellKnown};
+use tpmd_tpm12::keys::digest_info::{digest_info, Hash};
+use tpmd_tpm12::keys::file;
+use tpmd_tpm12::keys::wrap::{generate_template, Usage};
+
+use super::error::convert;
+use super::key::Key;
+use super::resource_manager::ResourceManager;
+use crate::backend::{SignRequest, TpmError, TpmResult};
+
+/// What Generate accepts on a TPM 1.2.
+pub const KEY_TYPES: [&str; 2] = ["rsa2048", "rsa1024"];
+
+fn unsupported(what: &str) -> TpmError {
+    TpmError::Unsupported(format!("{what} is not supported by a TPM 1.2"))
+}
+
+fn hash_of(name: &str) -> TpmResult<Hash> {
+    match name {
+        "sha1" => Ok(Hash::Sha1),
+        "sha256" => Ok(Hash::Sha256),
+        "sha384" => Ok(Hash::Sha384),
+        "sha512" => Ok(Hash::Sha512),
+        other => Err(TpmError::InvalidArgument(format!(
+            "unknown hash {other:?}: use sha1, sha256, sha384 or sha512"
+        ))),
+    }
+}
+
+/// Checks the parent handle a client names: the TPM 1.2 SRK, or the default SRK handle
+/// clients use on either family.
+pub fn check_parent(parent: u32) -> TpmResult<()> {
+    if parent == kh::SRK || parent == tpmd_api::DEFAULT_SRK_HANDLE {
+        Ok(())
+    } else {
+        Err(TpmError::Unsupported(format!(
+            "parent {parent:#010x}: a TPM 1.2 keeps keys only under its SRK ({:#010x})",
+            kh::SRK
+        )))
+    }
+}
+
+/// A lockout note for wrong-auth messages.
+pub fn lockout_note(rm: &mut ResourceManager) -> String {
+    match rm.tpm().da_info() {
+        Ok(info) => match (info.current_count, info.threshold) {
+            (Some(n), Some(max)) => format!(" (TPM dictionary-attack counter {n} of {max})"),
+            _ => String::new(),
+        },
+        Err(_) => String::new(),
+    }
+}
+
+fn fail(
+    rm: &mut ResourceManager,
+    command: &'static str,
+    e: tpmd_tpm12::client::ClientError,
+) -> TpmError {
+    let auth = e.is_auth_failure();
+    convert(command, e, || {
+        if auth {
+            lockout_note(rm)
+        } else {
+            String::new()
+        }
+    })
+}
+
+pub fn sign(
+    rm: &mut ResourceManager,
+    key: &Key,
+    password: &[u8],
+    req: &SignRequest<'_>,
+) -> TpmResult<Vec<u8>> {
+    if !key.can_sign() {
+        return Err(TpmError::Unsupported(format!(
+            "this TPM 1.2 {} key is not allowed to sign",
+            key.usage_name()
+        )));
+    }
+    let data = match (key.key.parms.sig_scheme, req.scheme) {
+        (alg::SS_RSASSAPKCS1V15_DER, scheme::RSA_PKCS1) => {
+            let hash = hash_of(req.hash)?;
+            digest_info(hash, req.data).ok_or_else(|| {
+                TpmError::InvalidArgument(format!(
+                    "a {} digest is {} bytes, got {}",
+                    req.hash,
+                    hash.digest_len(),
+                    req.data.len()
+                ))
+            })?
+        }
+        // The DER scheme pads whatever it is given: exactly PKCS#11's CKM_RSA_PKCS.
+        (alg::SS_RSASSAPKCS1V15_DER, scheme::RSA_PKCS1_RAW) => {
+            if req.data.len() + 11 > key.modulus_len() {
+                return Err(TpmError::InvalidArgument(format!(
+                    "{} bytes is too long to sign with a {}-bit key",
+                    req.data.len(),
+                    key.modulus_len() * 8
+                )));
+            }
+            req.data.to_vec()
+        }
+        (alg::SS_RSASSAPKCS1V15_SHA1, scheme::RSA_PKCS1) if req.hash == "sha1" => {
+            if req.data.len() != 20 {
+                return Err(TpmError::InvalidArgument(format!(
+                    "a sha1 digest is 20 bytes, got {}",
+                    req.data.len()
+                )));
+            }
+            req.data.to_vec()
+        }
+        (alg::SS_RSASSAPKCS1V15_SHA1, scheme::RSA_PKCS1 | scheme::RSA_PKCS1_RAW) => {
+            return Err(TpmError::Unsupported(
+                "this TPM 1.2 key has the SHA-1 signature scheme and can sign only SHA-1 digests; wrap the key again with `tpm-keyctl wrap` (DER scheme) to sign SHA-256/512".into(),
+            ))
+        }
+        (_, scheme::RSA_PSS) => return Err(unsupported("RSA-PSS signing")),
+        (_, scheme::ECDSA) => return Err(unsupported("ECDSA (a TPM 1.2 has no ECC)")),
+        (_, s) => {
+            return Err(TpmError::InvalidArgument(format!(
+                "scheme {s:?} does not fit this TPM 1.2 RSA key (its signature scheme is {:#x})",
+                key.key.parms.sig_scheme
+            )))
+        }
+    };
+    let auth = key.auth(password);
+    rm.with_key(key, |tpm, handle| tpm.sign(handle, auth.as_ref(), &data))
+        .map_err(|e| fail(rm, "Sign", e))
+}
+
+pub fn decrypt(
+    rm: &mut ResourceManager,
+    key: &Key,
+    password: &[u8],
+    scheme_name: &str,
+    hash: &str,
+    ciphertext: &[u8],
+) -> TpmResult<Vec<u8>> {
+    if !key.can_decrypt() {
+        return Err(TpmError::Unsupported(format!(
+            "this TPM 1.2 {} key is not allowed to decrypt",
+            key.usage_name()
+        )));
+    }
+    match (key.key.parms.enc_scheme, scheme_name) {
+        (alg::ES_RSAESOAEP_SHA1_MGF1, scheme::RSA_OAEP) if hash == "sha1" => {}
+        (alg::ES_RSAESOAEP_SHA1_MGF1, scheme::RSA_OAEP) => {
+            return Err(unsupported(&format!(
+                "OAEP with {hash} (a TPM 1.2 decrypts OAEP with SHA-1 and the TCPA label only)"
+            )))
+        }
+        (alg::ES_RSAESPKCSV15, scheme::RSA_PKCS1_DECRYPT) => {}
+        (_, scheme::RSA_OAEP | scheme::RSA_PKCS1_DECRYPT) => {
+            return Err(TpmError::Unsupported(format!(
+                "this TPM 1.2 key decrypts only with its own scheme ({}), not {scheme_name}",
+                if key.key.parms.enc_scheme == alg::ES_RSAESPKCSV15 {
+                    "rsa-pkcs1"
+                } else {
+                    "rsa-oaep with sha1, TSS bind format"
+                }
+            )))
+        }
+        (_, other) => {
+            return Err(TpmError::InvalidArgument(format!(
+                "unknown decryption scheme {other:?}: use rsa-oaep or rsa-pkcs1"
+            )))
+        }
+    }
+    if ciphertext.len() != key.modulus_len() {
+        return Err(TpmError::InvalidArgument(format!(
+            "ciphertext for a {}-bit key is {} bytes, got {}",
+            key.modulus_len() * 8,
+            key.modulus_len(),
+            ciphertext.len()
+        )));
+    }
+    let auth = key.auth(password);
+    rm.with_key(key, |tpm, handle| {
+        tpm.unbind(handle, auth.as_ref(), ciphertext)
+    })
+    .map_err(|e| fail(rm, "UnBind", e))
+}
+
+/// CreateWrapKey under the SRK: a non-migratable legacy key (sign with the DER scheme,
+/// decrypt with OAEP). Without a password the key needs no authorization.
+pub fn generate(
+    rm: &mut ResourceManager,
+    key_type: &str,
+    password: &[u8],
+    parent: u32,
+) -> TpmResult<String> {
+    check_parent(parent)?;
+    let bits = match key_type {
+        "rsa2048" => 2048,
+        "rsa1024" => 1024,
+        t if t.starts_with("ecc") => return Err(unsupported("ECC")),
+        other => {
+            return Err(TpmError::InvalidArgument(format!(
+                "unknown key type {other:?}: a TPM 1.2 makes {}",
+                KEY_TYPES.join(", ")
+            )))
+        }
+    };
+    let template = generate_template(bits, Usage::Legacy, false, !password.is_empty());
+    let auth = AuthSecret::from_password_or_well_known(password);
+    let key = rm
+        .retrying(|tpm| tpm.create_wrap_key(&template, &auth))
+        .map_err(|e| fail(rm, "CreateWrapKey", e))?;
+    file::write_pem(&key.to_bytes()).map_err(|e| TpmError::Stack {
+        command: "CreateWrapKey",
+        detail: e.to_string(),
+    })
+}
+
+/// A TPM 1.2 key file is loadable as it is (the client wrapped it in software); import
+/// checks that this TPM's SRK can load it and returns it as a TSS KEY BLOB PEM.
+pub fn import(rm: &mut ResourceManager, key: &Key) -> TpmResult<String> {
+    rm.with_key(key, |_, _| Ok(()))
+        .map_err(|e| fail(rm, "LoadKey2", e))?;
+    file::write_pem(&key.blob).map_err(|e| TpmError::Stack {
+        command: "LoadKey2",
+        detail: e.to_string(),
+    })
+}
+
+/// The SRK's public key presented as a TPM 2.0 RSA storage key's TPM2B_PUBLIC, which is
+/// what clients take from ParentPublic (they use its modulus to wrap for a 1.2).
+pub fn parent_public(rm: &mut ResourceManager, parent: u32) -> TpmResult<Vec<u8>> {
+    check_parent(parent)?;
+    let srk = rm
+        .retrying(|tpm| tpm.srk_public())
+        .map_err(|e| fail(rm, "GetPubKey", e))?;
+    Ok(TpmPublic::standard_srk_with_modulus(&srk.modulus).to_tpm2b())
+}
+
+/// Takes ownership with the well-known owner and SRK secrets (`tpm_takeownership -z`) and
+/// makes the SRK public key readable (`tpm_restrictsrk -a`). False if already owned.
+pub fn create_srk(rm: &mut ResourceManager) -> TpmResult<bool> {
+    let owned = rm
+        .tpm()
+        .has_owner()
+        .map_err(|e| fail(rm, "GetCapability", e))?;
+    if owned {
+        return Ok(false);
+    }
+    let wk = WellKnown::Zeros.secret();
+    rm.retrying(|tpm| tpm.take_ownership(&wk, &wk))
+        .map_err(|e| fail(rm, "TakeOwnership", e))?;
+    Ok(true)
+}

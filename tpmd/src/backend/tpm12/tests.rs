@@ -1,0 +1,190 @@
+//! The TPM 1.2 backend against swtpm in TPM 1.2 mode.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use rand::rngs::OsRng;
+use sha2::{Digest, Sha256};
+use tpmd_api::public::KeyParams;
+use tpmd_api::TpmPublic;
+use tpmd_simulator::{Family as SimFamily, Simulator};
+use tpmd_tpm12::codec::consts::{alg, auth_usage};
+use tpmd_tpm12::codec::{KeyParms, PubKey};
+use tpmd_tpm12::keys::wrap::{wrap_rsa_key, Usage};
+use tpmd_tpm12::keys::{bind, file, public};
+use tpmd_tpm12::rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
+use tpmd_tpm2::transport::Transport;
+
+use super::Tpm12Backend;
+use crate::backend::{Backend, DecryptRequest, SignRequest, TpmError};
+
+fn start(provision: bool, budget: usize) -> (Simulator, Tpm12Backend) {
+    let sim = Simulator::start_in_tempdir(SimFamily::Tpm12, None, provision).unwrap();
+    let backend = Tpm12Backend::open(Transport::swtpm_tcp(sim.port()), budget).unwrap();
+    (sim, backend)
+}
+
+/// What a client does: take the SRK from ParentPublic and wrap in software.
+fn wrap_for(backend: &mut Tpm12Backend, soft: &RsaPrivateKey, password: &[u8]) -> String {
+    let public = TpmPublic::from_tpm2b(&backend.parent_public(0x8100_0001).unwrap()).unwrap();
+    let KeyParams::Rsa { modulus, .. } = public.key else {
+        panic!("the SRK is RSA");
+    };
+    let srk = PubKey {
+        parms: KeyParms::rsa(2048, alg::ES_RSAESOAEP_SHA1_MGF1, alg::SS_NONE),
+        modulus,
+    };
+    let auth =
+        (!password.is_empty()).then(|| tpmd_tpm12::codec::AuthSecret::from_password(password));
+    let key = wrap_rsa_key(&mut OsRng, soft, &srk, auth.as_ref(), Usage::Legacy).unwrap();
+    file::write_pem(&key.to_bytes()).unwrap()
+}
+
+fn sign_sha256(
+    backend: &mut Tpm12Backend,
+    pem: &str,
+    password: &[u8],
+    msg: &[u8],
+) -> Result<Vec<u8>, TpmError> {
+    let digest = Sha256::digest(msg);
+    backend.sign(
+        pem.as_bytes(),
+        password,
+        &SignRequest {
+            scheme: "rsa-pkcs1",
+            hash: "sha256",
+            data: &digest,
+        },
+    )
+}
+
+fn public_of(pem: &str) -> RsaPublicKey {
+    public::to_rsa(&file::read(pem.as_bytes()).unwrap().key.pubkey()).unwrap()
+}
+
+fn verify(pem: &str, msg: &[u8], sig: &[u8]) {
+    public_of(pem)
+        .verify(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(msg), sig)
+        .unwrap();
+}
+
+#[test]
+fn info_wrap_import_sign_decrypt() {
+    let (_sim, mut backend) = start(true, 4);
+    let info = backend.info().unwrap();
+    assert_eq!(info.family.as_deref(), Some("1.2"));
+    assert_eq!(info.owned, Some(true));
+    assert_eq!(info.srk_present, Some(true));
+    assert_eq!(info.lockout, Some(false));
+    assert!(info.nv_locked.is_some());
+
+    let soft = RsaPrivateKey::new(&mut OsRng, 2048).unwrap();
+    let pem = wrap_for(&mut backend, &soft, b"secret");
+    let imported = backend.import(pem.as_bytes()).unwrap();
+    assert!(imported.starts_with("-----BEGIN TSS KEY BLOB-----"));
+    let sig = sign_sha256(&mut backend, &imported, b"secret", b"hello").unwrap();
+    verify(&imported, b"hello", &sig);
+
+    // Wrong password: a clear auth error, and the next request still works.
+    let err = sign_sha256(&mut backend, &imported, b"wrong", b"hello").unwrap_err();
+    assert!(matches!(err, TpmError::AuthFailed { .. }), "{err}");
+    assert!(
+        err.to_string().contains("dictionary-attack counter"),
+        "{err}"
+    );
+    sign_sha256(&mut backend, &imported, b"secret", b"again").unwrap();
+
+    // Decrypt: data bound in the TSS format (OAEP SHA-1, TCPA label) unbinds.
+    let ciphertext = bind::bind(&mut OsRng, &soft.to_public_key(), b"session key").unwrap();
+    let plain = backend
+        .decrypt(
+            imported.as_bytes(),
+            b"secret",
+            &DecryptRequest {
+                scheme: "rsa-oaep",
+                hash: "sha1",
+                ciphertext: &ciphertext,
+            },
+        )
+        .unwrap();
+    assert_eq!(plain, b"session key");
+
+    // What a TPM 1.2 cannot do is refused clearly.
+    let err = backend
+        .sign(
+            imported.as_bytes(),
+            b"secret",
+            &SignRequest {
+                scheme: "ecdsa",
+                hash: "sha256",
+                data: &[0; 32],
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(err, TpmError::Unsupported(_)), "{err}");
+    assert!(err.to_string().contains("TPM 1.2"), "{err}");
+    let err = backend.generate("ecc-p256", b"", 0x8100_0001).unwrap_err();
+    assert!(
+        err.to_string().contains("not supported by a TPM 1.2"),
+        "{err}"
+    );
+    let err = backend
+        .sign(
+            b"-----BEGIN TSS2 PRIVATE KEY-----\nAA==\n-----END TSS2 PRIVATE KEY-----\n",
+            b"",
+            &SignRequest {
+                scheme: "rsa-pkcs1",
+                hash: "sha256",
+                data: &[0; 32],
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(err, TpmError::BadKeyFile(_)), "{err}");
+}
+
+#[test]
+fn generated_keys_share_few_slots_and_survive_a_reset() {
+    let (sim, mut backend) = start(true, 2);
+    let pems: Vec<String> = (0..3)
+        .map(|_| backend.generate("rsa1024", b"", 0x4000_0000).unwrap())
+        .collect();
+    for pem in &pems {
+        let key = file::read(pem.as_bytes()).unwrap().key;
+        assert_eq!(key.auth_data_usage, auth_usage::NEVER);
+    }
+    // Three keys, two slots: round robin forces evictions and reloads.
+    for round in 0..2 {
+        for pem in &pems {
+            let msg = format!("round {round}");
+            let sig = sign_sha256(&mut backend, pem, b"", msg.as_bytes()).unwrap();
+            verify(pem, msg.as_bytes(), &sig);
+        }
+    }
+    let c = backend.counters();
+    assert!(c.evictions.unwrap() >= 4, "{c:?}");
+    assert!(c.loads.unwrap() >= 6, "{c:?}");
+    assert!(c.loaded_keys.unwrap() <= 2, "{c:?}");
+    // The same key twice in a row is a cache hit.
+    sign_sha256(&mut backend, &pems[2], b"", b"x").unwrap();
+    let hits = backend.counters().hits.unwrap();
+    sign_sha256(&mut backend, &pems[2], b"", b"y").unwrap();
+    assert_eq!(backend.counters().hits.unwrap(), hits + 1);
+
+    // TPM_Init under our feet: the loaded keys are gone; the next request reloads.
+    sim.init_only().unwrap();
+    let sig = sign_sha256(&mut backend, &pems[0], b"", b"after reset").unwrap();
+    verify(&pems[0], b"after reset", &sig);
+    assert!(backend.counters().resets_recovered.unwrap() >= 1);
+    let sig = sign_sha256(&mut backend, &pems[1], b"", b"after reset").unwrap();
+    verify(&pems[1], b"after reset", &sig);
+}
+
+#[test]
+fn create_srk_takes_ownership_once() {
+    let (_sim, mut backend) = start(false, 2);
+    assert_eq!(backend.info().unwrap().owned, Some(false));
+    assert!(backend.create_srk().unwrap());
+    assert!(!backend.create_srk().unwrap());
+    assert_eq!(backend.info().unwrap().owned, Some(true));
+    let pem = backend.generate("rsa1024", b"pw", 0x8100_0001).unwrap();
+    let sig = sign_sha256(&mut backend, &pem, b"pw", b"owned").unwrap();
+    verify(&pem, b"owned", &sig);
+}
