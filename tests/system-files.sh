@@ -225,5 +225,34 @@ for dev in 'tpm[0-9]*' 'tpmrm[0-9]*'; do
     fi
 done
 
+# --- tpmd-ssh-agent user units ----------------------------------------------------
+
+if command -v systemd-analyze >/dev/null 2>&1; then
+    # `--user` verification needs a runtime directory.
+    export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$tmp/runtime}"
+    mkdir -p "$XDG_RUNTIME_DIR" && chmod 0700 "$XDG_RUNTIME_DIR"
+    for unit in tpmd-ssh-agent.socket tpmd-ssh-agent.service; do
+        out=$(cd "$SYSTEMD_DIR" && systemd-analyze --user verify "$unit" 2>&1 |
+            grep -v 'Command /usr/bin/tpmd-ssh-agent is not executable')
+        if [ -z "$out" ]; then
+            ok "systemd-analyze --user verify $unit"
+        else
+            not_ok "systemd-analyze --user verify $unit" "$out"
+        fi
+    done
+fi
+missing=""
+for line in 'ListenStream=%t/tpmd/ssh-agent.sock' 'SocketMode=0600' 'DirectoryMode=0700'; do
+    grep -qxF "$line" "$SYSTEMD_DIR/tpmd-ssh-agent.socket" || missing="$missing$line"$'\n'
+done
+for line in 'ExecStart=/usr/bin/tpmd-ssh-agent -D' 'Requires=tpmd-ssh-agent.socket' 'UMask=0077'; do
+    grep -qxF "$line" "$SYSTEMD_DIR/tpmd-ssh-agent.service" || missing="$missing$line"$'\n'
+done
+if [ -z "$missing" ]; then
+    ok "tpmd-ssh-agent.socket is 0600 in a 0700 runtime directory and activates the service"
+else
+    not_ok "tpmd-ssh-agent units lack required settings" "$missing"
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

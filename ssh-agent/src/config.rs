@@ -124,6 +124,11 @@ pub fn default_socket_path() -> Result<PathBuf, StartError> {
     Ok(PathBuf::from(dir).join("tpmd").join("ssh-agent.sock"))
 }
 
+/// Whether systemd passed the listening socket (LISTEN_FDS).
+pub fn socket_activated() -> bool {
+    std::env::var_os("LISTEN_FDS").is_some()
+}
+
 impl Settings {
     pub fn load(cli: &Cli) -> Result<Settings, StartError> {
         let file = match cli.config.clone().or_else(default_config_path) {
@@ -143,6 +148,8 @@ impl Settings {
         };
         let (socket, default_socket) = match cli.socket.clone().or(file.socket) {
             Some(path) => (path, false),
+            // systemd passes the socket itself: no path needed.
+            None if socket_activated() => (default_socket_path().unwrap_or_default(), true),
             None => (default_socket_path()?, true),
         };
         let mut key_dirs = Vec::new();

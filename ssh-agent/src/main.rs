@@ -31,8 +31,7 @@ fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(e) => return fail(e),
     };
-    let activated = std::env::var_os("LISTEN_FDS").is_some();
-    if !settings.foreground && !activated {
+    if !settings.foreground && !config::socket_activated() {
         return match background::start(&settings) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(e),

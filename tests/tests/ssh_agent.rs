@@ -319,3 +319,100 @@ async fn a_peer_with_another_uid_is_refused() {
     );
     assert!(ok(&agent.ssh_add(&["-l"])).contains("mine@tpm"));
 }
+
+#[tokio::test]
+async fn starts_on_a_socket_passed_by_systemd() {
+    let env = TestEnv::start().await;
+    let dir = env.path("activated");
+    let home = dir.join("home");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    generate_tpm_key(
+        &env,
+        &home.join(".ssh"),
+        "id.tpm",
+        "ecc-p384",
+        "activated@tpm",
+    );
+    let socket = dir.join("agent.sock");
+    let mut activator = std::process::Command::new("systemd-socket-activate")
+        .arg("-l")
+        .arg(&socket)
+        .arg("-E")
+        .arg(format!("TPMD_BUS_ADDRESS={}", env.bus.address()))
+        .arg("-E")
+        .arg(format!("HOME={}", home.display()))
+        .arg("-E")
+        .arg(format!("XDG_CONFIG_HOME={}", dir.join("config").display()))
+        .arg(tpmd_tests::binary("tpmd-ssh-agent"))
+        .arg("-D")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(std::time::Instant::now() < deadline, "no socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = std::process::Command::new("ssh-add")
+        .arg("-l")
+        .env("SSH_AUTH_SOCK", &socket)
+        .output()
+        .unwrap();
+    let _ = activator.kill();
+    let _ = activator.wait();
+    assert!(ok(&out).contains("activated@tpm"));
+}
+
+#[tokio::test]
+async fn without_d_it_detaches_and_prints_the_eval_line() {
+    let env = TestEnv::start().await;
+    let dir = env.path("detached");
+    let home = dir.join("home");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    generate_tpm_key(
+        &env,
+        &home.join(".ssh"),
+        "id.tpm",
+        "ecc-p256",
+        "detached@tpm",
+    );
+    let socket = dir.join("run").join("agent.sock");
+    let out = std::process::Command::new(tpmd_tests::binary("tpmd-ssh-agent"))
+        .arg("-a")
+        .arg(&socket)
+        .env("TPMD_BUS_ADDRESS", env.bus.address())
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .output()
+        .unwrap();
+    let printed = ok(&out);
+    assert!(
+        printed.starts_with(&format!(
+            "SSH_AUTH_SOCK={}; export SSH_AUTH_SOCK;",
+            socket.display()
+        )),
+        "{printed}"
+    );
+    let pid: i32 = printed
+        .split("Agent pid ")
+        .nth(1)
+        .and_then(|s| s.trim().trim_end_matches(';').parse().ok())
+        .expect("no pid printed");
+    let listed = std::process::Command::new("ssh-add")
+        .arg("-l")
+        .env("SSH_AUTH_SOCK", &socket)
+        .output()
+        .unwrap();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    assert!(ok(&listed).contains("detached@tpm"));
+    // SIGTERM removes the socket.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while socket.exists() {
+        assert!(std::time::Instant::now() < deadline, "socket left behind");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
