@@ -27,6 +27,9 @@ pub enum CallError {
 
 pub struct Daemon {
     runtime: Runtime,
+    /// Whether the runtime has its own thread. Without (the application set
+    /// CKF_LIBRARY_CANT_CREATE_OS_THREADS), calling threads drive it themselves.
+    threaded: bool,
     proxy: Mutex<Option<Daemon1Proxy<'static>>>,
 }
 
@@ -96,14 +99,21 @@ async fn connect() -> Result<Daemon1Proxy<'static>, String> {
 }
 
 impl Daemon {
-    pub fn new() -> std::io::Result<Daemon> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("tpmd-pkcs11")
-            .enable_all()
-            .build()?;
+    pub fn new(threaded: bool) -> std::io::Result<Daemon> {
+        let runtime = if threaded {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("tpmd-pkcs11")
+                .enable_all()
+                .build()?
+        } else {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+        };
         Ok(Daemon {
             runtime,
+            threaded,
             proxy: Mutex::new(None),
         })
     }
@@ -113,6 +123,9 @@ impl Daemon {
         &self,
         fut: impl Future<Output = T> + Send + 'static,
     ) -> Result<T, CallError> {
+        if !self.threaded {
+            return Ok(self.runtime.block_on(fut));
+        }
         let (tx, rx) = mpsc::sync_channel(1);
         self.runtime.spawn(async move {
             let _ = tx.send(fut.await);
@@ -193,7 +206,7 @@ impl Daemon {
     /// Stops the runtime (C_Finalize). Its thread is joined (briefly), because an
     /// application may unload the library right after and the thread's code with it.
     pub fn shutdown(self) {
-        let Daemon { runtime, proxy } = self;
+        let Daemon { runtime, proxy, .. } = self;
         {
             let _enter = runtime.enter();
             drop(proxy);

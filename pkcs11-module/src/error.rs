@@ -77,6 +77,8 @@ pub enum Pkcs11Error {
     FunctionFailed(String),
     #[error("tpmd failed: {0}")]
     Device(String),
+    #[error("the token has no random number generator")]
+    RandomNoRng,
     #[error("out of memory")]
     HostMemory,
     #[error("internal error: {0}")]
@@ -126,6 +128,7 @@ impl Pkcs11Error {
             FunctionNotSupported => CKR_FUNCTION_NOT_SUPPORTED,
             FunctionFailed(_) => CKR_FUNCTION_FAILED,
             Device(_) => CKR_DEVICE_ERROR,
+            RandomNoRng => CKR_RANDOM_NO_RNG,
             HostMemory => CKR_HOST_MEMORY,
             General(_) => CKR_GENERAL_ERROR,
         }

@@ -49,7 +49,8 @@ pub fn get() -> Result<Arc<Module>> {
     }
 }
 
-pub fn initialize() -> Result<()> {
+/// `threaded`: whether the module may start its own thread for D-Bus.
+pub fn initialize(threaded: bool) -> Result<()> {
     let mut guard = MODULE.write().unwrap_or_else(|p| p.into_inner());
     if let Some(old) = guard.take() {
         if old.pid == std::process::id() {
@@ -60,7 +61,7 @@ pub fn initialize() -> Result<()> {
         // here and its locks may be held forever, so it is never touched again.
         std::mem::forget(old);
     }
-    let daemon = Daemon::new().map_err(|e| Pkcs11Error::General(e.to_string()))?;
+    let daemon = Daemon::new(threaded).map_err(|e| Pkcs11Error::General(e.to_string()))?;
     *guard = Some(Arc::new(Module {
         pid: std::process::id(),
         daemon,

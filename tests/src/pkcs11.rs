@@ -167,3 +167,34 @@ impl Token {
         self.rt.block_on(self.env.restart_tpmd(&[]));
     }
 }
+
+/// The module registered with p11-kit for this test, removed on drop. p11-kit ignores
+/// per-user module files for root, so as root the file goes to /etc/pkcs11/modules
+/// (`critical: no`, so other programs are not disturbed).
+pub struct P11KitRegistration {
+    file: PathBuf,
+}
+
+impl P11KitRegistration {
+    pub fn new(token: &Token) -> P11KitRegistration {
+        let dir = if nix::unistd::Uid::effective().is_root() {
+            PathBuf::from("/etc/pkcs11/modules")
+        } else {
+            token.config_dir().join("pkcs11/modules")
+        };
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        let file = dir.join(format!("tpmd-test-{}.module", std::process::id()));
+        std::fs::write(
+            &file,
+            format!("module: {}\ncritical: no\n", module_path().display()),
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        P11KitRegistration { file }
+    }
+}
+
+impl Drop for P11KitRegistration {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.file);
+    }
+}

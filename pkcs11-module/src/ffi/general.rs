@@ -8,6 +8,7 @@ use crate::error::Pkcs11Error;
 #[no_mangle]
 pub unsafe extern "C" fn C_Initialize(pInitArgs: *mut std::ffi::c_void) -> CK_RV {
     guard(|| {
+        let mut threaded = true;
         // SAFETY: a non-NULL argument is a CK_C_INITIALIZE_ARGS (PKCS#11 5.4).
         if let Some(args) = unsafe { (pInitArgs as *const CK_C_INITIALIZE_ARGS).as_ref() } {
             if !args.pReserved.is_null() {
@@ -24,13 +25,12 @@ pub unsafe extern "C" fn C_Initialize(pInitArgs: *mut std::ffi::c_void) -> CK_RV
                     "give all four mutex functions or none",
                 ));
             }
-            if args.flags & CKF_LIBRARY_CANT_CREATE_OS_THREADS != 0 {
-                return Err(Pkcs11Error::NeedToCreateThreads);
-            }
+            // Without threads of its own, the calling threads drive the D-Bus I/O.
+            threaded = args.flags & CKF_LIBRARY_CANT_CREATE_OS_THREADS == 0;
             // The module always locks with the OS primitives, which every caller's
             // threads (OS_LOCKING_OK or its own mutexes over OS threads) are safe with.
         }
-        crate::module::initialize()
+        crate::module::initialize(threaded)
     })
 }
 

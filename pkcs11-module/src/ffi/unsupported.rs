@@ -65,8 +65,6 @@ not_supported! {
     C_WrapKey(a: H, b: M, c: O, d: O, e: B, f: PL);
     C_UnwrapKey(a: H, b: M, c: O, d: B, e: L, f: A, g: L, h: *mut O);
     C_DeriveKey(a: H, b: M, c: O, d: A, e: L, f: *mut O);
-    C_SeedRandom(a: H, b: B, c: L);
-    C_GenerateRandom(a: H, b: B, c: L);
     C_WaitForSlotEvent(a: CK_FLAGS, b: *mut CK_SLOT_ID, c: P);
     C_LoginUser(a: H, b: CK_USER_TYPE, c: *mut CK_UTF8CHAR, d: L, e: *mut CK_UTF8CHAR, f: L);
     C_SessionCancel(a: H, b: CK_FLAGS);
@@ -102,4 +100,25 @@ pub unsafe extern "C" fn C_GetFunctionStatus(hSession: H) -> CK_RV {
 pub unsafe extern "C" fn C_CancelFunction(hSession: H) -> CK_RV {
     let _ = hSession;
     CKR_FUNCTION_NOT_PARALLEL
+}
+
+/// The token has no random number generator of its own (tpmd's API offers none), so
+/// the spec's answer is CKR_RANDOM_NO_RNG; applications then use their own.
+fn no_rng(h: H) -> CK_RV {
+    guard(|| {
+        module()?.session(h)?;
+        Err(Pkcs11Error::RandomNoRng)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_SeedRandom(hSession: H, pSeed: B, ulSeedLen: L) -> CK_RV {
+    let _ = (pSeed, ulSeedLen);
+    no_rng(hSession)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GenerateRandom(hSession: H, pRandomData: B, ulRandomLen: L) -> CK_RV {
+    let _ = (pRandomData, ulRandomLen);
+    no_rng(hSession)
 }
