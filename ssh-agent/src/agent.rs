@@ -19,6 +19,7 @@ use zeroize::Zeroizing;
 use crate::config::Settings;
 use crate::error::AgentError;
 use crate::keys::{KeyStore, TpmKey};
+use crate::set_auth::SetAuth;
 use crate::sign::{self, Signed};
 use crate::socket::Peer;
 use crate::tpmd::{Tpmd, TpmdError};
@@ -48,7 +49,8 @@ impl Session {
 
 struct CachedAuth {
     value: Zeroizing<Vec<u8>>,
-    until: Instant,
+    /// None: given with --set-auth, kept until the key is removed or the agent locked.
+    until: Option<Instant>,
 }
 
 pub struct Agent {
@@ -63,7 +65,7 @@ pub struct Agent {
     pub(crate) save_wrapped: Option<std::path::PathBuf>,
 }
 
-const EXTENSIONS: [&str; 2] = ["query", "session-bind@openssh.com"];
+const EXTENSIONS: [&str; 3] = ["query", "session-bind@openssh.com", "set-auth@tpmd.org"];
 
 fn passphrase_hash(passphrase: &str) -> Zeroizing<[u8; 32]> {
     Zeroizing::new(Sha256::digest(passphrase.as_bytes()).into())
@@ -254,7 +256,7 @@ impl Agent {
         }
         {
             let mut cache = lock_or_recover(&self.auth_cache);
-            cache.retain(|_, c| c.until > Instant::now());
+            cache.retain(|_, c| c.until.is_none_or(|t| t > Instant::now()));
             if let Some(cached) = cache.get(&key.public) {
                 return Ok(cached.value.clone());
             }
@@ -266,18 +268,16 @@ impl Agent {
                 key.comment
             )));
         };
-        self.remember_auth(&key.public, value.clone());
+        self.remember_auth(
+            &key.public,
+            value.clone(),
+            Some(Instant::now() + self.auth_cache_time),
+        );
         Ok(value)
     }
 
-    pub(crate) fn remember_auth(&self, public: &KeyData, value: Zeroizing<Vec<u8>>) {
-        lock_or_recover(&self.auth_cache).insert(
-            public.clone(),
-            CachedAuth {
-                value,
-                until: Instant::now() + self.auth_cache_time,
-            },
-        );
+    fn remember_auth(&self, public: &KeyData, value: Zeroizing<Vec<u8>>, until: Option<Instant>) {
+        lock_or_recover(&self.auth_cache).insert(public.clone(), CachedAuth { value, until });
     }
 
     async fn add(
@@ -400,6 +400,20 @@ impl Agent {
                 ))
             })?;
             session.bindings.push(bind.host_key);
+            return Ok(Reply::Proto(Response::Success));
+        }
+        if let Some(set) = extension.parse_message::<SetAuth>().map_err(|e| bad(&e))? {
+            if self.is_locked() {
+                return Err(AgentError::Locked);
+            }
+            let Some(key) = self.find(&set.key) else {
+                return Err(AgentError::NoSuchKey);
+            };
+            info!(
+                "auth value for key \"{}\" given with --set-auth",
+                key.comment
+            );
+            self.remember_auth(&set.key, set.auth, None);
             return Ok(Reply::Proto(Response::Success));
         }
         Err(AgentError::Unsupported(format!(

@@ -49,6 +49,11 @@ pub struct Cli {
     #[arg(long, value_name = "SECONDS")]
     pub tpmd_wait: Option<u64>,
 
+    /// Give the running agent the auth value (PIN) of this TPM key file, read from stdin,
+    /// and exit (the headless alternative to SSH_ASKPASS).
+    #[arg(long, value_name = "KEYFILE")]
+    pub set_auth: Option<PathBuf>,
+
     /// Log to this file (the default in the background: ssh-agent.log beside the socket).
     #[arg(long, value_name = "FILE")]
     pub log_file: Option<PathBuf>,

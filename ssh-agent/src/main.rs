@@ -11,6 +11,7 @@ mod error;
 mod keys;
 mod logging;
 mod run;
+mod set_auth;
 mod sign;
 mod socket;
 mod tpmd;
@@ -27,6 +28,12 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    if let Some(key_file) = &cli.set_auth {
+        return match set_auth::run(key_file, cli.socket.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(e),
+        };
+    }
     let settings = match config::Settings::load(&cli) {
         Ok(settings) => settings,
         Err(e) => return fail(e),

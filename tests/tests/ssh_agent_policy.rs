@@ -291,3 +291,87 @@ async fn two_hundred_signatures_across_a_tpmd_kill_and_restart() {
         agent.log_text()
     );
 }
+
+/// A TPM key with an auth value, made by tpm-keyctl.
+fn tpm_key_with_pin(env: &TestEnv, dir: &Path, name: &str, pin: &str) -> PathBuf {
+    let pin_file = env.path(&format!("{name}.pin"));
+    std::fs::write(&pin_file, pin).unwrap();
+    let path = dir.join(name);
+    ok(&env.keyctl(&[
+        "generate",
+        "-t",
+        "ecc-p256",
+        "-o",
+        &path.to_string_lossy(),
+        "-C",
+        name,
+        "--auth-file",
+        &pin_file.to_string_lossy(),
+    ]));
+    path
+}
+
+fn prompts(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("prompts")).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn key_auth_values_come_from_askpass_once_or_from_set_auth() {
+    let env = TestEnv::start().await;
+    let askdir = env.path("askpass");
+    std::fs::create_dir_all(&askdir).unwrap();
+    let script = askpass_script(&askdir, "1234");
+    let agent = AgentProcess::start(&env, &[], &[("SSH_ASKPASS", &script.to_string_lossy())]);
+    let good = tpm_key_with_pin(&env, &agent.ssh_dir(), "pin-good", "1234");
+    let bad = tpm_key_with_pin(&env, &agent.ssh_dir(), "pin-other", "9999");
+    let message = message(&env);
+
+    // Asked on first use, then cached.
+    for _ in 0..2 {
+        let (sign, verify) = sign_and_verify(&agent, &pub_of(&good), &message);
+        ok(&sign);
+        ok(&verify.unwrap());
+    }
+    assert_eq!(
+        prompts(&askdir).matches("Enter the PIN").count(),
+        1,
+        "{}",
+        prompts(&askdir)
+    );
+
+    // A wrong value: a clear failure, one TPM attempt per use, no retry storm.
+    let (sign, _) = sign_and_verify(&agent, &pub_of(&bad), &message);
+    assert!(!sign.status.success(), "signed with a wrong PIN");
+    assert!(
+        agent.log_text().contains("wrong auth value (PIN)"),
+        "{}",
+        agent.log_text()
+    );
+    assert_eq!(prompts(&askdir).matches("pin-other").count(), 1);
+    // The right key still works: the TPM is not locked out.
+    let (sign, _) = sign_and_verify(&agent, &pub_of(&good), &message);
+    ok(&sign);
+
+    // Headless: no askpass at all, the value given with --set-auth.
+    let headless = AgentProcess::start(&env, &[], &[]);
+    let key = tpm_key_with_pin(&env, &headless.ssh_dir(), "pin-headless", "4321");
+    let (sign, _) = sign_and_verify(&headless, &pub_of(&key), &message);
+    assert!(!sign.status.success(), "signed without an auth value");
+    assert!(headless.log_text().contains("needs its auth value"));
+    let mut set = Command::new(tpmd_tests::binary("tpmd-ssh-agent"))
+        .arg("--set-auth")
+        .arg(&key)
+        .arg("-a")
+        .arg(&headless.socket)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    set.stdin.take().unwrap().write_all(b"4321\n").unwrap();
+    ok(&set.wait_with_output().unwrap());
+    let (sign, verify) = sign_and_verify(&headless, &pub_of(&key), &message);
+    ok(&sign);
+    ok(&verify.unwrap());
+}
