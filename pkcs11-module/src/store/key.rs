@@ -182,8 +182,11 @@ impl KeyEntry {
             return None;
         }
         let public = tpmd_api::client::key_file_public(&blob).ok()?;
-        // The client facade has no auth query yet; the parsed file says it.
-        let empty_auth = TpmKeyFile::parse(&blob).map(|f| f.empty_auth).ok()?;
+        // The client facade has no auth query yet; a TSS2 file says it. Files of other
+        // families are taken as having none; a wrong guess shows as CKR_PIN_INCORRECT.
+        let empty_auth = TpmKeyFile::parse(&blob)
+            .map(|f| f.empty_auth)
+            .unwrap_or(true);
         let parts = PublicParts::from_tpm(&public);
         let spki = public.to_spki_der().ok()?;
         let pub_file = companion(path, ".pub");
