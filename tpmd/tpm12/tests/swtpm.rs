@@ -264,3 +264,52 @@ fn keys_without_a_password_need_no_session() {
         assert_eq!(tpm.unbind(handle, None, &bound).unwrap(), b"k");
     }
 }
+
+#[test]
+fn repeated_wrong_auth_reaches_lockout_with_a_clear_error() {
+    let (_sim, mut tpm) = start();
+    let auth = AuthSecret::from_password(b"right");
+    let key = tpm
+        .create_wrap_key(&generate_template(1024, Usage::Signing, false, true), &auth)
+        .unwrap();
+    let handle = tpm.load_key(&key.to_bytes()).unwrap();
+    let info = digest_info(Hash::Sha256, &[1; 32]).unwrap();
+    let wrong = AuthSecret::from_password(b"wrong");
+    let mut last = None;
+    for _ in 0..64 {
+        let err = tpm.sign(handle, Some(&wrong), &info).unwrap_err();
+        let done = err.rc().is_some_and(|rc| rc.is_lockout());
+        last = Some(err);
+        if done {
+            break;
+        }
+    }
+    let err = last.unwrap();
+    assert!(err.rc().is_some_and(|rc| rc.is_lockout()), "{err}");
+    assert!(err.to_string().contains("TPM_DEFEND_LOCK_RUNNING"), "{err}");
+    assert!(tpm.da_info().unwrap().active);
+}
+
+#[test]
+fn a_key_for_another_srk_does_not_load() {
+    let (_sim, mut tpm) = start();
+    let other = RsaPrivateKey::new(&mut OsRng, 2048).unwrap();
+    let other_srk = tpmd_tpm12::codec::PubKey {
+        parms: tpmd_tpm12::codec::KeyParms::rsa(
+            2048,
+            tpmd_tpm12::codec::consts::alg::ES_RSAESOAEP_SHA1_MGF1,
+            tpmd_tpm12::codec::consts::alg::SS_NONE,
+        ),
+        modulus: rsa::traits::PublicKeyParts::n(&other.to_public_key()).to_bytes_be(),
+    };
+    let soft = RsaPrivateKey::new(&mut OsRng, 1024).unwrap();
+    let key = wrap_rsa_key(&mut OsRng, &soft, &other_srk, None, Usage::Legacy).unwrap();
+    let err = tpm.load_key(&key.to_bytes()).unwrap_err();
+    assert_eq!(
+        err.rc(),
+        Some(tpmd_tpm12::codec::TpmRc(
+            tpmd_tpm12::codec::rc::DECRYPT_ERROR
+        )),
+        "{err}"
+    );
+}

@@ -12,7 +12,7 @@ use tpmd_tpm12::keys::wrap::{generate_template, Usage};
 
 use super::error::convert;
 use super::key::Key;
-use super::resource_manager::ResourceManager;
+use super::resource_manager::{Failure, ResourceManager};
 use crate::backend::{SignRequest, TpmError, TpmResult};
 
 /// What Generate accepts on a TPM 1.2.
@@ -56,6 +56,13 @@ pub fn lockout_note(rm: &mut ResourceManager) -> String {
         },
         Err(_) => String::new(),
     }
+}
+
+/// A failed key operation: a failed load is reported as LoadKey2 (so a key wrapped for
+/// another SRK reads as such), anything else as `command`.
+fn key_fail(rm: &mut ResourceManager, command: &'static str, f: Failure) -> TpmError {
+    let command = if f.during_load { "LoadKey2" } else { command };
+    fail(rm, command, f.error)
 }
 
 fn fail(
@@ -133,7 +140,7 @@ pub fn sign(
     };
     let auth = key.auth(password);
     rm.with_key(key, |tpm, handle| tpm.sign(handle, auth.as_ref(), &data))
-        .map_err(|e| fail(rm, "Sign", e))
+        .map_err(|f| key_fail(rm, "Sign", f))
 }
 
 pub fn decrypt(
@@ -186,7 +193,7 @@ pub fn decrypt(
     rm.with_key(key, |tpm, handle| {
         tpm.unbind(handle, auth.as_ref(), ciphertext)
     })
-    .map_err(|e| fail(rm, "UnBind", e))
+    .map_err(|f| key_fail(rm, "UnBind", f))
 }
 
 /// CreateWrapKey under the SRK: a non-migratable legacy key (sign with the DER scheme,
@@ -224,7 +231,7 @@ pub fn generate(
 /// checks that this TPM's SRK can load it and returns it as a TSS KEY BLOB PEM.
 pub fn import(rm: &mut ResourceManager, key: &Key) -> TpmResult<String> {
     rm.with_key(key, |_, _| Ok(()))
-        .map_err(|e| fail(rm, "LoadKey2", e))?;
+        .map_err(|f| key_fail(rm, "LoadKey2", f))?;
     file::write_pem(&key.blob).map_err(|e| TpmError::Stack {
         command: "LoadKey2",
         detail: e.to_string(),
@@ -235,9 +242,14 @@ pub fn import(rm: &mut ResourceManager, key: &Key) -> TpmResult<String> {
 /// what clients take from ParentPublic (they use its modulus to wrap for a 1.2).
 pub fn parent_public(rm: &mut ResourceManager, parent: u32) -> TpmResult<Vec<u8>> {
     check_parent(parent)?;
+    if let Some(modulus) = &rm.srk_modulus {
+        return Ok(TpmPublic::standard_srk_with_modulus(modulus).to_tpm2b());
+    }
     let srk = rm
         .retrying(|tpm| tpm.srk_public())
         .map_err(|e| fail(rm, "GetPubKey", e))?;
+    // It only changes with ownership; reading it may cost a wrong well-known guess.
+    rm.srk_modulus = Some(srk.modulus.clone());
     Ok(TpmPublic::standard_srk_with_modulus(&srk.modulus).to_tpm2b())
 }
 
@@ -252,7 +264,9 @@ pub fn create_srk(rm: &mut ResourceManager) -> TpmResult<bool> {
         return Ok(false);
     }
     let wk = WellKnown::Zeros.secret();
-    rm.retrying(|tpm| tpm.take_ownership(&wk, &wk))
+    let srk = rm
+        .retrying(|tpm| tpm.take_ownership(&wk, &wk))
         .map_err(|e| fail(rm, "TakeOwnership", e))?;
+    rm.srk_modulus = Some(srk.modulus);
     Ok(true)
 }

@@ -22,6 +22,29 @@ use crate::backend::counters::RmCounters;
 const ATTEMPTS: u32 = 8;
 const MAX_CACHED: usize = 4096;
 
+/// A failed key operation, and whether it failed while loading the key (LoadKey2) or in
+/// the operation itself.
+pub struct Failure {
+    pub during_load: bool,
+    pub error: ClientError,
+}
+
+impl Failure {
+    fn load(error: ClientError) -> Failure {
+        Failure {
+            during_load: true,
+            error,
+        }
+    }
+
+    fn op(error: ClientError) -> Failure {
+        Failure {
+            during_load: false,
+            error,
+        }
+    }
+}
+
 struct Entry {
     handle: Option<u32>,
     last_used: u64,
@@ -35,6 +58,8 @@ pub struct ResourceManager {
     budget: usize,
     epoch: u64,
     pub(super) counters: RmCounters,
+    /// The SRK's modulus once read (ParentPublic).
+    pub(super) srk_modulus: Option<Vec<u8>>,
 }
 
 impl ResourceManager {
@@ -48,6 +73,7 @@ impl ResourceManager {
             budget: budget.max(1),
             epoch,
             counters: RmCounters::default(),
+            srk_modulus: None,
         }
     }
 
@@ -194,11 +220,11 @@ impl ResourceManager {
         &mut self,
         key: &Key,
         mut op: impl FnMut(&mut Tpm12, u32) -> Result<T, ClientError>,
-    ) -> Result<T, ClientError> {
+    ) -> Result<T, Failure> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let handle = self.ensure_loaded(key)?;
+            let handle = self.ensure_loaded(key).map_err(Failure::load)?;
             let result = op(&mut self.tpm, handle);
             let lost_state = self.tpm.epoch() != self.epoch;
             match result {
@@ -208,7 +234,7 @@ impl ResourceManager {
                     return Ok(v);
                 }
                 // Never repeat a wrong password: each try counts towards DA lockout.
-                Err(e) if attempt >= ATTEMPTS || e.is_auth_failure() => return Err(e),
+                Err(e) if attempt >= ATTEMPTS || e.is_auth_failure() => return Err(Failure::op(e)),
                 Err(e) if e.is_retry() => self.backoff(attempt),
                 Err(e) if e.is_stale_handle() || e.is_transport() || lost_state => {
                     debug!("key handle {handle:#x} is gone ({e}); reloading");
@@ -221,10 +247,10 @@ impl ResourceManager {
                 }
                 Err(e) if e.is_out_of_space() => {
                     if !self.evict_lru(key.id) {
-                        return Err(e);
+                        return Err(Failure::op(e));
                     }
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(Failure::op(e)),
             }
         }
     }

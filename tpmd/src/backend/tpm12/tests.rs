@@ -138,6 +138,19 @@ fn info_wrap_import_sign_decrypt() {
         )
         .unwrap_err();
     assert!(matches!(err, TpmError::BadKeyFile(_)), "{err}");
+
+    // A key wrapped for another SRK: the load fails as "wrapped for another TPM".
+    let other = RsaPrivateKey::new(&mut OsRng, 2048).unwrap();
+    let other_srk = PubKey {
+        parms: KeyParms::rsa(2048, alg::ES_RSAESOAEP_SHA1_MGF1, alg::SS_NONE),
+        modulus: public::rsa_fields(&other.to_public_key()).0,
+    };
+    let foreign = wrap_rsa_key(&mut OsRng, &soft, &other_srk, None, Usage::Legacy).unwrap();
+    let foreign = file::write_pem(&foreign.to_bytes()).unwrap();
+    let err = backend.import(foreign.as_bytes()).unwrap_err();
+    assert!(matches!(err, TpmError::WrongTpm { .. }), "{err}");
+    let err = sign_sha256(&mut backend, &foreign, b"", b"x").unwrap_err();
+    assert!(matches!(err, TpmError::WrongTpm { .. }), "{err}");
 }
 
 #[test]
