@@ -1,8 +1,8 @@
 //! `generate`: a new key made inside the TPM.
 
 use serde_json::json;
+use tpmd_api::client::key_file_public;
 use tpmd_api::dbus::GenerateOptions;
-use tpmd_api::TpmKeyFile;
 
 use super::wrap::auth_value;
 use super::Tpmd;
@@ -26,14 +26,13 @@ pub async fn run(tpmd: &Tpmd, args: &GenerateArgs, json_out: bool) -> CliResult<
             .generate(args.key_type.api_name(), &auth, options)
             .await,
     )?;
-    let file = TpmKeyFile::parse(&pem)
+    let public = key_file_public(&pem)
         .map_err(|e| CliError::Daemon(format!("tpmd returned a bad key file: {e}")))?;
     files::write_atomic(&args.output, &pem, 0o600, args.force)?;
     let comment = args.comment.clone().unwrap_or_default();
-    let pub_line = file
-        .public_area()
+    let pub_line = public
+        .to_ssh_public_key(&comment)
         .ok()
-        .and_then(|p| p.to_ssh_public_key(&comment).ok())
         .and_then(|k| k.to_openssh().ok());
     let mut pub_path = args.output.clone().into_os_string();
     pub_path.push(".pub");

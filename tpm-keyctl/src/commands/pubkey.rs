@@ -1,17 +1,14 @@
 //! `pubkey`: read from the key file itself; no TPM needed.
 
-use tpmd_api::TpmKeyFile;
+use tpmd_api::client::key_file_public;
 
 use crate::cli::PubkeyArgs;
 use crate::error::{CliError, CliResult};
 use crate::files;
 
 pub fn run(args: &PubkeyArgs) -> CliResult<()> {
-    let file =
-        TpmKeyFile::parse(&files::read(&args.key)?).map_err(|e| CliError::file(&args.key, e))?;
-    let public = file
-        .public_area()
-        .map_err(|e| CliError::file(&args.key, e))?;
+    let public =
+        key_file_public(&files::read(&args.key)?).map_err(|e| CliError::file(&args.key, e))?;
     let text = if args.ssh {
         let comment = args
             .key

@@ -4,9 +4,9 @@
 use std::io::{Read, Write};
 
 use sha2::Digest;
+use tpmd_api::client::{key_file_public, key_needs_auth};
 use tpmd_api::dbus::scheme;
 use tpmd_api::public::KeyParams;
-use tpmd_api::TpmKeyFile;
 
 use super::Tpmd;
 use crate::cli::{Hash, Scheme, SignArgs};
@@ -46,10 +46,7 @@ fn ecdsa_der(raw: &[u8]) -> CliResult<Vec<u8>> {
 
 pub async fn run(tpmd: &Tpmd, args: &SignArgs) -> CliResult<()> {
     let key_bytes = files::read(&args.key)?;
-    let file = TpmKeyFile::parse(&key_bytes).map_err(|e| CliError::file(&args.key, e))?;
-    let public = file
-        .public_area()
-        .map_err(|e| CliError::file(&args.key, e))?;
+    let public = key_file_public(&key_bytes).map_err(|e| CliError::file(&args.key, e))?;
     let is_ec = matches!(public.key, KeyParams::Ecc { .. });
     let chosen = args
         .scheme
@@ -70,10 +67,11 @@ pub async fn run(tpmd: &Tpmd, args: &SignArgs) -> CliResult<()> {
         }
     };
     let (digest, hash_name) = digest(args.hash, &data);
-    let auth = match (&args.auth_file, file.empty_auth) {
+    let needs_auth = key_needs_auth(&key_bytes).map_err(|e| CliError::file(&args.key, e))?;
+    let auth = match (&args.auth_file, needs_auth) {
         (Some(path), _) => files::read_secret(path)?,
-        (None, true) => zeroize::Zeroizing::new(Vec::new()),
-        (None, false) => prompt::secret(&format!("Auth value for {}: ", args.key.display()))?,
+        (None, false) => zeroize::Zeroizing::new(Vec::new()),
+        (None, true) => prompt::secret(&format!("Auth value for {}: ", args.key.display()))?,
     };
     let signature = tpmd.check(
         tpmd.proxy

@@ -65,6 +65,9 @@ pub enum KeyFileError {
     /// The public area inside the file is not usable.
     #[error("TSS2 private key has an unusable public area: {0}")]
     Public(#[from] PublicError),
+    /// A TPM 1.2 key file (`TSS KEY BLOB` or raw TPM_KEY12) that cannot be used.
+    #[error("TPM 1.2 key file is unusable: {0}")]
+    Tpm12(String),
 }
 
 /// Whether a key file is ready for TPM2_Load or needs TPM2_Import first.

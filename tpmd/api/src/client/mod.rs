@@ -3,6 +3,8 @@
 //! these functions rather than the D-Bus calls directly, so that a new TPM family or key
 //! file format needs changes here only.
 
+mod tpm12;
+
 use thiserror::Error;
 
 use crate::dbus::{Daemon1Proxy, DaemonError};
@@ -37,19 +39,44 @@ pub async fn wrap_and_import(
     let bytes = proxy.parent_public(parent).await?;
     let parent_public = TpmPublic::from_tpm2b(&bytes)
         .map_err(|e| WrapError::BadReply(format!("bad parent public area: {e}")))?;
-    let importable = wrap_for_parent(key, auth, &parent_public, parent)
-        .map_err(|e| WrapError::Unwrappable(e.to_string()))?;
-    let pem = proxy.import(&importable.to_der()).await?;
+    let family = proxy.get_info().await?.family;
+    let importable = if family.as_deref() == Some("1.2") {
+        tpm12::wrap(key, auth, &parent_public)?.into_bytes()
+    } else {
+        wrap_for_parent(key, auth, &parent_public, parent)
+            .map_err(|e| WrapError::Unwrappable(e.to_string()))?
+            .to_der()
+    };
+    let pem = proxy.import(&importable).await?;
     String::from_utf8(pem).map_err(|_| WrapError::BadReply("key file is not text".into()))
 }
 
-/// Whether `bytes` look like a TPM key file of any family tpmd serves (as opposed to a
-/// software key or something else), without fully parsing it.
+/// Whether `bytes` are a TPM key file of any family tpmd serves (TSS2 PRIVATE KEY, TSS KEY
+/// BLOB or a raw TPM_KEY12), as opposed to a software key or something else.
 pub fn is_tpm_key_file(bytes: &[u8]) -> bool {
-    TpmKeyFile::parse(bytes).is_ok()
+    TpmKeyFile::parse(bytes).is_ok() || tpm12::is_key_file(bytes)
 }
 
-/// The public key inside a TPM key file of any family, read without asking tpmd.
+/// The public key inside a TPM key file of any family, read without asking tpmd. A TPM
+/// 1.2 key is presented in the shape of a TPM 2.0 RSA key's public area.
 pub fn key_file_public(bytes: &[u8]) -> Result<TpmPublic, KeyFileError> {
-    TpmKeyFile::parse(bytes)?.public_area()
+    match TpmKeyFile::parse(bytes) {
+        Ok(file) => file.public_area(),
+        Err(_) if tpm12::is_key_file(bytes) => {
+            tpm12::key_file_public(bytes).map_err(KeyFileError::Tpm12)
+        }
+        Err(tss2_error) => Err(tss2_error),
+    }
+}
+
+/// Whether a TPM key file of any family needs an auth value to be used (so a client knows
+/// whether to ask for one).
+pub fn key_needs_auth(bytes: &[u8]) -> Result<bool, KeyFileError> {
+    match TpmKeyFile::parse(bytes) {
+        Ok(file) => Ok(!file.empty_auth),
+        Err(_) if tpm12::is_key_file(bytes) => {
+            tpm12::needs_auth(bytes).map_err(KeyFileError::Tpm12)
+        }
+        Err(tss2_error) => Err(tss2_error),
+    }
 }
