@@ -9,7 +9,7 @@ use crate::codec::consts::{alg, auth_usage, cap, et, key_usage, NV_INDEX_LOCK};
 use crate::codec::ops::capability::{self as capa, DaInfo, PermanentFlags, VersionInfo};
 use crate::codec::ops::{owner, pcr_nv};
 use crate::codec::rc;
-use crate::codec::{AuthSecret, Command, Key12, KeyParms, PubKey, TpmRc};
+use crate::codec::{AuthSecret, Command, Key12, KeyParms, PubKey, TpmRc, WellKnown};
 use crate::keys::bind::oaep_tcpa_encrypt;
 use crate::keys::public::to_rsa;
 
@@ -29,9 +29,16 @@ impl Tpm12 {
     }
 
     /// TPM_CAP_VERSION_VAL.
+    /// TPM_CAP_VERSION_VAL. On libtpms (vendor "IBM": swtpm) it also makes the client try
+    /// the SHA-1-of-zeros well-known convention first, the one `swtpm_setup` writes, so a
+    /// client does not spend a dictionary-attack strike on the TSS convention each start.
     pub fn version_info(&mut self) -> Result<VersionInfo, ClientError> {
         let resp = self.capability(&capa::get_version())?;
-        Ok(capa::parse_version_info(&resp)?)
+        let info = capa::parse_version_info(&resp)?;
+        if info.vendor() == "IBM" {
+            self.prefer_well_known(WellKnown::Sha1OfZeros);
+        }
+        Ok(info)
     }
 
     pub fn property(&mut self, prop: u32) -> Result<u32, ClientError> {

@@ -38,6 +38,9 @@ struct Oiap {
 pub struct SecretSlot {
     configured: Option<AuthSecret>,
     working: Option<AuthSecret>,
+    /// The convention to try first. Every wrong guess counts towards the TPM's
+    /// dictionary-attack lockout (libtpms locks out after five), so guess well.
+    preferred: Option<WellKnown>,
 }
 
 impl SecretSlot {
@@ -45,6 +48,7 @@ impl SecretSlot {
         SecretSlot {
             configured: Some(secret),
             working: None,
+            preferred: None,
         }
     }
 
@@ -53,7 +57,7 @@ impl SecretSlot {
             return vec![c.clone()];
         }
         let mut out: Vec<AuthSecret> = self.working.iter().cloned().collect();
-        for wk in WellKnown::ALL {
+        for wk in self.preferred.into_iter().chain(WellKnown::ALL) {
             let s = wk.secret();
             if !out.contains(&s) {
                 out.push(s);
@@ -66,6 +70,10 @@ impl SecretSlot {
         if self.configured.is_none() {
             self.working = Some(secret.clone());
         }
+    }
+
+    pub(crate) fn prefer(&mut self, convention: WellKnown) {
+        self.preferred = Some(convention);
     }
 
     /// Which well-known convention worked, if one did.
@@ -110,6 +118,13 @@ impl Tpm12 {
     /// Use this owner secret instead of trying the well-known ones.
     pub fn set_owner_secret(&mut self, secret: AuthSecret) {
         self.owner = SecretSlot::configured(secret);
+    }
+
+    /// Which well-known convention to try first for the SRK and owner secrets (see
+    /// [`Tpm12::version_info`] for the default).
+    pub fn prefer_well_known(&mut self, convention: WellKnown) {
+        self.srk.prefer(convention);
+        self.owner.prefer(convention);
     }
 
     /// Which well-known SRK convention the TPM accepted (after a key load).
@@ -290,10 +305,19 @@ impl Tpm12 {
         for secret in &candidates {
             match f(self, secret) {
                 Ok(v) => {
-                    if owner {
-                        self.owner.remember(secret);
+                    // Owner and SRK are normally set up with the same convention: what
+                    // worked for one is the best first guess for the other.
+                    let convention = WellKnown::ALL.into_iter().find(|wk| &wk.secret() == secret);
+                    let (this, other) = if owner {
+                        (&mut self.owner, &mut self.srk)
                     } else {
-                        self.srk.remember(secret);
+                        (&mut self.srk, &mut self.owner)
+                    };
+                    this.remember(secret);
+                    if let Some(convention) = convention {
+                        if other.working.is_none() {
+                            other.prefer(convention);
+                        }
                     }
                     return Ok(v);
                 }
