@@ -46,7 +46,9 @@ impl Module {
         if let Some(id) = lock(&self.identity).as_ref() {
             return id.clone();
         }
-        let grace = Duration::from_secs(2);
+        // One attempt, no waiting: applications ask for token info often, and a machine
+        // without tpmd must not make each ask hang. Only a success is cached.
+        let grace = Duration::ZERO;
         let info = self
             .daemon
             .call_within(grace, |p| async move { p.get_info().await });

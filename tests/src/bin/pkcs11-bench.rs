@@ -1,0 +1,295 @@
+//! C_Sign through libtpmd_pkcs11.so, as ratios to the raw TPM (tss-esapi TPM2_Sign with
+//! a password session) on the same simulator in the same run, beside tpm2-pkcs11
+//! (Debian libtpm2-pkcs11-1) on that simulator with tpmd stopped (swtpm serves one
+//! client at a time).
+//!
+//!   cargo build --release -p tpmd -p tpmd-pkcs11 -p tpmd-tests --bin pkcs11-bench
+//!   target/release/pkcs11-bench [--ops N]
+//!
+//! Not a test: it asserts nothing about time; it prints figures.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use cryptoki::context::{CInitializeArgs, Pkcs11};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, ObjectClass};
+use cryptoki::session::UserType;
+use cryptoki::types::AuthPin;
+use sha2::{Digest as _, Sha256};
+use tpmd::backend::tpm2::blob::{KeyBlob, KeyPrivate};
+use tpmd_api::dbus::GenerateOptions;
+use tpmd_simulator::Simulator;
+use tpmd_tests::pkcs11::module_path;
+use tpmd_tests::{PrivateBus, TpmdProcess};
+use tss_esapi::constants::tss::{TPM2_RH_NULL, TPM2_ST_HASHCHECK};
+use tss_esapi::handles::{PersistentTpmHandle, TpmHandle};
+use tss_esapi::interface_types::algorithm::HashingAlgorithm;
+use tss_esapi::interface_types::session_handles::AuthSession;
+use tss_esapi::structures::{Digest, HashScheme, HashcheckTicket, SignatureScheme};
+use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
+
+const TPM2_PKCS11: &str = "/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so";
+
+struct Stats {
+    per_second: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn stats(mut latencies: Vec<Duration>, wall: Duration) -> Stats {
+    latencies.sort();
+    let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q) as usize];
+    Stats {
+        per_second: latencies.len() as f64 / wall.as_secs_f64(),
+        p50: pick(0.50),
+        p99: pick(0.99),
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Raw TPM2_Sign on a loaded key with a password session (what tpmd-bench calls the
+/// floor): the least work a signature can cost on this simulator.
+fn raw_floor(sim: &Simulator, key_pem: &[u8], ops: usize) -> Stats {
+    let (_, blob) = KeyBlob::parse(key_pem).unwrap();
+    let KeyPrivate::Loadable(private) = blob.private else {
+        panic!("expected a loadable key")
+    };
+    let mut ctx = sim.transport().open().unwrap();
+    let srk = ctx
+        .execute_without_session(|c| {
+            c.tr_from_tpm_public(TpmHandle::Persistent(
+                PersistentTpmHandle::new(0x8100_0001).unwrap(),
+            ))
+        })
+        .unwrap();
+    ctx.set_sessions((Some(AuthSession::Password), None, None));
+    let key = ctx.load(srk.into(), private, blob.public).unwrap();
+    let ticket = HashcheckTicket::try_from(TPMT_TK_HASHCHECK {
+        tag: TPM2_ST_HASHCHECK,
+        hierarchy: TPM2_RH_NULL,
+        digest: Default::default(),
+    })
+    .unwrap();
+    let scheme = SignatureScheme::RsaSsa {
+        hash_scheme: HashScheme::new(HashingAlgorithm::Sha256),
+    };
+    let mut latencies = Vec::with_capacity(ops);
+    let start = Instant::now();
+    for i in 0..ops {
+        let digest = Digest::try_from(Sha256::digest(i.to_be_bytes()).to_vec()).unwrap();
+        let t = Instant::now();
+        ctx.sign(key, digest, scheme, ticket.clone()).unwrap();
+        latencies.push(t.elapsed());
+    }
+    let wall = start.elapsed();
+    ctx.flush_context(key.into()).unwrap();
+    stats(latencies, wall)
+}
+
+/// C_Sign (CKM_SHA256_RSA_PKCS) from `threads` threads, each with its own session.
+fn c_sign(p: &Pkcs11, label: &str, pin: Option<&str>, threads: usize, ops: usize) -> Stats {
+    let slot = p.get_slots_with_token().unwrap()[0];
+    // Login is per application and lasts while a session is open.
+    let login_session = p.open_ro_session(slot).unwrap();
+    if let Some(pin) = pin {
+        let _ = login_session.login(UserType::User, Some(&AuthPin::new(pin.into())));
+    }
+    let per_thread = ops / threads;
+    let start = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let p = p.clone();
+            let label = label.to_string();
+            std::thread::spawn(move || {
+                let s = p.open_ro_session(slot).unwrap();
+                let key = s
+                    .find_objects(&[
+                        Attribute::Class(ObjectClass::PRIVATE_KEY),
+                        Attribute::Label(label.into_bytes()),
+                    ])
+                    .unwrap()[0];
+                let mut latencies = Vec::with_capacity(per_thread);
+                for i in 0..per_thread {
+                    let data = (t * 1_000_000 + i).to_be_bytes();
+                    let started = Instant::now();
+                    s.sign(&Mechanism::Sha256RsaPkcs, key, &data).unwrap();
+                    latencies.push(started.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.join().unwrap());
+    }
+    let wall = start.elapsed();
+    drop(login_session);
+    stats(all, wall)
+}
+
+fn load(path: &Path) -> Pkcs11 {
+    let p = Pkcs11::new(path).unwrap();
+    p.initialize(CInitializeArgs::OsThreads).unwrap();
+    p
+}
+
+fn ptool(store: &Path, tcti: &str, args: &[&str]) -> bool {
+    // Without a resource manager, tpm2-tools leave transient objects loaded; swtpm has
+    // three slots, so they are flushed before each step.
+    let _ = Command::new("tpm2_flushcontext")
+        .args(["-t", "-T", tcti])
+        .output();
+    Command::new("tpm2_ptool")
+        .args(args)
+        .arg(format!("--path={}", store.display()))
+        .env("TPM2TOOLS_TCTI", tcti)
+        .env("TPM2_PKCS11_TCTI", tcti)
+        .output()
+        .map(|o| {
+            if !o.status.success() {
+                eprintln!(
+                    "tpm2_ptool {args:?}: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
+            }
+            o.status.success()
+        })
+        .unwrap_or(false)
+}
+
+/// tpm2-pkcs11 on the same simulator: a token and an RSA-2048 key made by tpm2_ptool.
+fn tpm2_pkcs11_rows(sim: &Simulator, dir: &Path, ops: usize) -> Vec<(String, Stats)> {
+    if !Path::new(TPM2_PKCS11).exists() {
+        eprintln!("{TPM2_PKCS11} missing: install libtpm2-pkcs11-1; skipping tpm2-pkcs11");
+        return Vec::new();
+    }
+    let tcti = sim.transport().to_string();
+    let store = dir.join("tpm2-pkcs11");
+    std::fs::create_dir_all(&store).unwrap();
+    let made = ptool(&store, &tcti, &["init"])
+        && ptool(
+            &store,
+            &tcti,
+            &[
+                "addtoken",
+                "--pid=1",
+                "--label=bench",
+                "--sopin=sopin",
+                "--userpin=1234",
+            ],
+        )
+        && ptool(
+            &store,
+            &tcti,
+            &[
+                "addkey",
+                "--algorithm=rsa2048",
+                "--label=bench",
+                "--userpin=1234",
+                "--key-label=k",
+            ],
+        );
+    if !made {
+        return Vec::new();
+    }
+    std::env::set_var("TPM2_PKCS11_STORE", &store);
+    std::env::set_var("TPM2_PKCS11_TCTI", &tcti);
+    std::env::set_var("TSS2_LOG", "all+NONE");
+    let p = load(Path::new(TPM2_PKCS11));
+    c_sign(&p, "k", Some("1234"), 1, 10);
+    let rows = [1, 16]
+        .into_iter()
+        .map(|threads| {
+            (
+                format!("tpm2-pkcs11 C_Sign, {threads} thread(s)"),
+                c_sign(&p, "k", Some("1234"), threads, ops),
+            )
+        })
+        .collect();
+    drop(p);
+    rows
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let ops: usize = std::env::args()
+        .skip_while(|a| a != "--ops")
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(400);
+    let sim = Simulator::start_temporary().unwrap();
+    let bus = PrivateBus::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let transport = sim.transport().to_string();
+    let home = dir.path().join("home");
+    let store = home.join(".local/share/tpmd/keys");
+    std::fs::create_dir_all(&store).unwrap();
+
+    // The key is made through tpmd; then tpmd stops for the floor (one swtpm client).
+    let mut tpmd = TpmdProcess::start(&bus, &transport, &[], dir.path().join("a.log"))
+        .await
+        .unwrap();
+    let conn = bus.connect().await.unwrap();
+    let proxy = tpmd_api::Daemon1Proxy::new(&conn).await.unwrap();
+    let key = proxy
+        .generate("rsa2048", &[], GenerateOptions::default())
+        .await
+        .unwrap();
+    std::fs::write(store.join("bench.tpm"), &key).unwrap();
+    drop(proxy);
+    tpmd.stop();
+    let floor_before = raw_floor(&sim, &key, ops);
+
+    let mut tpmd = TpmdProcess::start(&bus, &transport, &[], dir.path().join("b.log"))
+        .await
+        .unwrap();
+    std::env::set_var("TPMD_BUS_ADDRESS", bus.address());
+    std::env::set_var("HOME", &home);
+    std::env::set_var("XDG_DATA_HOME", home.join(".local/share"));
+    std::env::set_var("XDG_CONFIG_HOME", home.join(".config"));
+    let p = load(&module_path());
+    c_sign(&p, "bench", None, 1, 10);
+    let mut rows = Vec::new();
+    for threads in [1, 16] {
+        rows.push((
+            format!("tpmd-pkcs11 C_Sign, {threads} thread(s)"),
+            c_sign(&p, "bench", None, threads, ops),
+        ));
+    }
+    drop(p);
+    tpmd.stop();
+    let floor_after = raw_floor(&sim, &key, ops);
+    rows.extend(tpm2_pkcs11_rows(&sim, dir.path(), ops));
+    let floor_rate = (floor_before.per_second + floor_after.per_second) / 2.0;
+
+    println!(
+        "RSA-2048 PKCS#1 v1.5 SHA-256 signatures on swtpm, {ops} per row; ratio = signs/s over the floor's mean"
+    );
+    println!(
+        "{:<38} {:>9} {:>9} {:>9} {:>8}",
+        "", "signs/s", "p50 ms", "p99 ms", "ratio"
+    );
+    let row = |name: &str, s: &Stats| {
+        println!(
+            "{:<38} {:>9.1} {:>9.2} {:>9.2} {:>8.2}",
+            name,
+            s.per_second,
+            ms(s.p50),
+            ms(s.p99),
+            s.per_second / floor_rate
+        );
+    };
+    row("raw TPM2_Sign, before (floor)", &floor_before);
+    row("raw TPM2_Sign, after (floor)", &floor_after);
+    for (name, s) in &rows {
+        row(name, s);
+    }
+}
