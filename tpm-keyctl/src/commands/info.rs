@@ -33,12 +33,17 @@ pub async fn info(tpmd: &Tpmd, json_out: bool) -> CliResult<()> {
         "algorithms": info.algorithms, "key-types": info.key_types,
         "srk-present": info.srk_present, "srk-handle": info.srk_handle,
         "lockout": info.lockout, "transport": info.transport,
+        "owned": info.owned, "nv-locked": info.nv_locked,
         "counters": info.counters.as_ref().map(counters_json),
     });
     output::print(json_out, &value, |_| {
         let s = |v: &Option<String>| v.clone().unwrap_or_else(|| "?".into());
-        let srk = match info.srk_present {
-            Some(true) => format!("present at {:#010x}", info.srk_handle.unwrap_or(0)),
+        let srk = match (info.srk_present, info.owned) {
+            (Some(true), _) => format!("present at {:#010x}", info.srk_handle.unwrap_or(0)),
+            (_, Some(false)) => {
+                "absent: the TPM 1.2 has no owner; take ownership with `tpm-keyctl srk create`"
+                    .into()
+            }
             _ => "absent: create it with `tpm-keyctl srk create`".into(),
         };
         format!(

@@ -1,0 +1,181 @@
+//! The core suite's RSA cases on a TPM 1.2 simulator: the same D-Bus API and the same
+//! tpm-keyctl commands as on a 2.0, through our own TPM 1.2 stack.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs;
+
+use tpmd_simulator::Simulator;
+use tpmd_tests::tools::{fails_with, ok, openssl_genkey, sign_and_verify};
+use tpmd_tests::trousers::Tcsd;
+use tpmd_tests::{Family, TestEnv};
+
+#[tokio::test]
+async fn info_reports_a_tpm12() {
+    let env = TestEnv::start_family(Family::Tpm12).await;
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(&env.keyctl(&["--json", "info"]))).unwrap();
+    assert_eq!(info["family"], "1.2", "{info}");
+    assert_eq!(info["srk-present"], true, "{info}");
+    let key_types = info["key-types"].as_array().unwrap();
+    assert!(key_types.iter().any(|t| t == "rsa2048"), "{info}");
+    assert!(
+        !key_types
+            .iter()
+            .any(|t| t.as_str().unwrap().starts_with("ecc")),
+        "{info}"
+    );
+    let doctor: serde_json::Value =
+        serde_json::from_str(&ok(&env.keyctl(&["--json", "doctor"]))).unwrap();
+    let srk = doctor
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "SRK")
+        .unwrap();
+    assert_eq!(srk["status"], "ok", "{doctor}");
+    assert!(
+        doctor
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["check"] == "NV lock"),
+        "{doctor}"
+    );
+}
+
+#[tokio::test]
+async fn wraps_an_rsa_key_and_signs_with_every_hash() {
+    let env = TestEnv::start_family(Family::Tpm12).await;
+    openssl_genkey(&env.path("rsa.pem"), "RSA", &["rsa_keygen_bits:2048"]);
+    ok(&env.keyctl(&["wrap", "rsa.pem"]));
+    let text = fs::read_to_string(env.path("rsa.pem.tpm")).unwrap();
+    assert!(
+        text.starts_with("-----BEGIN TSS KEY BLOB-----"),
+        "a TPM 1.2 key file is a TSS KEY BLOB: {text}"
+    );
+    for digest in ["sha1", "sha256", "sha512"] {
+        sign_and_verify(&env, "rsa.pem.tpm", "rsa.pub.pem", digest, &[], &[]);
+    }
+}
+
+#[tokio::test]
+async fn generates_rsa_and_refuses_ecc_clearly() {
+    let env = TestEnv::start_family(Family::Tpm12).await;
+    ok(&env.keyctl(&["generate", "-t", "rsa2048", "-o", "gen.tpm"]));
+    sign_and_verify(&env, "gen.tpm", "gen.pub.pem", "sha256", &[], &[]);
+    fails_with(
+        &env.keyctl(&["generate", "-t", "ecc-p256", "-o", "ec.tpm"]),
+        "TPM 1.2",
+    );
+    openssl_genkey(&env.path("ec.pem"), "EC", &["ec_paramgen_curve:P-256"]);
+    fails_with(&env.keyctl(&["wrap", "ec.pem"]), "TPM 1.2");
+    assert!(!env.path("ec.pem.tpm").exists());
+}
+
+#[tokio::test]
+async fn a_key_with_an_auth_value_needs_it() {
+    let env = TestEnv::start_family(Family::Tpm12).await;
+    openssl_genkey(&env.path("rsa.pem"), "RSA", &["rsa_keygen_bits:2048"]);
+    fs::write(env.path("auth"), "correct horse").unwrap();
+    fs::write(env.path("wrong"), "wrong horse").unwrap();
+    ok(&env.keyctl(&["wrap", "--auth-file", "auth", "rsa.pem"]));
+    fs::write(env.path("m"), "m").unwrap();
+    ok(&env.keyctl(&[
+        "sign",
+        "-k",
+        "rsa.pem.tpm",
+        "--auth-file",
+        "auth",
+        "-i",
+        "m",
+        "-o",
+        "m.sig",
+    ]));
+    fails_with(
+        &env.keyctl(&[
+            "sign",
+            "-k",
+            "rsa.pem.tpm",
+            "--auth-file",
+            "wrong",
+            "-i",
+            "m",
+            "-o",
+            "m.sig",
+        ]),
+        "wrong auth value",
+    );
+}
+
+#[tokio::test]
+async fn survives_a_tpmd_restart_and_a_tpm_reset() {
+    let mut env = TestEnv::start_family(Family::Tpm12).await;
+    openssl_genkey(&env.path("rsa.pem"), "RSA", &["rsa_keygen_bits:2048"]);
+    ok(&env.keyctl(&["wrap", "rsa.pem"]));
+    sign_and_verify(&env, "rsa.pem.tpm", "rsa.pub.pem", "sha256", &[], &[]);
+    // TPM_Init only: tpmd holds the simulator's one connection, so it must notice the
+    // reset itself, send TPM_Startup and reload the key from its blob.
+    env.sim.init_only().unwrap();
+    sign_and_verify(&env, "rsa.pem.tpm", "rsa.pub.pem", "sha256", &[], &[]);
+    env.restart_tpmd(&[]).await;
+    sign_and_verify(&env, "rsa.pem.tpm", "rsa.pub.pem", "sha256", &[], &[]);
+}
+
+/// One field of `tpm_version`'s report, e.g. "Chip Version".
+fn version_field(report: &str, name: &str) -> String {
+    report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(name))
+        .map(|v| {
+            v.trim_start_matches(':')
+                .trim_matches(|c: char| c.is_whitespace() || c == '\0')
+                .to_string()
+        })
+        .unwrap_or_else(|| panic!("no {name} in {report}"))
+}
+
+#[tokio::test]
+async fn trousers_agrees_on_the_tpm_and_its_keys_load_in_tpmd() {
+    // Unowned, as shipped: trousers takes ownership itself (the `tpm_takeownership -z`
+    // flow, SRK secret = 20 zero bytes, the TSS convention).
+    let sim = Simulator::start_in_tempdir(Family::Tpm12, None, false).unwrap();
+    let tcsd = Tcsd::start(sim.port()).unwrap();
+    ok(&tcsd.client("tpm_takeownership", &["-y", "-z"]));
+    let version = ok(&tcsd.client("tpm_version", &[]));
+    let create_key = tcsd.build_create_key();
+    let made = tcsd.client(&create_key, &[]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    tcsd.stop();
+
+    let env = TestEnv::start_on(sim, &[]).await;
+    fs::write(env.path("trousers.blob"), &made.stdout).unwrap();
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(&env.keyctl(&["--json", "info"]))).unwrap();
+    assert_eq!(info["family"], "1.2", "{info}");
+    assert_eq!(
+        info["manufacturer"].as_str().unwrap().trim(),
+        version_field(&version, "TPM Vendor ID").trim(),
+        "{info}\n{version}"
+    );
+    // tpm_version's chip version is the family followed by the firmware revision.
+    assert_eq!(
+        format!("1.2.{}", info["firmware-version"].as_str().unwrap()),
+        version_field(&version, "Chip Version"),
+        "{info}\n{version}"
+    );
+    assert_eq!(info["owned"], true, "{info}");
+    // The raw TPM_KEY blob trousers wrote loads and signs under the trousers-made SRK.
+    sign_and_verify(
+        &env,
+        "trousers.blob",
+        "trousers.pub.pem",
+        "sha256",
+        &[],
+        &[],
+    );
+}
