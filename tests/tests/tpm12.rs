@@ -179,3 +179,30 @@ async fn trousers_agrees_on_the_tpm_and_its_keys_load_in_tpmd() {
         &[],
     );
 }
+
+#[tokio::test]
+async fn srk_create_takes_ownership_of_an_unowned_tpm12() {
+    let sim = Simulator::start_in_tempdir(Family::Tpm12, None, false).unwrap();
+    let env = TestEnv::start_on(sim, &[]).await;
+    let doctor = env.keyctl(&["doctor"]);
+    assert!(!doctor.status.success());
+    let report = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        report.contains("FAIL  SRK: ownership of this TPM 1.2 is not taken")
+            && report.contains("fix: sudo tpm-keyctl srk create"),
+        "{report}"
+    );
+    openssl_genkey(&env.path("rsa.pem"), "RSA", &["rsa_keygen_bits:2048"]);
+    fails_with(&env.keyctl(&["wrap", "rsa.pem"]), "srk create");
+    assert!(!env.path("rsa.pem.tpm").exists());
+
+    let created = ok(&env.keyctl(&["srk", "create"]));
+    assert!(created.contains("created"), "{created}");
+    let again = ok(&env.keyctl(&["--json", "srk", "create"]));
+    assert!(again.contains("false"), "{again}");
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(&env.keyctl(&["--json", "info"]))).unwrap();
+    assert_eq!(info["owned"], true, "{info}");
+    ok(&env.keyctl(&["wrap", "rsa.pem"]));
+    sign_and_verify(&env, "rsa.pem.tpm", "rsa.pub.pem", "sha256", &[], &[]);
+}
