@@ -326,3 +326,29 @@ fn a_key_for_another_srk_does_not_load() {
         "{err}"
     );
 }
+
+#[test]
+fn key_contexts_save_and_load_until_a_reset() {
+    let (sim, mut tpm) = start();
+    let auth = AuthSecret::from_password(b"k");
+    let key = tpm
+        .create_wrap_key(&generate_template(1024, Usage::Signing, false, true), &auth)
+        .unwrap();
+    let handle = tpm.load_key(&key.to_bytes()).unwrap();
+    let context = tpm.save_key_context(handle).unwrap();
+    tpm.flush_key(handle).unwrap();
+    let handle = tpm.load_key_context(&context).unwrap();
+    sign_and_verify(&mut tpm, handle, &auth, &key);
+    tpm.flush_key(handle).unwrap();
+    // The context of a non-volatile key survives a TPM reset (it gets a new handle).
+    tpm.disconnect();
+    sim.reset().unwrap();
+    let handle = tpm.load_key_context(&context).unwrap();
+    sign_and_verify(&mut tpm, handle, &auth, &key);
+    // A damaged context is refused with a clear error.
+    let mut bad = context.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    let err = tpm.load_key_context(&bad).unwrap_err();
+    assert!(err.rc().is_some(), "{err}");
+}
