@@ -130,6 +130,7 @@ pub async fn add(
     );
     agent.store_added(TpmKey {
         public,
+        cert: None,
         comment,
         blob: Arc::new(blob),
         needs_auth: false,

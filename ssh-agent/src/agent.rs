@@ -12,6 +12,7 @@ use ssh_agent_lib::proto::{
     AddIdentity, AddIdentityConstrained, Extension, Identity, KeyConstraint, RemoveIdentity,
     Request, Response, SignRequest,
 };
+use ssh_agent_lib::ssh_encoding::Encode;
 use ssh_key::public::KeyData;
 use tracing::{debug, info, warn};
 use zeroize::Zeroizing;
@@ -29,6 +30,14 @@ use crate::upstream::Upstream;
 pub enum Reply {
     Proto(Response),
     Signature(Signed),
+    /// Key or certificate blobs with their comments (see `cert.rs`).
+    Identities(Vec<(Vec<u8>, String)>),
+}
+
+fn key_blob(key: &KeyData) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    key.encode(&mut out).ok()?;
+    Some(out)
 }
 
 /// Per-connection state.
@@ -107,9 +116,7 @@ impl Agent {
     ) -> Result<Reply, AgentError> {
         let ok = || Ok(Reply::Proto(Response::Success));
         match request {
-            Request::RequestIdentities => Ok(Reply::Proto(Response::IdentitiesAnswer(
-                self.identities().await,
-            ))),
+            Request::RequestIdentities => Ok(Reply::Identities(self.identities().await)),
             Request::SignRequest(request) => self.sign(request, &session.peer).await,
             Request::AddIdentity(identity) => {
                 self.add(identity, Vec::new()).await?;
@@ -147,29 +154,36 @@ impl Agent {
         }
     }
 
-    async fn identities(&self) -> Vec<Identity> {
+    async fn identities(&self) -> Vec<(Vec<u8>, String)> {
         if self.is_locked() {
             return Vec::new();
         }
-        let mut ids: Vec<Identity> = {
+        let (ours, mut ids): (Vec<KeyData>, Vec<(Vec<u8>, String)>) = {
             let mut store = lock_or_recover(&self.store);
             store.rescan();
             store.purge_expired();
-            store
-                .keys()
-                .into_iter()
-                .map(|k| Identity {
-                    pubkey: k.public.clone(),
-                    comment: k.comment.clone(),
+            let keys = store.keys();
+            let ours = keys.iter().map(|k| k.public.clone()).collect();
+            let ids = keys
+                .iter()
+                .flat_map(|k| {
+                    key_blob(&k.public)
+                        .into_iter()
+                        .chain(k.cert.clone())
+                        .map(|blob| (blob, k.comment.clone()))
                 })
-                .collect()
+                .collect();
+            (ours, ids)
         };
         if let Some(upstream) = &self.upstream {
             match upstream.identities().await {
                 Ok(theirs) => {
-                    for id in theirs {
-                        if !ids.iter().any(|ours| ours.pubkey == id.pubkey) {
-                            ids.push(id);
+                    for Identity { pubkey, comment } in theirs {
+                        if ours.contains(&pubkey) {
+                            continue;
+                        }
+                        if let Some(blob) = key_blob(&pubkey) {
+                            ids.push((blob, comment));
                         }
                     }
                 }

@@ -19,6 +19,7 @@ use crate::socket::Peer;
 /// OpenSSH's limit (AGENT_MAX_LEN).
 pub const MAX_MESSAGE: usize = 256 * 1024;
 
+const SSH_AGENT_IDENTITIES_ANSWER: u8 = 12;
 const SSH_AGENT_SIGN_RESPONSE: u8 = 14;
 
 fn name(request: &Request) -> &'static str {
@@ -57,8 +58,26 @@ fn encode_raw_signature(algorithm: &str, blob: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// SSH_AGENT_IDENTITIES_ANSWER from blobs, so that certificates can be listed.
+fn encode_identities(identities: &[(Vec<u8>, String)]) -> Option<Vec<u8>> {
+    let mut body = vec![SSH_AGENT_IDENTITIES_ANSWER];
+    u32::try_from(identities.len())
+        .ok()?
+        .encode(&mut body)
+        .ok()?;
+    for (blob, comment) in identities {
+        blob.as_slice().encode(&mut body).ok()?;
+        comment.as_str().encode(&mut body).ok()?;
+    }
+    let mut out = Vec::with_capacity(body.len() + 4);
+    u32::try_from(body.len()).ok()?.encode(&mut out).ok()?;
+    out.extend_from_slice(&body);
+    Some(out)
+}
+
 fn encode(reply: Reply) -> Option<Vec<u8>> {
     match reply {
+        Reply::Identities(identities) => encode_identities(&identities),
         Reply::Proto(response) => encode_response(&response),
         Reply::Signature(Signed::Ssh(signature)) => {
             encode_response(&Response::SignResponse(signature))
@@ -88,7 +107,11 @@ pub async fn serve(agent: Arc<Agent>, mut stream: UnixStream, peer: Peer) {
             debug!("{who} closed the connection in the middle of a message");
             return;
         }
-        let reply = match Request::decode(&mut frame.as_slice()) {
+        let decoded = match crate::cert::sign_request_with_certificate(&frame) {
+            Some(request) => Ok(Request::SignRequest(request)),
+            None => Request::decode(&mut frame.as_slice()),
+        };
+        let reply = match decoded {
             Ok(request) => {
                 let what = name(&request);
                 match agent.handle(request, &mut session).await {
@@ -122,6 +145,24 @@ pub async fn serve(agent: Arc<Agent>, mut stream: UnixStream, peer: Peer) {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identities_from_blobs_match_ssh_agent_lib_for_plain_keys() {
+        use ssh_agent_lib::proto::Identity;
+        let secret = p256::SecretKey::from_slice(&[9u8; 32]).unwrap();
+        let verifying = p256::ecdsa::VerifyingKey::from(secret.public_key());
+        let key =
+            ssh_key::public::KeyData::Ecdsa(ssh_key::public::EcdsaPublicKey::from(&verifying));
+        let mut blob = Vec::new();
+        key.encode(&mut blob).unwrap();
+        let ours = encode_identities(&[(blob, "c".into())]).unwrap();
+        let theirs = encode_response(&Response::IdentitiesAnswer(vec![Identity {
+            pubkey: key,
+            comment: "c".into(),
+        }]))
+        .unwrap();
+        assert_eq!(ours, theirs);
+    }
 
     #[test]
     fn raw_signature_frame_matches_the_wire_format() {

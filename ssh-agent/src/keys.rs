@@ -16,6 +16,8 @@ const MAX_KEY_FILE: u64 = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct TpmKey {
     pub public: KeyData,
+    /// The certificate blob from `KEY-cert.pub`, offered as a second identity.
+    pub cert: Option<Vec<u8>>,
     pub comment: String,
     /// The key file bytes (TSS2 PRIVATE KEY), exactly what tpmd takes.
     pub blob: Arc<Vec<u8>>,
@@ -26,8 +28,9 @@ pub struct TpmKey {
     pub expires: Option<Instant>,
 }
 
-/// What identifies one version of a file on disk.
-type Stamp = (Option<SystemTime>, u64);
+/// What identifies one version of a file on disk (and of its certificate).
+type Stamp = (FileStamp, Option<FileStamp>);
+pub type FileStamp = (Option<SystemTime>, u64);
 
 struct FileEntry {
     stamp: Stamp,
@@ -73,8 +76,10 @@ pub fn read_key_file(path: &Path, bytes: Vec<u8>) -> Option<TpmKey> {
     let needs_auth = tpmd_api::TpmKeyFile::parse(&bytes)
         .map(|k| !k.empty_auth)
         .unwrap_or(false);
+    let public = ssh.key_data().clone();
     Some(TpmKey {
-        public: ssh.key_data().clone(),
+        cert: crate::cert::beside(path, &public),
+        public,
         comment,
         blob: Arc::new(bytes),
         needs_auth,
@@ -96,7 +101,7 @@ fn pub_comment(path: &Path) -> Option<String> {
     })
 }
 
-fn stamp(meta: &std::fs::Metadata) -> Stamp {
+pub fn stamp(meta: &std::fs::Metadata) -> FileStamp {
     (meta.modified().ok(), meta.len())
 }
 
@@ -121,13 +126,15 @@ impl KeyStore {
                 if path.extension().is_some_and(|e| e == "pub") {
                     continue;
                 }
+                // A certificate changing makes its key file be read again.
+                let cert_stamp = crate::cert::stamp_beside(&path);
                 let Ok(meta) = std::fs::metadata(&path) else {
                     continue;
                 };
                 if !meta.is_file() || meta.len() > MAX_KEY_FILE {
                     continue;
                 }
-                let stamp = stamp(&meta);
+                let stamp = (stamp(&meta), cert_stamp);
                 seen.insert(path.clone());
                 if self.files.get(&path).is_some_and(|f| f.stamp == stamp) {
                     continue;

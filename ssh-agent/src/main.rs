@@ -4,6 +4,7 @@ mod add;
 mod agent;
 mod askpass;
 mod background;
+mod cert;
 mod cli;
 mod config;
 mod connection;

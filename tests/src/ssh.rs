@@ -146,6 +146,11 @@ pub struct Sshd {
 
 impl Sshd {
     pub fn start(accepted_algorithms: &str, authorized: &str) -> Sshd {
+        Self::start_with(accepted_algorithms, authorized, "")
+    }
+
+    /// As [`Sshd::start`], with more sshd_config lines.
+    pub fn start_with(accepted_algorithms: &str, authorized: &str, extra_config: &str) -> Sshd {
         let dir = tempfile::Builder::new()
             .prefix("tpmd-sshd-")
             .tempdir()
@@ -179,7 +184,7 @@ impl Sshd {
                      StrictModes no\nUsePAM no\nPasswordAuthentication no\n\
                      KbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
                      PubkeyAcceptedAlgorithms {accepted_algorithms}\nPermitRootLogin yes\n\
-                     PidFile none\nLogLevel DEBUG1\n",
+                     PidFile none\nLogLevel DEBUG1\n{extra_config}\n",
                     host_key.display(),
                     authorized_keys.display()
                 ),
@@ -226,11 +231,7 @@ impl Sshd {
 
     /// `ssh ... user@127.0.0.1 true` through the agent, with extra `-o` options.
     pub fn ssh_true(&self, agent: &AgentProcess, options: &[&str]) -> Output {
-        let user = nix::unistd::User::from_uid(nix::unistd::getuid())
-            .ok()
-            .flatten()
-            .map(|u| u.name)
-            .unwrap_or_else(|| "root".into());
+        let user = login_user();
         let mut command = agent.command("ssh");
         command.args([
             "-F",
@@ -259,6 +260,15 @@ impl Sshd {
             .arg("true");
         command.output().unwrap_or_else(|e| panic!("ssh: {e}"))
     }
+}
+
+/// The name the tests log in to sshd as: the current user.
+pub fn login_user() -> String {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| "root".into())
 }
 
 impl Drop for Sshd {

@@ -416,3 +416,61 @@ async fn without_d_it_detaches_and_prints_the_eval_line() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[tokio::test]
+async fn offers_the_certificate_beside_a_key_and_logs_in_with_it() {
+    let env = TestEnv::start().await;
+    let agent = AgentProcess::start(&env, &[], &[]);
+    let key = generate_tpm_key(
+        &env,
+        &agent.ssh_dir(),
+        "id_ecdsa.tpm",
+        "ecc-p256",
+        "certified",
+    );
+    let ca = env.path("ca");
+    run(
+        "ssh-keygen",
+        &["-q", "-t", "ed25519", "-N", "", "-f", &ca.to_string_lossy()],
+    );
+    let user = tpmd_tests::ssh::login_user();
+    run(
+        "ssh-keygen",
+        &[
+            "-q",
+            "-s",
+            &ca.to_string_lossy(),
+            "-I",
+            "test-certificate",
+            "-n",
+            &user,
+            "-V",
+            "+1h",
+            &format!("{}.pub", key.display()),
+        ],
+    );
+    let listed = ok(&agent.ssh_add(&["-L"]));
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("ecdsa-sha2-nistp256-cert-v01@openssh.com ")),
+        "no certificate offered: {listed}\n{}",
+        agent.log_text()
+    );
+    // sshd knows no key, only the CA.
+    let algorithm = "ecdsa-sha2-nistp256-cert-v01@openssh.com";
+    let sshd = Sshd::start_with(
+        algorithm,
+        "",
+        &format!("TrustedUserCAKeys {}.pub", ca.display()),
+    );
+    let out = sshd.ssh_true(&agent, &[&format!("PubkeyAcceptedAlgorithms={algorithm}")]);
+    assert!(
+        out.status.success(),
+        "{}\nsshd: {}\nagent: {}",
+        String::from_utf8_lossy(&out.stderr),
+        sshd.log_text(),
+        agent.log_text()
+    );
+    assert!(sshd.log_text().contains("Accepted publickey"));
+}

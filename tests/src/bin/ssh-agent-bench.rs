@@ -1,0 +1,416 @@
+//! Signing throughput and latency through tpmd-ssh-agent's socket (1 and 16 clients),
+//! as ratios to the raw TPM (tss-esapi TPM2_Sign, password session, key loaded once) on
+//! the same simulator in the same run, beside tpmd's D-Bus API called directly and, when
+//! `--peer` is given and tpm2-pkcs11 is usable, OpenSSH's ssh-agent holding a
+//! tpm2-pkcs11 key (`ssh-add -s`).
+//!
+//!   cargo build --release -p tpmd -p tpm-keyctl -p tpmd-ssh-agent -p tpmd-tests
+//!   target/release/ssh-agent-bench [--ops N] [--peer]
+//!
+//! Not a test: it asserts nothing about time; it prints figures.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest as _, Sha256};
+use tpmd::backend::tpm2::blob::{KeyBlob, KeyPrivate};
+use tpmd_api::dbus::{scheme, GenerateOptions};
+use tpmd_simulator::Simulator;
+use tpmd_tests::ssh::AgentProcess;
+use tpmd_tests::TestEnv;
+use tss_esapi::constants::tss::{TPM2_RH_NULL, TPM2_ST_HASHCHECK};
+use tss_esapi::constants::SessionType;
+use tss_esapi::handles::{PersistentTpmHandle, SessionHandle, TpmHandle};
+use tss_esapi::interface_types::algorithm::HashingAlgorithm;
+use tss_esapi::interface_types::session_handles::AuthSession;
+use tss_esapi::structures::{
+    Digest, HashScheme, HashcheckTicket, SignatureScheme, SymmetricDefinition,
+};
+use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
+
+struct Stats {
+    per_second: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn stats(mut latencies: Vec<Duration>, wall: Duration) -> Stats {
+    latencies.sort();
+    let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q) as usize];
+    Stats {
+        per_second: latencies.len() as f64 / wall.as_secs_f64(),
+        p50: pick(0.50),
+        p99: pick(0.99),
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The raw floor: TPM2_Sign (RSA PKCS#1 v1.5, SHA-256) on a loaded key, password session.
+fn raw_floor(sim: &Simulator, key_pem: &[u8], ops: usize) -> Stats {
+    let (_, blob) = KeyBlob::parse(key_pem).unwrap();
+    let KeyPrivate::Loadable(private) = blob.private else {
+        panic!("expected a loadable key")
+    };
+    let mut ctx = sim.transport().open().unwrap();
+    let srk = ctx
+        .execute_without_session(|c| {
+            c.tr_from_tpm_public(TpmHandle::Persistent(
+                PersistentTpmHandle::new(0x8100_0001).unwrap(),
+            ))
+        })
+        .unwrap();
+    let session = ctx
+        .start_auth_session(
+            None,
+            None,
+            None,
+            SessionType::Hmac,
+            SymmetricDefinition::AES_128_CFB,
+            HashingAlgorithm::Sha256,
+        )
+        .unwrap();
+    ctx.set_sessions((session, None, None));
+    let key = ctx.load(srk.into(), private, blob.public).unwrap();
+    ctx.set_sessions((Some(AuthSession::Password), None, None));
+    let ticket = HashcheckTicket::try_from(TPMT_TK_HASHCHECK {
+        tag: TPM2_ST_HASHCHECK,
+        hierarchy: TPM2_RH_NULL,
+        digest: Default::default(),
+    })
+    .unwrap();
+    let scheme = SignatureScheme::RsaSsa {
+        hash_scheme: HashScheme::new(HashingAlgorithm::Sha256),
+    };
+    let mut latencies = Vec::with_capacity(ops);
+    let start = Instant::now();
+    for i in 0..ops {
+        let digest = Digest::try_from(Sha256::digest(i.to_be_bytes()).to_vec()).unwrap();
+        let t = Instant::now();
+        ctx.sign(key, digest, scheme, ticket.clone()).unwrap();
+        latencies.push(t.elapsed());
+    }
+    let wall = start.elapsed();
+    ctx.flush_context(key.into()).unwrap();
+    if let Some(session) = session {
+        ctx.flush_context(SessionHandle::from(session).into())
+            .unwrap();
+    }
+    stats(latencies, wall)
+}
+
+/// An SSH agent sign request (SSH_AGENTC_SIGN_REQUEST, rsa-sha2-256), framed.
+fn sign_request(key_blob: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut body = vec![13u8];
+    for field in [key_blob, data] {
+        body.extend_from_slice(&(field.len() as u32).to_be_bytes());
+        body.extend_from_slice(field);
+    }
+    body.extend_from_slice(&2u32.to_be_bytes());
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    frame
+}
+
+/// One signature through an agent socket; panics unless the answer is a signature.
+fn agent_sign(stream: &mut UnixStream, request: &[u8]) {
+    stream.write_all(request).unwrap();
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).unwrap();
+    let mut reply = vec![0u8; u32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut reply).unwrap();
+    assert_eq!(reply.first(), Some(&14), "the agent did not sign");
+}
+
+/// `clients` threads, each with its own connection, `ops` signatures in all.
+fn through_agent(socket: &Path, key_blob: &[u8], clients: usize, ops: usize) -> Stats {
+    let per_client = ops / clients;
+    let key_blob = Arc::new(key_blob.to_vec());
+    let start = Instant::now();
+    let threads: Vec<_> = (0..clients)
+        .map(|c| {
+            let (socket, key_blob) = (socket.to_path_buf(), key_blob.clone());
+            std::thread::spawn(move || {
+                let mut stream = UnixStream::connect(&socket).unwrap();
+                let mut latencies = Vec::with_capacity(per_client);
+                for i in 0..per_client {
+                    let request = sign_request(&key_blob, format!("session {c} {i}").as_bytes());
+                    let t = Instant::now();
+                    agent_sign(&mut stream, &request);
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in threads {
+        all.extend(t.join().unwrap());
+    }
+    stats(all, start.elapsed())
+}
+
+async fn through_dbus(env: &TestEnv, key: &[u8], ops: usize) -> Stats {
+    let proxy = env.proxy().await;
+    let mut latencies = Vec::with_capacity(ops);
+    let start = Instant::now();
+    for i in 0..ops {
+        let digest = Sha256::digest(i.to_be_bytes());
+        let t = Instant::now();
+        proxy
+            .sign(key, &[], scheme::RSA_PKCS1, "sha256", &digest)
+            .await
+            .unwrap();
+        latencies.push(t.elapsed());
+    }
+    stats(latencies, start.elapsed())
+}
+
+/// OpenSSH's ssh-agent with a tpm2-pkcs11 RSA-2048 key, on the simulator (tpmd stopped:
+/// swtpm serves one client at a time).
+struct Peer {
+    abrmd: Child,
+    agent: Child,
+    socket: PathBuf,
+    key_blob: Vec<u8>,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        for child in [&mut self.agent, &mut self.abrmd] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+const TPM2_PKCS11: &str = "/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so";
+
+/// tpm2-tools and tpm2-pkcs11 need a resource manager (they leave objects loaded, and
+/// a TPM has three slots): tpm2-abrmd on the test's private bus, in front of the simulator.
+fn start_peer(sim: &Simulator, bus_address: &str, dir: &Path) -> Result<Peer, String> {
+    let store = dir.join("tpm2-pkcs11");
+    std::fs::create_dir_all(&store).map_err(|e| e.to_string())?;
+    let tcti = "tabrmd:bus_type=session";
+    let store_path = store.to_string_lossy().into_owned();
+    let envs = [
+        ("DBUS_SESSION_BUS_ADDRESS", bus_address),
+        ("TPM2TOOLS_TCTI", tcti),
+        ("TPM2_PKCS11_TCTI", tcti),
+        ("TPM2_PKCS11_STORE", store_path.as_str()),
+    ];
+    let mut abrmd = Command::new("tpm2-abrmd")
+        .arg("--session")
+        .arg(format!("--tcti={}", sim.transport()))
+        .arg("--allow-root")
+        .envs(envs)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| {
+            format!("tpm2-abrmd (apt-get install tpm2-abrmd libtss2-tcti-tabrmd0): {e}")
+        })?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ready = Command::new("tpm2_getcap")
+            .arg("properties-fixed")
+            .envs(envs)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if ready {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = abrmd.kill();
+            let _ = abrmd.wait();
+            return Err("tpm2-abrmd did not come up".into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let store_arg = format!("--path={}", store.display());
+    let steps: [&[&str]; 3] = [
+        &["init", "--primary-handle=0x81000001", &store_arg],
+        &[
+            "addtoken",
+            "--pid=1",
+            "--label=bench",
+            "--userpin=1234",
+            "--sopin=5678",
+            &store_arg,
+        ],
+        &[
+            "addkey",
+            "--label=bench",
+            "--userpin=1234",
+            "--algorithm=rsa2048",
+            "--key-label=k1",
+            &store_arg,
+        ],
+    ];
+    for step in steps {
+        let out = Command::new("tpm2_ptool")
+            .args(step)
+            .envs(envs)
+            .output()
+            .map_err(|e| format!("tpm2_ptool: {e}"))?;
+        if !out.status.success() {
+            let _ = abrmd.kill();
+            let _ = abrmd.wait();
+            let err = String::from_utf8_lossy(&out.stderr);
+            return Err(format!(
+                "tpm2_ptool {} failed: {}",
+                step[0],
+                err.lines().last().unwrap_or("")
+            ));
+        }
+    }
+    let socket = dir.join("openssh-agent.sock");
+    let agent = Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&socket)
+        .envs(envs)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("ssh-agent: {e}"))?;
+    let mut peer = Peer {
+        abrmd,
+        agent,
+        socket,
+        key_blob: Vec::new(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while UnixStream::connect(&peer.socket).is_err() {
+        if Instant::now() > deadline {
+            return Err("ssh-agent did not start".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let askpass = dir.join("pin.sh");
+    std::fs::write(&askpass, "#!/bin/sh\necho 1234\n").map_err(|e| e.to_string())?;
+    Command::new("chmod")
+        .arg("755")
+        .arg(&askpass)
+        .status()
+        .map_err(|e| e.to_string())?;
+    let out = Command::new("ssh-add")
+        .args(["-s", TPM2_PKCS11])
+        .env("SSH_AUTH_SOCK", &peer.socket)
+        .env("SSH_ASKPASS", &askpass)
+        .env("SSH_ASKPASS_REQUIRE", "force")
+        .env("DISPLAY", ":0")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("ssh-add: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "ssh-add -s failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let listed = Command::new("ssh-add")
+        .arg("-L")
+        .env("SSH_AUTH_SOCK", &peer.socket)
+        .output()
+        .map_err(|e| format!("ssh-add: {e}"))?;
+    let line = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let public = ssh_key::PublicKey::from_openssh(line.lines().next().unwrap_or(""))
+        .map_err(|e| format!("ssh-add -L: {e}: {line}"))?;
+    peer.key_blob = public.to_bytes().map_err(|e| e.to_string())?;
+    Ok(peer)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let ops: usize = args
+        .iter()
+        .skip_while(|a| *a != "--ops")
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(400);
+    let with_peer = args.iter().any(|a| a == "--peer");
+    let mut env = TestEnv::start().await;
+    let key = env
+        .proxy()
+        .await
+        .generate("rsa2048", &[], GenerateOptions::default())
+        .await
+        .unwrap();
+    let public = tpmd_api::client::key_file_public(&key)
+        .unwrap()
+        .to_ssh_public_key("bench")
+        .unwrap();
+    let blob = public.to_bytes().unwrap();
+
+    env.tpmd.stop();
+    let floor_before = raw_floor(&env.sim, &key, ops);
+    env.restart_tpmd(&[]).await;
+
+    let agent = AgentProcess::start(&env, &[], &[("TPMD_SSH_AGENT_LOG", "warn")]);
+    std::fs::write(agent.ssh_dir().join("bench.tpm"), &key).unwrap();
+    // Warm up: the first signature loads the key; the rows measure the steady state.
+    through_agent(&agent.socket, &blob, 1, 10);
+    let dbus = through_dbus(&env, &key, ops).await;
+    let one = through_agent(&agent.socket, &blob, 1, ops);
+    let sixteen = through_agent(&agent.socket, &blob, 16, ops);
+    drop(agent);
+    env.tpmd.stop();
+
+    let peer = if with_peer {
+        let dir = env.path("peer");
+        std::fs::create_dir_all(&dir).unwrap();
+        match start_peer(&env.sim, env.bus.address(), &dir) {
+            Ok(peer) => {
+                through_agent(&peer.socket, &peer.key_blob, 1, 10);
+                let one = through_agent(&peer.socket, &peer.key_blob, 1, ops);
+                let sixteen = through_agent(&peer.socket, &peer.key_blob, 16, ops);
+                drop(peer);
+                Ok((one, sixteen))
+            }
+            Err(e) => Err(e),
+        }
+    } else {
+        Err("not measured (pass --peer)".to_string())
+    };
+    let floor_after = raw_floor(&env.sim, &key, ops);
+    let floor = (floor_before.per_second + floor_after.per_second) / 2.0;
+
+    println!("RSA-2048 rsa-sha2-256 signatures on swtpm, {ops} per row; ratio = signs/s over the floor's mean");
+    println!(
+        "{:<46} {:>9} {:>9} {:>9} {:>8}",
+        "", "signs/s", "p50 ms", "p99 ms", "ratio"
+    );
+    let row = |name: &str, s: &Stats| {
+        println!(
+            "{:<46} {:>9.1} {:>9.2} {:>9.2} {:>8.2}",
+            name,
+            s.per_second,
+            ms(s.p50),
+            ms(s.p99),
+            s.per_second / floor
+        );
+    };
+    row("raw TPM2_Sign, before (floor)", &floor_before);
+    row("raw TPM2_Sign, after (floor)", &floor_after);
+    row("tpmd D-Bus Sign, 1 client", &dbus);
+    row("tpmd-ssh-agent, 1 client", &one);
+    row("tpmd-ssh-agent, 16 clients", &sixteen);
+    match &peer {
+        Ok((one, sixteen)) => {
+            row("OpenSSH ssh-agent + tpm2-pkcs11, 1 client", one);
+            row("OpenSSH ssh-agent + tpm2-pkcs11, 16 clients", sixteen);
+        }
+        Err(e) => println!("OpenSSH ssh-agent + tpm2-pkcs11: {e}"),
+    }
+}
