@@ -340,6 +340,7 @@ impl Agent {
     }
 
     async fn lock(&self, passphrase: String) -> Result<(), AgentError> {
+        let passphrase = Zeroizing::new(passphrase);
         let hash = passphrase_hash(&passphrase);
         {
             let mut locked = lock_or_recover(&self.locked);
@@ -351,7 +352,7 @@ impl Agent {
         lock_or_recover(&self.auth_cache).clear();
         info!("agent locked");
         if let Some(upstream) = &self.upstream {
-            if let Err(e) = upstream.lock(passphrase).await {
+            if let Err(e) = upstream.lock(passphrase.to_string()).await {
                 warn!("locking: {e}");
             }
         }
@@ -359,6 +360,7 @@ impl Agent {
     }
 
     async fn unlock(&self, passphrase: String) -> Result<(), AgentError> {
+        let passphrase = Zeroizing::new(passphrase);
         let hash = passphrase_hash(&passphrase);
         let matched = {
             let mut locked = lock_or_recover(&self.locked);
@@ -386,7 +388,7 @@ impl Agent {
         *lock_or_recover(&self.failed_unlocks) = 0;
         info!("agent unlocked");
         if let Some(upstream) = &self.upstream {
-            if let Err(e) = upstream.unlock(passphrase).await {
+            if let Err(e) = upstream.unlock(passphrase.to_string()).await {
                 warn!("unlocking: {e}");
             }
         }
@@ -413,6 +415,16 @@ impl Agent {
                     "session-bind@openssh.com: the host key's signature does not verify ({e})"
                 ))
             })?;
+            debug!(
+                "connection of {} bound to host key {}{}",
+                session.peer.describe(),
+                bind.host_key.fingerprint(ssh_key::HashAlg::Sha256),
+                if bind.is_forwarding {
+                    " (forwarding)"
+                } else {
+                    ""
+                }
+            );
             session.bindings.push(bind.host_key);
             return Ok(Reply::Proto(Response::Success));
         }

@@ -73,9 +73,7 @@ pub fn read_key_file(path: &Path, bytes: Vec<u8>) -> Option<TpmKey> {
             return None;
         }
     };
-    let needs_auth = tpmd_api::TpmKeyFile::parse(&bytes)
-        .map(|k| !k.empty_auth)
-        .unwrap_or(false);
+    let needs_auth = tpmd_api::client::key_needs_auth(&bytes).unwrap_or(false);
     let public = ssh.key_data().clone();
     Some(TpmKey {
         cert: crate::cert::beside(path, &public),

@@ -73,6 +73,8 @@ async fn serves_tpm_key_files_to_ssh_add_ssh_and_ssh_keygen() {
     let cases = [
         (&keys[0], "rsa-sha2-256"),
         (&keys[0], "rsa-sha2-512"),
+        // Plain SHA-1 ssh-rsa, only because both ends ask for it.
+        (&keys[0], "ssh-rsa"),
         (&keys[1], "ecdsa-sha2-nistp256"),
         (&keys[2], "ecdsa-sha2-nistp384"),
     ];
@@ -100,6 +102,12 @@ async fn serves_tpm_key_files_to_ssh_add_ssh_and_ssh_keygen() {
             agent.log_text()
         );
     }
+    // ssh bound each connection to the server's host key (session-bind@openssh.com).
+    assert!(
+        agent.log_text().contains("bound to host key"),
+        "{}",
+        agent.log_text()
+    );
     // A key sshd does not know is refused: the test above is not vacuous.
     let sshd = Sshd::start("rsa-sha2-256", &read_pub(&keys[1]));
     let out = sshd.ssh_true(&agent, &[]);
@@ -232,6 +240,42 @@ fn exchange(socket: &Path, bytes: &[u8]) -> Vec<u8> {
 }
 
 const FAILURE: [u8; 5] = [0, 0, 0, 1, 5];
+
+/// An SSH_AGENTC_EXTENSION message, framed.
+fn extension(name: &str, details: &[u8]) -> Vec<u8> {
+    let mut body = vec![27u8];
+    body.extend_from_slice(&(name.len() as u32).to_be_bytes());
+    body.extend_from_slice(name.as_bytes());
+    body.extend_from_slice(details);
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    frame
+}
+
+#[tokio::test]
+async fn query_lists_the_extensions_and_unknown_ones_fail() {
+    let env = TestEnv::start().await;
+    let agent = AgentProcess::start(&env, &[], &[]);
+    let reply = exchange(&agent.socket, &extension("query", &[]));
+    // SSH_AGENT_EXTENSION_RESPONSE naming what is supported.
+    assert_eq!(reply.get(4), Some(&29), "{reply:?}");
+    let text = String::from_utf8_lossy(&reply);
+    for name in ["query", "session-bind@openssh.com", "set-auth@tpmd.org"] {
+        assert!(text.contains(name), "{text}");
+    }
+    assert_eq!(
+        exchange(&agent.socket, &extension("nonsense@example.com", &[1, 2])),
+        FAILURE
+    );
+    // A session-bind whose signature does not verify is refused.
+    assert_eq!(
+        exchange(
+            &agent.socket,
+            &extension("session-bind@openssh.com", &[0, 0, 0, 1, 0])
+        ),
+        FAILURE
+    );
+}
 
 #[tokio::test]
 async fn garbage_on_the_socket_is_answered_or_dropped_and_the_agent_keeps_serving() {
