@@ -131,10 +131,14 @@ pub fn sign(
         }
         (_, scheme::RSA_PSS) => return Err(unsupported("RSA-PSS signing")),
         (_, scheme::ECDSA) => return Err(unsupported("ECDSA (a TPM 1.2 has no ECC)")),
+        (sig, scheme::RSA_PKCS1 | scheme::RSA_PKCS1_RAW) => {
+            return Err(TpmError::Unsupported(format!(
+                "this TPM 1.2 key's signature scheme ({sig:#x}: TPM_SIGN_INFO or none) cannot sign a digest; wrap the key again with `tpm-keyctl wrap` (DER scheme)"
+            )))
+        }
         (_, s) => {
             return Err(TpmError::InvalidArgument(format!(
-                "scheme {s:?} does not fit this TPM 1.2 RSA key (its signature scheme is {:#x})",
-                key.key.parms.sig_scheme
+                "unknown signature scheme {s:?}: a TPM 1.2 signs with rsa-pkcs1 or rsa-pkcs1-raw"
             )))
         }
     };
