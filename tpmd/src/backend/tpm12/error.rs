@@ -18,6 +18,22 @@ pub fn convert(
     match e {
         ClientError::Transport(t) => TpmError::Unavailable(t.to_string()),
         ClientError::Tpm(code) => match code.0 {
+            // These commands are authorized by the SRK or owner secret, not a key's.
+            rc::AUTHFAIL
+                if matches!(
+                    command,
+                    "LoadKey2" | "CreateWrapKey" | "GetPubKey" | "TakeOwnership"
+                ) =>
+            {
+                TpmError::Command {
+                    command,
+                    code: code.0,
+                    detail: format!(
+                        "the TPM refused the SRK or owner secret{}; tpmd uses the well-known secret, so the SRK was made with a password: take ownership again with `tpm_takeownership -z` or `tpm-keyctl srk create`",
+                        lockout()
+                    ),
+                }
+            }
             rc::AUTHFAIL | rc::AUTH2FAIL => TpmError::AuthFailed { lockout: lockout() },
             rc::DEFEND_LOCK_RUNNING => TpmError::Lockout {
                 advice: LOCKOUT_ADVICE,

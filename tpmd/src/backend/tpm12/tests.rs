@@ -203,3 +203,18 @@ fn create_srk_takes_ownership_once() {
     let sig = sign_sha256(&mut backend, &pem, b"pw", b"owned").unwrap();
     verify(&pem, b"owned", &sig);
 }
+
+#[test]
+fn an_srk_with_a_password_is_named_in_the_error() {
+    let sim = Simulator::start_in_tempdir(SimFamily::Tpm12, None, false).unwrap();
+    let mut tpm =
+        tpmd_tpm12::client::Tpm12::connect(tpmd_tpm12::client::Transport::tcp(sim.port())).unwrap();
+    let secret = tpmd_tpm12::codec::AuthSecret::from_password(b"srk password");
+    tpm.take_ownership(&secret, &secret).unwrap();
+    drop(tpm);
+    let mut backend = Tpm12Backend::open(Transport::swtpm_tcp(sim.port()), 2).unwrap();
+    let err = backend.generate("rsa1024", b"", 0x4000_0000).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("SRK"), "{text}");
+    assert!(text.contains("well-known"), "{text}");
+}
