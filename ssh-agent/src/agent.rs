@@ -93,7 +93,7 @@ impl Agent {
             failed_unlocks: Mutex::new(0),
             auth_cache: Mutex::new(HashMap::new()),
             auth_cache_time: settings.auth_cache,
-            tpmd: Tpmd::new(settings.tpmd_wait),
+            tpmd: Tpmd::new(settings.tpmd_wait, settings.session_bus),
             upstream: settings.upstream.clone().map(Upstream::new),
             save_wrapped: settings.save_wrapped.clone(),
         }

@@ -45,6 +45,10 @@ pub struct Cli {
     #[arg(long, value_name = "SECONDS")]
     pub auth_cache: Option<u64>,
 
+    /// Talk to a tpmd on your session bus (`tpmd --user`) instead of the system bus.
+    #[arg(long)]
+    pub user: bool,
+
     /// How long to wait for tpmd to come back before a signature fails, in seconds.
     #[arg(long, value_name = "SECONDS")]
     pub tpmd_wait: Option<u64>,

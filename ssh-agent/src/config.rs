@@ -2,7 +2,7 @@
 //!
 //! The file has one `key = value` per line; `#` starts a comment. Keys: `socket`,
 //! `key-dir` (repeatable), `ssh-dir` (yes/no), `upstream`, `save-wrapped`, `auth-cache`
-//! (seconds), `tpmd-wait` (seconds), `log-file`. `~/` at the start of a path is the home
+//! (seconds), `tpmd-wait` (seconds), `log-file`, `bus` (system or session). `~/` at the start of a path is the home
 //! directory.
 
 use std::path::{Path, PathBuf};
@@ -23,6 +23,8 @@ pub struct Settings {
     pub auth_cache: Duration,
     pub tpmd_wait: Duration,
     pub log_file: Option<PathBuf>,
+    /// tpmd on the session bus (`tpmd --user`) rather than the system bus.
+    pub session_bus: bool,
 }
 
 const DEFAULT_AUTH_CACHE_SECS: u64 = 300;
@@ -38,6 +40,7 @@ struct FileSettings {
     auth_cache: Option<u64>,
     tpmd_wait: Option<u64>,
     log_file: Option<PathBuf>,
+    session_bus: Option<bool>,
 }
 
 fn home() -> Option<PathBuf> {
@@ -101,9 +104,21 @@ fn parse_file(path: &Path, text: &str) -> Result<FileSettings, StartError> {
             "auth-cache" => out.auth_cache = Some(seconds(value)?),
             "tpmd-wait" => out.tpmd_wait = Some(seconds(value)?),
             "log-file" => out.log_file = Some(expand(value)),
+            "bus" => {
+                out.session_bus = Some(match value {
+                    "session" | "user" => true,
+                    "system" => false,
+                    _ => {
+                        return Err(StartError::Config(format!(
+                            "{}: bus must be system or session",
+                            at()
+                        )))
+                    }
+                })
+            }
             other => {
                 return Err(StartError::Config(format!(
-                    "{}: unknown setting \"{other}\" (known: socket, key-dir, ssh-dir, upstream, save-wrapped, auth-cache, tpmd-wait, log-file)",
+                    "{}: unknown setting \"{other}\" (known: socket, key-dir, ssh-dir, upstream, save-wrapped, auth-cache, tpmd-wait, log-file, bus)",
                     at()
                 )))
             }
@@ -178,6 +193,7 @@ impl Settings {
                     .unwrap_or(DEFAULT_TPMD_WAIT_SECS),
             ),
             log_file: cli.log_file.clone().or(file.log_file),
+            session_bus: cli.user || file.session_bus.unwrap_or(false),
         })
     }
 }

@@ -32,14 +32,17 @@ fn classify(error: DaemonError) -> TpmdError {
 pub struct Tpmd {
     proxy: Mutex<Option<Daemon1Proxy<'static>>>,
     wait: Duration,
+    session_bus: bool,
 }
 
 impl Tpmd {
     /// `wait`: how long a failed call waits for tpmd to come back before its retry.
-    pub fn new(wait: Duration) -> Tpmd {
+    /// `session_bus`: tpmd runs on the session bus; `TPMD_BUS_ADDRESS` overrides both.
+    pub fn new(wait: Duration, session_bus: bool) -> Tpmd {
         Tpmd {
             proxy: Mutex::new(None),
             wait,
+            session_bus,
         }
     }
 
@@ -48,7 +51,7 @@ impl Tpmd {
         if let Some(proxy) = slot.as_ref() {
             return Ok(proxy.clone());
         }
-        let proxy = tpmd_api::dbus::connect(true)
+        let proxy = tpmd_api::dbus::connect(self.session_bus)
             .await
             .map_err(|e| TpmdError::Unreachable(format!("cannot connect to the bus: {e}")))?;
         *slot = Some(proxy.clone());

@@ -518,3 +518,39 @@ async fn offers_the_certificate_beside_a_key_and_logs_in_with_it() {
     );
     assert!(sshd.log_text().contains("Accepted publickey"));
 }
+
+#[tokio::test]
+async fn the_configuration_file_chooses_the_key_directories() {
+    let env = TestEnv::start().await;
+    let keys = env.path("configured-keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    generate_tpm_key(&env, &keys, "other.tpm", "ecc-p256", "from-key-dir");
+    let config = env.path("agent.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "# the test's settings\nkey-dir = {}\nssh-dir = no\nauth-cache = 60\n",
+            keys.display()
+        ),
+    )
+    .unwrap();
+    let agent = AgentProcess::start(&env, &["--config", &config.to_string_lossy()], &[]);
+    generate_tpm_key(&env, &agent.ssh_dir(), "id.tpm", "ecc-p256", "from-ssh-dir");
+    let listed = ok(&agent.ssh_add(&["-l"]));
+    assert!(listed.contains("from-key-dir"), "{listed}");
+    assert!(
+        !listed.contains("from-ssh-dir"),
+        "ssh-dir = no ignored: {listed}"
+    );
+
+    // A mistake in the file stops the start with one line naming it.
+    std::fs::write(&config, "key-dir = /x\ncolour = blue\n").unwrap();
+    let out = std::process::Command::new(tpmd_tests::binary("tpmd-ssh-agent"))
+        .args(["-D", "-a"])
+        .arg(env.path("never.sock"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    tpmd_tests::tools::fails_with(&out, "agent.conf:2: unknown setting \"colour\"");
+}
