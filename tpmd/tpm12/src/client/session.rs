@@ -321,7 +321,9 @@ impl Tpm12 {
                     }
                     return Ok(v);
                 }
-                Err(e) if e.is_auth_failure() || matches!(e, ClientError::BadResponseHmac) => {
+                // Only a refusal means a wrong guess: a response that fails its HMAC was
+                // accepted by the TPM (and may be forged), so guessing on is wrong.
+                Err(e) if e.is_auth_failure() => {
                     self.stats.secret_retries += 1;
                     last = Some(e);
                 }
