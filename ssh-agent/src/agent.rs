@@ -6,11 +6,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
-use ssh_agent_lib::proto::extension::{QueryResponse, SessionBind};
 use ssh_agent_lib::proto::{
-    AddIdentity, AddIdentityConstrained, Extension, Identity, KeyConstraint, RemoveIdentity,
-    Request, Response, SignRequest,
+    AddIdentity, AddIdentityConstrained, Identity, KeyConstraint, RemoveIdentity, Request,
+    Response, SignRequest,
 };
 use ssh_agent_lib::ssh_encoding::Encode;
 use ssh_key::public::KeyData;
@@ -20,7 +18,6 @@ use zeroize::Zeroizing;
 use crate::config::Settings;
 use crate::error::AgentError;
 use crate::keys::{KeyStore, TpmKey};
-use crate::set_auth::SetAuth;
 use crate::sign::{self, Signed};
 use crate::socket::Peer;
 use crate::tpmd::{Tpmd, TpmdError};
@@ -56,7 +53,7 @@ impl Session {
     }
 }
 
-struct CachedAuth {
+pub(crate) struct CachedAuth {
     value: Zeroizing<Vec<u8>>,
     /// None: given with --set-auth, kept until the key is removed or the agent locked.
     until: Option<Instant>,
@@ -65,22 +62,16 @@ struct CachedAuth {
 pub struct Agent {
     pub(crate) store: Mutex<KeyStore>,
     /// SHA-256 of the lock passphrase while locked.
-    locked: Mutex<Option<Zeroizing<[u8; 32]>>>,
-    failed_unlocks: Mutex<u32>,
-    auth_cache: Mutex<HashMap<KeyData, CachedAuth>>,
-    auth_cache_time: Duration,
+    pub(crate) locked: Mutex<Option<Zeroizing<[u8; 32]>>>,
+    pub(crate) failed_unlocks: Mutex<u32>,
+    pub(crate) auth_cache: Mutex<HashMap<KeyData, CachedAuth>>,
+    pub(crate) auth_cache_time: Duration,
     pub(crate) tpmd: Tpmd,
     pub(crate) upstream: Option<Upstream>,
     pub(crate) save_wrapped: Option<std::path::PathBuf>,
 }
 
-const EXTENSIONS: [&str; 3] = ["query", "session-bind@openssh.com", "set-auth@tpmd.org"];
-
-fn passphrase_hash(passphrase: &str) -> Zeroizing<[u8; 32]> {
-    Zeroizing::new(Sha256::digest(passphrase.as_bytes()).into())
-}
-
-fn lock_or_recover<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock_or_recover<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic elsewhere must not take the agent down with it.
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -105,7 +96,7 @@ impl Agent {
         store.purge_expired();
     }
 
-    fn is_locked(&self) -> bool {
+    pub(crate) fn is_locked(&self) -> bool {
         lock_or_recover(&self.locked).is_some()
     }
 
@@ -193,7 +184,7 @@ impl Agent {
         ids
     }
 
-    fn find(&self, public: &KeyData) -> Option<TpmKey> {
+    pub(crate) fn find(&self, public: &KeyData) -> Option<TpmKey> {
         let mut store = lock_or_recover(&self.store);
         store.purge_expired();
         if let Some(key) = store.find(public) {
@@ -290,7 +281,12 @@ impl Agent {
         Ok(value)
     }
 
-    fn remember_auth(&self, public: &KeyData, value: Zeroizing<Vec<u8>>, until: Option<Instant>) {
+    pub(crate) fn remember_auth(
+        &self,
+        public: &KeyData,
+        value: Zeroizing<Vec<u8>>,
+        until: Option<Instant>,
+    ) {
         lock_or_recover(&self.auth_cache).insert(public.clone(), CachedAuth { value, until });
     }
 
@@ -337,115 +333,6 @@ impl Agent {
             }
         }
         Ok(())
-    }
-
-    async fn lock(&self, passphrase: String) -> Result<(), AgentError> {
-        let passphrase = Zeroizing::new(passphrase);
-        let hash = passphrase_hash(&passphrase);
-        {
-            let mut locked = lock_or_recover(&self.locked);
-            if locked.is_some() {
-                return Err(AgentError::BadRequest("the agent is already locked".into()));
-            }
-            *locked = Some(hash);
-        }
-        lock_or_recover(&self.auth_cache).clear();
-        info!("agent locked");
-        if let Some(upstream) = &self.upstream {
-            if let Err(e) = upstream.lock(passphrase.to_string()).await {
-                warn!("locking: {e}");
-            }
-        }
-        Ok(())
-    }
-
-    async fn unlock(&self, passphrase: String) -> Result<(), AgentError> {
-        let passphrase = Zeroizing::new(passphrase);
-        let hash = passphrase_hash(&passphrase);
-        let matched = {
-            let mut locked = lock_or_recover(&self.locked);
-            match locked.as_ref() {
-                None => return Err(AgentError::BadRequest("the agent is not locked".into())),
-                Some(want) if want.as_slice() == hash.as_slice() => {
-                    *locked = None;
-                    true
-                }
-                Some(_) => false,
-            }
-        };
-        if !matched {
-            // Slow down guessing, as ssh-agent does.
-            let failures = {
-                let mut n = lock_or_recover(&self.failed_unlocks);
-                *n = n.saturating_add(1);
-                *n
-            };
-            tokio::time::sleep(Duration::from_millis(100 * u64::from(failures.min(10)))).await;
-            return Err(AgentError::BadRequest(
-                "wrong passphrase to unlock the agent".into(),
-            ));
-        }
-        *lock_or_recover(&self.failed_unlocks) = 0;
-        info!("agent unlocked");
-        if let Some(upstream) = &self.upstream {
-            if let Err(e) = upstream.unlock(passphrase.to_string()).await {
-                warn!("unlocking: {e}");
-            }
-        }
-        Ok(())
-    }
-
-    fn extension(&self, extension: Extension, session: &mut Session) -> Result<Reply, AgentError> {
-        let bad = |e: &dyn std::fmt::Display| {
-            AgentError::BadRequest(format!("malformed {} extension: {e}", extension.name))
-        };
-        if extension.name == "query" {
-            let response = Extension::new_message(QueryResponse {
-                extensions: EXTENSIONS.iter().map(|s| s.to_string()).collect(),
-            })
-            .map_err(|e| bad(&e))?;
-            return Ok(Reply::Proto(Response::ExtensionResponse(response)));
-        }
-        if let Some(bind) = extension
-            .parse_message::<SessionBind>()
-            .map_err(|e| bad(&e))?
-        {
-            bind.verify_signature().map_err(|e| {
-                AgentError::BadRequest(format!(
-                    "session-bind@openssh.com: the host key's signature does not verify ({e})"
-                ))
-            })?;
-            debug!(
-                "connection of {} bound to host key {}{}",
-                session.peer.describe(),
-                bind.host_key.fingerprint(ssh_key::HashAlg::Sha256),
-                if bind.is_forwarding {
-                    " (forwarding)"
-                } else {
-                    ""
-                }
-            );
-            session.bindings.push(bind.host_key);
-            return Ok(Reply::Proto(Response::Success));
-        }
-        if let Some(set) = extension.parse_message::<SetAuth>().map_err(|e| bad(&e))? {
-            if self.is_locked() {
-                return Err(AgentError::Locked);
-            }
-            let Some(key) = self.find(&set.key) else {
-                return Err(AgentError::NoSuchKey);
-            };
-            info!(
-                "auth value for key \"{}\" given with --set-auth",
-                key.comment
-            );
-            self.remember_auth(&set.key, set.auth, None);
-            return Ok(Reply::Proto(Response::Success));
-        }
-        Err(AgentError::Unsupported(format!(
-            "extension \"{}\" is not supported",
-            extension.name
-        )))
     }
 }
 

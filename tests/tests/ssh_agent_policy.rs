@@ -126,9 +126,9 @@ async fn lifetime_and_confirm_constraints() {
 
     // ssh-add -t: gone once its lifetime is over.
     let short = software_key(&dir, "short", &["-t", "ecdsa", "-b", "256"]);
-    ok(&agent.ssh_add(&["-t", "2", &short.to_string_lossy()]));
+    ok(&agent.ssh_add(&["-t", "3", &short.to_string_lossy()]));
     assert!(ok(&agent.ssh_add(&["-l"])).contains("short"));
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(5));
     let listed = String::from_utf8_lossy(&agent.ssh_add(&["-l"]).stdout).into_owned();
     assert!(
         !listed.contains("short"),
@@ -246,7 +246,8 @@ async fn ed25519_keys_go_to_the_upstream_agent() {
 #[tokio::test]
 async fn two_hundred_signatures_across_a_tpmd_kill_and_restart() {
     let mut env = TestEnv::start().await;
-    let agent = Arc::new(AgentProcess::start(&env, &[], &[]));
+    // Generous for a loaded CI machine: the default (5 s) covers an ordinary restart.
+    let agent = Arc::new(AgentProcess::start(&env, &["--tpmd-wait", "20"], &[]));
     let key = generate_tpm_key(&env, &agent.ssh_dir(), "id.tpm", "ecc-p256", "loop@tpm");
     let message = message(&env);
     let done = Arc::new(AtomicUsize::new(0));
