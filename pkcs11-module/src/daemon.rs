@@ -123,7 +123,9 @@ impl Daemon {
         &self,
         fut: impl Future<Output = T> + Send + 'static,
     ) -> Result<T, CallError> {
-        if !self.threaded {
+        // Polling the call on this thread saves a hop to the runtime's thread and back;
+        // only a thread inside some tokio runtime (where block_on panics) hands it over.
+        if !self.threaded || tokio::runtime::Handle::try_current().is_err() {
             return Ok(self.runtime.block_on(fut));
         }
         let (tx, rx) = mpsc::sync_channel(1);

@@ -142,11 +142,6 @@ fn load(path: &Path) -> Pkcs11 {
 }
 
 fn ptool(store: &Path, tcti: &str, args: &[&str]) -> bool {
-    // Without a resource manager, tpm2-tools leave transient objects loaded; swtpm has
-    // three slots, so they are flushed before each step.
-    let _ = Command::new("tpm2_flushcontext")
-        .args(["-t", "-T", tcti])
-        .output();
     Command::new("tpm2_ptool")
         .args(args)
         .arg(format!("--path={}", store.display()))
@@ -165,13 +160,65 @@ fn ptool(store: &Path, tcti: &str, args: &[&str]) -> bool {
         .unwrap_or(false)
 }
 
-/// tpm2-pkcs11 on the same simulator: a token and an RSA-2048 key made by tpm2_ptool.
-fn tpm2_pkcs11_rows(sim: &Simulator, dir: &Path, ops: usize) -> Vec<(String, Stats)> {
+/// tpm2-abrmd on the private bus in front of the simulator: tpm2-pkcs11 and tpm2-tools
+/// expect a resource manager (without one, tpm2_ptool fills swtpm's three object slots).
+struct Abrmd(std::process::Child);
+
+impl Drop for Abrmd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const ABRMD_NAME: &str = "com.intel.tss2.TabrmdBench";
+
+fn start_abrmd(sim: &Simulator, bus: &PrivateBus) -> Option<(Abrmd, String)> {
+    let child = Command::new("tpm2-abrmd")
+        .args(["--session", "--allow-root", "--flush-all"])
+        .arg(format!("--dbus-name={ABRMD_NAME}"))
+        .arg(format!("--tcti={}", sim.transport()))
+        .env("DBUS_SESSION_BUS_ADDRESS", bus.address())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| eprintln!("tpm2-abrmd: {e}; skipping tpm2-pkcs11"))
+        .ok()?;
+    let abrmd = Abrmd(child);
+    let tcti = format!("tabrmd:bus_type=session,bus_name={ABRMD_NAME}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let ready = Command::new("tpm2_getcap")
+            .args(["properties-fixed", "-T", &tcti])
+            .env("DBUS_SESSION_BUS_ADDRESS", bus.address())
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if ready {
+            return Some((abrmd, tcti));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("tpm2-abrmd did not come up; skipping tpm2-pkcs11");
+    None
+}
+
+/// tpm2-pkcs11 on the same simulator (through tpm2-abrmd): a token and an RSA-2048 key
+/// made by tpm2_ptool.
+fn tpm2_pkcs11_rows(
+    sim: &Simulator,
+    bus: &PrivateBus,
+    dir: &Path,
+    ops: usize,
+) -> Vec<(String, Stats)> {
     if !Path::new(TPM2_PKCS11).exists() {
         eprintln!("{TPM2_PKCS11} missing: install libtpm2-pkcs11-1; skipping tpm2-pkcs11");
         return Vec::new();
     }
-    let tcti = sim.transport().to_string();
+    let Some((_abrmd, tcti)) = start_abrmd(sim, bus) else {
+        return Vec::new();
+    };
+    std::env::set_var("DBUS_SESSION_BUS_ADDRESS", bus.address());
     let store = dir.join("tpm2-pkcs11");
     std::fs::create_dir_all(&store).unwrap();
     let made = ptool(&store, &tcti, &["init"])
@@ -255,9 +302,31 @@ async fn main() {
     std::env::set_var("HOME", &home);
     std::env::set_var("XDG_DATA_HOME", home.join(".local/share"));
     std::env::set_var("XDG_CONFIG_HOME", home.join(".config"));
+    // tpmd over D-Bus without the module, for reference (what tpmd-bench measures).
+    let conn = bus.connect().await.unwrap();
+    let proxy = tpmd_api::Daemon1Proxy::new(&conn).await.unwrap();
+    let mut latencies = Vec::with_capacity(ops);
+    let start = Instant::now();
+    for i in 0..ops {
+        let digest = Sha256::digest(i.to_be_bytes());
+        let t = Instant::now();
+        proxy
+            .sign(
+                &key,
+                &[],
+                tpmd_api::dbus::scheme::RSA_PKCS1,
+                "sha256",
+                &digest,
+            )
+            .await
+            .unwrap();
+        latencies.push(t.elapsed());
+    }
+    let direct = stats(latencies, start.elapsed());
+    drop(proxy);
     let p = load(&module_path());
     c_sign(&p, "bench", None, 1, 10);
-    let mut rows = Vec::new();
+    let mut rows = vec![("tpmd D-Bus Sign, 1 client (no module)".to_string(), direct)];
     for threads in [1, 16] {
         rows.push((
             format!("tpmd-pkcs11 C_Sign, {threads} thread(s)"),
@@ -267,7 +336,7 @@ async fn main() {
     drop(p);
     tpmd.stop();
     let floor_after = raw_floor(&sim, &key, ops);
-    rows.extend(tpm2_pkcs11_rows(&sim, dir.path(), ops));
+    rows.extend(tpm2_pkcs11_rows(&sim, &bus, dir.path(), ops));
     let floor_rate = (floor_before.per_second + floor_after.per_second) / 2.0;
 
     println!(
