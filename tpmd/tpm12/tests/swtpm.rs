@@ -301,6 +301,10 @@ fn repeated_wrong_auth_reaches_lockout_with_a_clear_error() {
     assert!(err.rc().is_some_and(|rc| rc.is_lockout()), "{err}");
     assert!(err.to_string().contains("TPM_DEFEND_LOCK_RUNNING"), "{err}");
     assert!(tpm.da_info().unwrap().active);
+    // The owner ends it (`tpm_resetdalock`), and the right password works again.
+    tpm.reset_lockout().unwrap();
+    assert!(!tpm.da_info().unwrap().active);
+    tpm.sign(handle, Some(&auth), &info).unwrap();
 }
 
 #[test]

@@ -141,6 +141,13 @@ impl Tpm12 {
         Ok(srk.pubkey())
     }
 
+    /// TPM_ResetLockValue with the owner secret: ends a dictionary-attack lockout.
+    pub fn reset_lockout(&mut self) -> Result<(), ClientError> {
+        let cmd = owner::reset_lock_value();
+        self.with_secret(true, |tpm, secret| tpm.run_auth1(&cmd, secret))
+            .map(|_| ())
+    }
+
     /// TPM_SetCapability(READSRKPUB): lets anyone read the SRK public key with GetPubKey.
     pub fn allow_srk_read(&mut self, allow: bool) -> Result<(), ClientError> {
         let cmd = owner::set_read_srk_pub(allow);

@@ -22,6 +22,7 @@ pub mod ord {
     pub const GET_PUB_KEY: u32 = 0x21;
     pub const SIGN: u32 = 0x3C;
     pub const SET_CAPABILITY: u32 = 0x3F;
+    pub const RESET_LOCK_VALUE: u32 = 0x40;
     pub const LOAD_KEY2: u32 = 0x41;
     pub const GET_RANDOM: u32 = 0x46;
     pub const GET_CAPABILITY: u32 = 0x65;

@@ -243,6 +243,15 @@ impl Key12 {
         Sha1::digest(w.as_slice()).into()
     }
 
+    /// The PCRs the key is bound to, if any (`None` for an empty PCRInfo).
+    pub fn pcr_info(&self) -> Result<Option<super::pcr::PcrInfo>, CodecError> {
+        if self.pcr_info.is_empty() {
+            return Ok(None);
+        }
+        let long = self.version == KeyVersion::Key12;
+        super::pcr::PcrInfo::decode(&self.pcr_info, long).map(Some)
+    }
+
     pub fn pubkey(&self) -> PubKey {
         PubKey {
             parms: self.parms.clone(),

@@ -16,11 +16,13 @@ pub const BAD_ORDINAL: u32 = 10;
 pub const INVALID_KEYHANDLE: u32 = 12;
 pub const KEYNOTFOUND: u32 = 13;
 pub const INAPPROPRIATE_ENC: u32 = 14;
+pub const INVALID_PCR_INFO: u32 = 16;
 pub const NOSPACE: u32 = 17;
 pub const NOSRK: u32 = 18;
 pub const OWNER_SET: u32 = 20;
 pub const RESOURCES: u32 = 21;
 pub const SIZE: u32 = 23;
+pub const WRONGPCRVAL: u32 = 24;
 pub const BAD_PARAM_SIZE: u32 = 25;
 pub const FAILEDSELFTEST: u32 = 28;
 pub const AUTH2FAIL: u32 = 29;
@@ -60,11 +62,13 @@ const TABLE: &[(u32, &str, &str)] = &[
     (INVALID_KEYHANDLE, "TPM_INVALID_KEYHANDLE", "the key handle is not loaded (or the SRK public key is not readable: run `tpm_restrictsrk -a`)"),
     (KEYNOTFOUND, "TPM_KEYNOTFOUND", "the key is not loaded in the TPM"),
     (INAPPROPRIATE_ENC, "TPM_INAPPROPRIATE_ENC", "the key's encryption scheme does not allow this"),
+    (INVALID_PCR_INFO, "TPM_INVALID_PCR_INFO", "the key's PCR binding is invalid"),
     (NOSPACE, "TPM_NOSPACE", "no room to load another key; flush one and retry"),
     (NOSRK, "TPM_NOSRK", "the TPM has no SRK: take ownership first (`tpm-keyctl srk create`)"),
     (OWNER_SET, "TPM_OWNER_SET", "the TPM already has an owner"),
     (RESOURCES, "TPM_RESOURCES", "the TPM is out of resources; flush keys or sessions and retry"),
     (SIZE, "TPM_SIZE", "the command is larger than the TPM accepts"),
+    (WRONGPCRVAL, "TPM_WRONGPCRVAL", "the key is bound to PCR values the platform no longer has (firmware or boot chain changed)"),
     (BAD_PARAM_SIZE, "TPM_BAD_PARAM_SIZE", "the command size field is wrong"),
     (FAILEDSELFTEST, "TPM_FAILEDSELFTEST", "the TPM failed its self test"),
     (AUTH2FAIL, "TPM_AUTH2FAIL", "wrong authorization value for the second entity"),

@@ -69,6 +69,12 @@ pub fn set_read_srk_pub(allow: bool) -> Command {
     c
 }
 
+/// TPM_ResetLockValue (auth: the owner): ends a dictionary-attack lockout and resets the
+/// failure counter, what `tpm_resetdalock` does.
+pub fn reset_lock_value() -> Command {
+    Command::new(ord::RESET_LOCK_VALUE)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
