@@ -501,6 +501,25 @@ fn login_uses_the_pin_as_key_auth() {
         find(&s, &[Attribute::Class(ObjectClass::PRIVATE_KEY)]).len(),
         1
     );
+    // Wrong PINs are rate limited by tpmd: after three, the next try is refused.
+    let mut last = None;
+    for _ in 0..4 {
+        last = Some(s.login(UserType::User, Some(&AuthPin::new("9999".into()))));
+        assert!(
+            matches!(
+                last,
+                Some(Err(Error::Pkcs11(
+                    RvError::PinIncorrect | RvError::PinLocked,
+                    _
+                )))
+            ),
+            "{last:?}"
+        );
+    }
+    assert!(
+        matches!(last, Some(Err(Error::Pkcs11(RvError::PinLocked, _)))),
+        "{last:?}"
+    );
 }
 
 #[test]
