@@ -183,6 +183,45 @@ fn nss_lists_the_token() {
 }
 
 #[test]
+fn nss_sees_the_token_through_p11_kit_proxy() {
+    let token = Token::start();
+    token.wrap_key(&token.store(), "browser", "p256", None);
+    let _registered = P11KitRegistration::new(&token);
+    let db = token.env.path("nssdb-proxy");
+    std::fs::create_dir_all(&db).unwrap();
+    let dbarg = format!("sql:{}", db.display());
+    output(
+        token
+            .command("certutil")
+            .args(["-N", "-d", &dbarg, "--empty-password"]),
+    );
+    let proxy = "/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so";
+    let added = token
+        .command("modutil")
+        .args([
+            "-dbdir",
+            &dbarg,
+            "-add",
+            "p11-kit-proxy",
+            "-libfile",
+            proxy,
+            "-force",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    ok(&added);
+    let tokens = output(token.command("certutil").args(["-U", "-d", &dbarg]));
+    assert!(tokens.contains("token: tpmd"), "{tokens}");
+    let keys = output(
+        token
+            .command("certutil")
+            .args(["-K", "-d", &dbarg, "-h", "all"]),
+    );
+    assert!(keys.contains("ec") && keys.contains("browser"), "{keys}");
+}
+
+#[test]
 fn install_script_places_module_and_registration() {
     let dest = tempfile::tempdir().unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../p11-kit/install.sh");

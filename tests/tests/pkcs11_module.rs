@@ -213,6 +213,32 @@ fn objects_come_from_every_key_directory() {
     let info = p.get_token_info(slot(&p)).unwrap();
     assert!(info.label().starts_with("tpmd"), "{}", info.label());
     assert_eq!(info.serial_number().len(), 16, "serial from the SRK");
+    assert!(info.token_initialized() && !info.login_required());
+    let mechs = p.get_mechanism_list(slot(&p)).unwrap();
+    for m in [
+        MechanismType::RSA_PKCS,
+        MechanismType::SHA256_RSA_PKCS,
+        MechanismType::RSA_PKCS_PSS,
+        MechanismType::SHA384_RSA_PKCS_PSS,
+        MechanismType::RSA_PKCS_OAEP,
+        MechanismType::ECDSA,
+        MechanismType::ECDSA_SHA384,
+        MechanismType::RSA_PKCS_KEY_PAIR_GEN,
+        MechanismType::ECC_KEY_PAIR_GEN,
+    ] {
+        assert!(mechs.contains(&m), "{m} missing");
+    }
+    let rsa_info = p
+        .get_mechanism_info(slot(&p), MechanismType::RSA_PKCS)
+        .unwrap();
+    assert!(rsa_info.sign() && rsa_info.decrypt() && rsa_info.hardware());
+    assert!(!rsa_info.verify() && !rsa_info.encrypt());
+    assert_eq!(rsa_info.min_key_size(), 2048);
+    let ec_info = p
+        .get_mechanism_info(slot(&p), MechanismType::ECDSA)
+        .unwrap();
+    assert!(ec_info.sign() && !ec_info.decrypt());
+    assert_eq!((ec_info.min_key_size(), ec_info.max_key_size()), (256, 384));
     let s = p.open_ro_session(slot(&p)).unwrap();
 
     let privates = find(&s, &[Attribute::Class(ObjectClass::PRIVATE_KEY)]);
