@@ -28,6 +28,16 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     if let Some(path) = &bound.owned_path {
         println!("SSH_AUTH_SOCK={}; export SSH_AUTH_SOCK;", path.display());
     }
+    // Say at start whether tpmd answers, so a misconfiguration shows before the first ssh.
+    {
+        let agent = agent.clone();
+        tokio::spawn(async move {
+            match agent.tpmd.probe().await {
+                Ok(description) => info!("tpmd answers: {description}"),
+                Err(e) => warn!("{e}; listing keys works, signing will not until tpmd runs"),
+            }
+        });
+    }
     let scanner = {
         let agent = agent.clone();
         tokio::spawn(async move {

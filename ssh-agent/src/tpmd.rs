@@ -109,4 +109,20 @@ impl Tpmd {
         }
         result
     }
+
+    /// One GetInfo, without the retry: "TPM 2.0 (IBM), SRK present".
+    pub async fn probe(&self) -> Result<String, TpmdError> {
+        let proxy = self.proxy().await?;
+        let info = proxy.get_info().await.map_err(classify)?;
+        Ok(format!(
+            "TPM {} ({}), {}",
+            info.family.as_deref().unwrap_or("?"),
+            info.manufacturer.as_deref().unwrap_or("unknown maker"),
+            match info.srk_present {
+                Some(true) => "storage root key present",
+                Some(false) => "no storage root key: run `tpm-keyctl srk create`",
+                None => "storage root key state unknown",
+            }
+        ))
+    }
 }

@@ -102,6 +102,12 @@ async fn serves_tpm_key_files_to_ssh_add_ssh_and_ssh_keygen() {
             agent.log_text()
         );
     }
+    // At start the agent said whether tpmd answers.
+    assert!(
+        agent.log_text().contains("tpmd answers: TPM 2.0"),
+        "{}",
+        agent.log_text()
+    );
     // ssh bound each connection to the server's host key (session-bind@openssh.com).
     assert!(
         agent.log_text().contains("bound to host key"),
