@@ -1,6 +1,7 @@
 //! Object management: find, read and change attributes, create, destroy.
 
 use cryptoki_sys::*;
+use zeroize::Zeroize;
 
 use super::{attributes, guard, module, out, template};
 use crate::error::{Pkcs11Error, Result};
@@ -16,10 +17,15 @@ pub unsafe extern "C" fn C_CreateObject(
     guard(|| {
         let m = module()?;
         // SAFETY: forwarded PKCS#11 contract.
-        let t = unsafe { template(pTemplate, ulCount)? };
+        let mut t = unsafe { template(pTemplate, ulCount)? };
         // SAFETY: phObject points to a CK_OBJECT_HANDLE (checked for NULL).
         let handle_out = unsafe { out(phObject)? };
-        *handle_out = m.create_object(hSession, &t)?;
+        let created = m.create_object(hSession, &t);
+        // The template of a private key holds its secret values.
+        for (_, value) in t.iter_mut() {
+            value.zeroize();
+        }
+        *handle_out = created?;
         Ok(())
     })
 }
