@@ -356,3 +356,27 @@ fn key_contexts_save_and_load_until_a_reset() {
     let err = tpm.load_key_context(&bad).unwrap_err();
     assert!(err.rc().is_some(), "{err}");
 }
+
+#[test]
+fn a_pkcs1_legacy_key_decrypts_standard_ciphertexts() {
+    let (_sim, mut tpm) = start();
+    let srk = tpm.srk_public().unwrap();
+    let soft = RsaPrivateKey::new(&mut OsRng, 2048).unwrap();
+    let key = wrap_rsa_key(&mut OsRng, &soft, &srk, None, Usage::LegacyPkcs1).unwrap();
+    let handle = tpm.load_key(&key.to_bytes()).unwrap();
+    let ciphertext = soft
+        .to_public_key()
+        .encrypt(&mut OsRng, rsa::Pkcs1v15Encrypt, b"premaster secret")
+        .unwrap();
+    assert_eq!(
+        tpm.unbind(handle, None, &ciphertext).unwrap(),
+        b"premaster secret"
+    );
+    let digest = Sha256::digest(b"pkcs1");
+    let sig = tpm
+        .sign(handle, None, &digest_info(Hash::Sha256, &digest).unwrap())
+        .unwrap();
+    soft.to_public_key()
+        .verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &sig)
+        .unwrap();
+}

@@ -218,3 +218,38 @@ fn an_srk_with_a_password_is_named_in_the_error() {
     assert!(text.contains("SRK"), "{text}");
     assert!(text.contains("well-known"), "{text}");
 }
+
+#[test]
+fn decrypt_follows_the_key_scheme() {
+    let (_sim, mut backend) = start(true, 2);
+    let public = TpmPublic::from_tpm2b(&backend.parent_public(0x4000_0000).unwrap()).unwrap();
+    let KeyParams::Rsa { modulus, .. } = public.key else {
+        panic!("the SRK is RSA");
+    };
+    let srk = PubKey {
+        parms: KeyParms::rsa(2048, alg::ES_RSAESOAEP_SHA1_MGF1, alg::SS_NONE),
+        modulus,
+    };
+    let soft = RsaPrivateKey::new(&mut OsRng, 2048).unwrap();
+    let key = wrap_rsa_key(&mut OsRng, &soft, &srk, None, Usage::LegacyPkcs1).unwrap();
+    let pem = file::write_pem(&key.to_bytes()).unwrap();
+    // A standard RSAES-PKCS1-v1_5 ciphertext, as PKCS#11 CKM_RSA_PKCS or TLS make it.
+    let ciphertext = soft
+        .to_public_key()
+        .encrypt(&mut OsRng, tpmd_tpm12::rsa::Pkcs1v15Encrypt, b"premaster")
+        .unwrap();
+    let request = |scheme| DecryptRequest {
+        scheme,
+        hash: "sha1",
+        ciphertext: &ciphertext,
+    };
+    let plain = backend
+        .decrypt(pem.as_bytes(), b"", &request("rsa-pkcs1"))
+        .unwrap();
+    assert_eq!(plain, b"premaster");
+    let err = backend
+        .decrypt(pem.as_bytes(), b"", &request("rsa-oaep"))
+        .unwrap_err();
+    assert!(matches!(err, TpmError::Unsupported(_)), "{err}");
+    assert!(err.to_string().contains("rsa-pkcs1"), "{err}");
+}

@@ -37,7 +37,7 @@ fn looks_like_pem(bytes: &[u8]) -> bool {
         .is_some_and(|i| bytes[i..].starts_with(b"-----BEGIN "))
 }
 
-/// Whether `bytes` look like a TPM 1.2 key file (cheap; [`read`] validates).
+/// Whether `bytes` are a TPM 1.2 key file (parses it fully).
 pub fn is_tpm12_key_file(bytes: &[u8]) -> bool {
     read(bytes).is_ok()
 }

@@ -27,12 +27,17 @@ pub enum Usage {
     Legacy,
     /// Sign only: TPM_KEY_SIGNING.
     Signing,
+    /// Sign (DER scheme) and decrypt standard RSAES-PKCS1-v1_5 ciphertexts: TPM_KEY_LEGACY
+    /// with TPM_ES_RSAESPKCSv15, for which UnBind returns the plaintext as is (what
+    /// PKCS#11's CKM_RSA_PKCS and TLS RSA key exchange need; a TPM 1.2 cannot decrypt
+    /// standard OAEP).
+    LegacyPkcs1,
 }
 
 impl Usage {
     pub fn key_usage(self) -> u16 {
         match self {
-            Usage::Legacy => key_usage::LEGACY,
+            Usage::Legacy | Usage::LegacyPkcs1 => key_usage::LEGACY,
             Usage::Signing => key_usage::SIGNING,
         }
     }
@@ -40,6 +45,7 @@ impl Usage {
     fn enc_scheme(self) -> u16 {
         match self {
             Usage::Legacy => alg::ES_RSAESOAEP_SHA1_MGF1,
+            Usage::LegacyPkcs1 => alg::ES_RSAESPKCSV15,
             Usage::Signing => alg::ES_NONE,
         }
     }
