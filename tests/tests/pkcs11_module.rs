@@ -654,6 +654,33 @@ fn generates_imports_labels_and_destroys_keys() {
         0o600
     );
 
+    // An EC key is imported the same way.
+    let ec = p256::SecretKey::random(&mut rng);
+    let ec_handle = s
+        .create_object(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::KeyType(KeyType::EC),
+            Attribute::Token(true),
+            Attribute::Label(b"imported-ec".to_vec()),
+            Attribute::EcParams(vec![
+                0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07,
+            ]),
+            Attribute::Value(ec.to_bytes().to_vec()),
+        ])
+        .unwrap();
+    let ec_spki = ec
+        .public_key()
+        .to_public_key_der()
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+    verify_ecdsa(
+        &ec_spki,
+        "sha256",
+        &s.sign(&Mechanism::EcdsaSha256, ec_handle, MESSAGE).unwrap(),
+    );
+    s.destroy_object(ec_handle).unwrap();
+
     // A certificate for it gets the key's CKA_ID.
     let key_pem = token.env.path("sw.pem");
     use rsa::pkcs8::EncodePrivateKey;
