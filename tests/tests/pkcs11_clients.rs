@@ -222,6 +222,14 @@ fn nss_sees_the_token_through_p11_kit_proxy() {
 }
 
 #[test]
+fn module_links_no_tpm_or_openssl_library() {
+    let out = output(Command::new("ldd").arg(module_path()));
+    for banned in ["tss2", "libssl", "libcrypto", "libdbus"] {
+        assert!(!out.contains(banned), "links {banned}: {out}");
+    }
+}
+
+#[test]
 fn install_script_places_module_and_registration() {
     let dest = tempfile::tempdir().unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../p11-kit/install.sh");
