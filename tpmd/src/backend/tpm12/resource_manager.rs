@@ -304,6 +304,9 @@ impl ResourceManager {
                 // Never repeat a wrong password: each try counts towards DA lockout.
                 Err(e) if attempt >= ATTEMPTS || e.is_auth_failure() => return Err(Failure::op(e)),
                 Err(e) if e.is_retry() => self.backoff(attempt),
+                // The client already reconnected once; a TPM that stays unreachable is
+                // reported rather than waited for.
+                Err(e) if e.is_transport() && attempt >= 2 => return Err(Failure::op(e)),
                 Err(e) if e.is_stale_handle() || e.is_transport() || lost_state => {
                     debug!("key handle {handle:#x} is gone ({e}); reloading");
                     if !lost_state {

@@ -253,3 +253,15 @@ fn decrypt_follows_the_key_scheme() {
     assert!(matches!(err, TpmError::Unsupported(_)), "{err}");
     assert!(err.to_string().contains("rsa-pkcs1"), "{err}");
 }
+
+#[test]
+fn a_vanished_tpm_is_reported_as_unavailable() {
+    let (sim, mut backend) = start(true, 2);
+    let pem = backend.generate("rsa1024", b"", 0x4000_0000).unwrap();
+    sign_sha256(&mut backend, &pem, b"", b"before").unwrap();
+    sim.stop().unwrap();
+    let started = std::time::Instant::now();
+    let err = sign_sha256(&mut backend, &pem, b"", b"after").unwrap_err();
+    assert!(matches!(err, TpmError::Unavailable(_)), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
