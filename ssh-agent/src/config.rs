@@ -127,6 +127,14 @@ fn parse_file(path: &Path, text: &str) -> Result<FileSettings, StartError> {
     Ok(out)
 }
 
+/// Whether two paths name the same file (the same path when neither exists yet).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
 /// `$XDG_RUNTIME_DIR/tpmd/ssh-agent.sock`.
 pub fn default_socket_path() -> Result<PathBuf, StartError> {
     let dir = std::env::var_os("XDG_RUNTIME_DIR")
@@ -175,12 +183,19 @@ impl Settings {
         }
         key_dirs.extend(file.key_dirs);
         key_dirs.extend(cli.key_dirs.iter().cloned());
+        let upstream = cli.upstream.clone().or(file.upstream);
+        if upstream.as_ref().is_some_and(|u| same_file(u, &socket)) {
+            return Err(StartError::Config(format!(
+                "the upstream agent {} is this agent's own socket; give another agent's socket (OpenSSH's ssh-agent, gcr's)",
+                socket.display()
+            )));
+        }
         Ok(Settings {
             socket,
             default_socket,
             foreground: cli.foreground,
             key_dirs,
-            upstream: cli.upstream.clone().or(file.upstream),
+            upstream,
             save_wrapped: cli.save_wrapped.clone().or(file.save_wrapped),
             auth_cache: Duration::from_secs(
                 cli.auth_cache
