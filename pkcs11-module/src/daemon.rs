@@ -66,14 +66,15 @@ fn connection_broken(e: &DaemonError) -> bool {
     matches!(e, DaemonError::ZBus(z) if !matches!(z, zbus::Error::MethodError(..) | zbus::Error::FDO(_)))
 }
 
+/// Whether tpmd owns its name; an error means the bus connection itself is unusable.
+async fn name_owner(proxy: &Daemon1Proxy<'static>) -> zbus::Result<bool> {
+    let dbus = zbus::fdo::DBusProxy::new(proxy.inner().connection()).await?;
+    let name = zbus::names::BusName::try_from(BUS_NAME)?;
+    Ok(dbus.name_has_owner(name).await?)
+}
+
 async fn name_owned(proxy: &Daemon1Proxy<'static>) -> bool {
-    let Ok(dbus) = zbus::fdo::DBusProxy::new(proxy.inner().connection()).await else {
-        return false;
-    };
-    let Ok(name) = zbus::names::BusName::try_from(BUS_NAME) else {
-        return false;
-    };
-    dbus.name_has_owner(name).await.unwrap_or(false)
+    name_owner(proxy).await.unwrap_or(false)
 }
 
 async fn connect() -> Result<Daemon1Proxy<'static>, String> {
@@ -154,8 +155,11 @@ impl Daemon {
     fn wait_for_tpmd(&self, deadline: Instant) {
         while Instant::now() < deadline {
             if let Ok(proxy) = self.proxy() {
-                if self.run(async move { name_owned(&proxy).await }) == Ok(true) {
-                    return;
+                match self.run(async move { name_owner(&proxy).await }) {
+                    Ok(Ok(true)) => return,
+                    Ok(Ok(false)) => {}
+                    // The bus went away (dbus-daemon restarted): connect afresh.
+                    Ok(Err(_)) | Err(_) => self.forget_proxy(),
                 }
             }
             std::thread::sleep(Duration::from_millis(50));
