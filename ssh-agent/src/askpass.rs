@@ -12,13 +12,23 @@ use zeroize::Zeroizing;
 /// A user who does not answer within this time is taken as a no.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Debian's default, used as OpenSSH does when SSH_ASKPASS is unset and there is a display.
+const DEFAULT_ASKPASS: &str = "/usr/bin/ssh-askpass";
+
 fn program() -> Option<String> {
-    std::env::var("SSH_ASKPASS").ok().filter(|p| !p.is_empty())
+    if let Some(program) = std::env::var("SSH_ASKPASS").ok().filter(|p| !p.is_empty()) {
+        return Some(program);
+    }
+    let has_display = ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|d| !d.is_empty()));
+    (has_display && std::path::Path::new(DEFAULT_ASKPASS).exists())
+        .then(|| DEFAULT_ASKPASS.to_string())
 }
 
 async fn run(prompt: &str, confirm: bool) -> Option<std::process::Output> {
     let Some(program) = program() else {
-        warn!("SSH_ASKPASS is not set in the agent's environment, so the user cannot be asked; treating it as a refusal");
+        warn!("SSH_ASKPASS is not set in the agent's environment (and there is no display for {DEFAULT_ASKPASS}), so the user cannot be asked; treating it as a refusal");
         return None;
     };
     let mut command = Command::new(&program);

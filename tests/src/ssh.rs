@@ -60,6 +60,9 @@ impl AgentProcess {
             .env("XDG_CONFIG_HOME", dir.path().join("config"))
             .env("TPMD_SSH_AGENT_LOG", "debug")
             .env_remove("SSH_ASKPASS")
+            // No real askpass dialog from a test, whatever the developer's session has.
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
             .env_remove("LISTEN_FDS")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
