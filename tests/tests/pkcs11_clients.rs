@@ -230,6 +230,26 @@ fn module_links_no_tpm_or_openssl_library() {
 }
 
 #[test]
+fn ssh_keygen_reads_public_keys_from_the_token() {
+    let token = Token::start();
+    let ssh = token.home().join(".ssh");
+    let k = token.wrap_key(&ssh, "id_ecdsa", "p256", None);
+    let listed = output(token.command("ssh-keygen").args(["-D", &module()]));
+    let expected = output(
+        token
+            .command("ssh-keygen")
+            .args(["-i", "-m", "PKCS8", "-f"])
+            .arg(&k.public_pem),
+    );
+    let key_field = |line: &str| line.split_whitespace().nth(1).map(str::to_string);
+    let want = expected.lines().next().and_then(key_field).unwrap();
+    assert!(
+        listed.lines().filter_map(key_field).any(|f| f == want),
+        "{listed}"
+    );
+}
+
+#[test]
 fn install_script_places_module_and_registration() {
     let dest = tempfile::tempdir().unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../p11-kit/install.sh");
