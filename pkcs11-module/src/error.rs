@@ -77,6 +77,8 @@ pub enum Pkcs11Error {
     FunctionFailed(String),
     #[error("tpmd failed: {0}")]
     Device(String),
+    #[error("key values never leave the TPM, so keys cannot be digested")]
+    KeyIndigestible,
     #[error("the token has no random number generator")]
     RandomNoRng,
     #[error("out of memory")]
@@ -128,6 +130,7 @@ impl Pkcs11Error {
             FunctionNotSupported => CKR_FUNCTION_NOT_SUPPORTED,
             FunctionFailed(_) => CKR_FUNCTION_FAILED,
             Device(_) => CKR_DEVICE_ERROR,
+            KeyIndigestible => CKR_KEY_INDIGESTIBLE,
             RandomNoRng => CKR_RANDOM_NO_RNG,
             HostMemory => CKR_HOST_MEMORY,
             General(_) => CKR_GENERAL_ERROR,

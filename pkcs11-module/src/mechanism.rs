@@ -169,6 +169,11 @@ const EC_FLAGS: CK_FLAGS = CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
 
 /// Every mechanism: (type, min key size, max key size, flags).
 pub const MECHANISMS: &[(CK_MECHANISM_TYPE, CK_ULONG, CK_ULONG, CK_FLAGS)] = &[
+    // Digests are computed in software (no CKF_HW); they need no key.
+    (CKM_SHA_1, 0, 0, CKF_DIGEST),
+    (CKM_SHA256, 0, 0, CKF_DIGEST),
+    (CKM_SHA384, 0, 0, CKF_DIGEST),
+    (CKM_SHA512, 0, 0, CKF_DIGEST),
     (
         CKM_RSA_PKCS_KEY_PAIR_GEN,
         2048,
@@ -235,6 +240,7 @@ pub fn allowed_for(parts: &PublicParts) -> Vec<CK_MECHANISM_TYPE> {
     MECHANISMS
         .iter()
         .map(|(t, ..)| *t)
+        .filter(|t| Hash::from_ckm(*t).is_none())
         .filter(|t| *t != CKM_RSA_PKCS_KEY_PAIR_GEN && *t != CKM_EC_KEY_PAIR_GEN)
         .filter(|t| {
             let is_ec = matches!(

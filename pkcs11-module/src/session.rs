@@ -5,7 +5,7 @@ use std::sync::Arc;
 use cryptoki_sys::CK_OBJECT_HANDLE;
 use zeroize::Zeroizing;
 
-use crate::mechanism::{DecryptMech, Hasher, SignMech};
+use crate::mechanism::{DecryptMech, Hash, Hasher, SignMech};
 use crate::store::key::KeyEntry;
 
 /// A C_SignInit waiting for its data.
@@ -28,8 +28,17 @@ pub struct DecryptOp {
     pub result: Option<Zeroizing<Vec<u8>>>,
 }
 
+/// A C_DigestInit in progress.
+pub struct DigestOp {
+    pub hash: Hash,
+    pub hasher: Hasher,
+    /// Whether C_DigestUpdate was used (then C_Digest is out of order).
+    pub multi_part: bool,
+}
+
 #[derive(Default)]
 pub struct Session {
+    pub digest: Option<DigestOp>,
     pub find: Option<Vec<CK_OBJECT_HANDLE>>,
     pub sign: Option<SignOp>,
     pub decrypt: Option<DecryptOp>,

@@ -353,6 +353,20 @@ fn signs_and_decrypts_with_every_mechanism() {
         sign_ec_everything(&s, private_key_with_spki(&s, &k.spki), k);
     }
 
+    // Digests (software, no key), single- and multi-part.
+    for (mech, hash) in [
+        (Mechanism::Sha1, "sha1"),
+        (Mechanism::Sha256, "sha256"),
+        (Mechanism::Sha384, "sha384"),
+        (Mechanism::Sha512, "sha512"),
+    ] {
+        assert_eq!(s.digest(&mech, MESSAGE).unwrap(), digest_of(hash, MESSAGE));
+        s.digest_init(&mech).unwrap();
+        s.digest_update(&MESSAGE[..5]).unwrap();
+        s.digest_update(&MESSAGE[5..]).unwrap();
+        assert_eq!(s.digest_final().unwrap(), digest_of(hash, MESSAGE));
+    }
+
     let pk = rsa::RsaPublicKey::from_public_key_der(&rsa_key.spki).unwrap();
     let mut rng = rand::thread_rng();
     let secret = b"session key material";

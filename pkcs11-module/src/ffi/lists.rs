@@ -3,6 +3,7 @@
 use cryptoki_sys::*;
 
 use super::decrypt::*;
+use super::digest::*;
 use super::general::*;
 use super::keygen::*;
 use super::object::*;

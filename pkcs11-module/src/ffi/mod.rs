@@ -7,6 +7,7 @@
 #![allow(clippy::missing_safety_doc, non_snake_case)]
 
 pub mod decrypt;
+pub mod digest;
 pub mod general;
 pub mod keygen;
 pub mod lists;

@@ -44,11 +44,6 @@ not_supported! {
     C_EncryptFinal(a: H, b: B, c: PL);
     C_DecryptUpdate(a: H, b: B, c: L, d: B, e: PL);
     C_DecryptFinal(a: H, b: B, c: PL);
-    C_DigestInit(a: H, b: M);
-    C_Digest(a: H, b: B, c: L, d: B, e: PL);
-    C_DigestUpdate(a: H, b: B, c: L);
-    C_DigestKey(a: H, b: O);
-    C_DigestFinal(a: H, b: B, c: PL);
     C_SignRecoverInit(a: H, b: M, c: O);
     C_SignRecover(a: H, b: B, c: L, d: B, e: PL);
     C_VerifyInit(a: H, b: M, c: O);

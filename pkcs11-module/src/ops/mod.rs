@@ -3,6 +3,7 @@
 
 pub mod create;
 pub mod crypt;
+pub mod digest;
 pub mod keygen;
 pub mod login;
 pub mod objects;

@@ -1,0 +1,104 @@
+//! Message digesting: C_DigestInit, C_Digest, C_DigestUpdate, C_DigestFinal.
+
+use cryptoki_sys::*;
+
+use super::{bytes, guard, mechanism, module, produce, room};
+use crate::error::Pkcs11Error;
+
+#[no_mangle]
+pub unsafe extern "C" fn C_DigestInit(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: *mut CK_MECHANISM,
+) -> CK_RV {
+    guard(|| {
+        let m = module()?;
+        if pMechanism.is_null() {
+            // PKCS#11 3.0: a NULL mechanism cancels the active operation.
+            m.session(hSession)?;
+            m.digest_abort(hSession);
+            return Ok(());
+        }
+        // SAFETY: pMechanism points to a CK_MECHANISM (checked for NULL).
+        let mech = unsafe { mechanism(pMechanism)? };
+        m.digest_init(hSession, &mech)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_Digest(
+    hSession: CK_SESSION_HANDLE,
+    pData: *mut CK_BYTE,
+    ulDataLen: CK_ULONG,
+    pDigest: *mut CK_BYTE,
+    pulDigestLen: *mut CK_ULONG,
+) -> CK_RV {
+    guard(|| {
+        let m = module()?;
+        m.session(hSession)?;
+        // SAFETY: pData holds ulDataLen bytes; the output pair follows the PKCS#11 rules.
+        let (data, room) = match unsafe { (bytes(pData, ulDataLen), room(pDigest, pulDigestLen)) } {
+            (Ok(d), Ok(r)) => (d, r),
+            (Err(e), _) | (_, Err(e)) => {
+                m.digest_abort(hSession);
+                return Err(e);
+            }
+        };
+        let r = m.digest(hSession, Some(data), room);
+        // SAFETY: as above.
+        unsafe { produce(pDigest, pulDigestLen, r) }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_DigestUpdate(
+    hSession: CK_SESSION_HANDLE,
+    pPart: *mut CK_BYTE,
+    ulPartLen: CK_ULONG,
+) -> CK_RV {
+    guard(|| {
+        let m = module()?;
+        // SAFETY: pPart holds ulPartLen bytes.
+        match unsafe { bytes(pPart, ulPartLen) } {
+            Ok(part) => m.digest_update(hSession, part),
+            Err(e) => {
+                m.digest_abort(hSession);
+                Err(e)
+            }
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_DigestKey(hSession: CK_SESSION_HANDLE, hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    guard(|| {
+        let m = module()?;
+        m.session(hSession)?;
+        let _ = hKey;
+        // Key values never leave the TPM, so no key can be digested.
+        m.digest_abort(hSession);
+        Err(Pkcs11Error::KeyIndigestible)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_DigestFinal(
+    hSession: CK_SESSION_HANDLE,
+    pDigest: *mut CK_BYTE,
+    pulDigestLen: *mut CK_ULONG,
+) -> CK_RV {
+    guard(|| {
+        let m = module()?;
+        m.session(hSession)?;
+        // SAFETY: the output pair follows the PKCS#11 rules.
+        let room = match unsafe { room(pDigest, pulDigestLen) } {
+            Ok(r) => r,
+            Err(e) => {
+                m.digest_abort(hSession);
+                return Err(e);
+            }
+        };
+        let r = m.digest(hSession, None, room);
+        // SAFETY: as above.
+        unsafe { produce(pDigest, pulDigestLen, r) }
+    })
+}
