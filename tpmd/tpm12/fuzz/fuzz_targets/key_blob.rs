@@ -6,7 +6,11 @@ use tpmd_tpm12::codec::{Key12, PubKey, StoreAsymkey};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(key) = Key12::from_bytes(data) {
-        assert_eq!(key.to_bytes(), data, "a parsed blob must re-encode identically");
+        assert_eq!(
+            key.to_bytes(),
+            data,
+            "a parsed blob must re-encode identically"
+        );
         let _ = key.pub_data_digest();
         let _ = key.parms.rsa_parms();
         let _ = key.pcr_info();

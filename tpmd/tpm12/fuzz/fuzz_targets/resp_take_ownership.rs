@@ -1,0 +1,9 @@
+//! Response parser fuzz target: `owner::parse_take_ownership`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use tpmd_tpm12::codec::ops::owner;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = owner::parse_take_ownership(data);
+});
