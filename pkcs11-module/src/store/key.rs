@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use sha1::{Digest as _, Sha1};
 use tpmd_api::marshal::{TPMA_OBJECT_DECRYPT, TPMA_OBJECT_SIGN};
 use tpmd_api::public::{EccCurve, KeyParams};
-use tpmd_api::{TpmKeyFile, TpmPublic};
+use tpmd_api::TpmPublic;
 
 use crate::config::DirKind;
 
@@ -182,11 +182,7 @@ impl KeyEntry {
             return None;
         }
         let public = tpmd_api::client::key_file_public(&blob).ok()?;
-        // The client facade has no auth query yet; a TSS2 file says it. Files of other
-        // families are taken as having none; a wrong guess shows as CKR_PIN_INCORRECT.
-        let empty_auth = TpmKeyFile::parse(&blob)
-            .map(|f| f.empty_auth)
-            .unwrap_or(true);
+        let empty_auth = !tpmd_api::client::key_needs_auth(&blob).ok()?;
         let parts = PublicParts::from_tpm(&public);
         let spki = public.to_spki_der().ok()?;
         let pub_file = companion(path, ".pub");
