@@ -202,6 +202,12 @@ fn create_srk_takes_ownership_once() {
     let pem = backend.generate("rsa1024", b"pw", 0x8100_0001).unwrap();
     let sig = sign_sha256(&mut backend, &pem, b"pw", b"owned").unwrap();
     verify(&pem, b"owned", &sig);
+    // Signing with a password reuses the one OIAP session.
+    let opened = backend.resource_manager().tpm().stats().oiap_opened;
+    for i in 0..5u8 {
+        sign_sha256(&mut backend, &pem, b"pw", &[i]).unwrap();
+    }
+    assert_eq!(backend.resource_manager().tpm().stats().oiap_opened, opened);
 }
 
 #[test]

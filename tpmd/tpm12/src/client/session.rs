@@ -347,3 +347,26 @@ fn response_rc(bytes: &[u8]) -> Option<u32> {
         .get(6..10)
         .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_candidates_follow_preference_and_memory() {
+        let zeros = WellKnown::Zeros.secret();
+        let sha1 = WellKnown::Sha1OfZeros.secret();
+        let mut slot = SecretSlot::default();
+        assert_eq!(slot.candidates(), vec![zeros.clone(), sha1.clone()]);
+        slot.prefer(WellKnown::Sha1OfZeros);
+        assert_eq!(slot.candidates(), vec![sha1.clone(), zeros.clone()]);
+        slot.remember(&zeros);
+        assert_eq!(slot.candidates(), vec![zeros.clone(), sha1]);
+        assert_eq!(slot.well_known(), Some(WellKnown::Zeros));
+        let configured = SecretSlot::configured(AuthSecret::from_password(b"pw"));
+        assert_eq!(
+            configured.candidates(),
+            vec![AuthSecret::from_password(b"pw")]
+        );
+    }
+}
