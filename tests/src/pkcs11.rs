@@ -166,6 +166,22 @@ impl Token {
     pub fn restart_tpmd(&mut self) {
         self.rt.block_on(self.env.restart_tpmd(&[]));
     }
+
+    /// SIGKILL (a crash: calls in flight get no reply), then a fresh tpmd.
+    pub fn kill_and_restart_tpmd(&mut self) {
+        self.env.tpmd.kill();
+        let transport = self.env.sim.transport().to_string();
+        let log = self.env.path("tpmd-after-kill.log");
+        self.env.tpmd = self
+            .rt
+            .block_on(crate::daemon::TpmdProcess::start(
+                &self.env.bus,
+                &transport,
+                &[],
+                log,
+            ))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
 }
 
 /// The module registered with p11-kit for this test, removed on drop. p11-kit ignores

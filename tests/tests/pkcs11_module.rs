@@ -485,6 +485,10 @@ fn survives_a_tpmd_restart_mid_loop() {
     token.restart_tpmd();
     let before = done.load(Ordering::Relaxed);
     wait_for(before + 3);
+    // A crash, too: calls in flight get no reply at all.
+    token.kill_and_restart_tpmd();
+    let before = done.load(Ordering::Relaxed);
+    wait_for(before + 3);
     stop.store(true, Ordering::Relaxed);
     worker.join().unwrap();
     assert!(
