@@ -380,3 +380,26 @@ fn a_pkcs1_legacy_key_decrypts_standard_ciphertexts() {
         .verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &sig)
         .unwrap();
 }
+
+#[test]
+fn failed_commands_do_not_leak_auth_sessions() {
+    let (_sim, mut tpm) = start();
+    let auth = AuthSecret::from_password(b"k");
+    let key = tpm
+        .create_wrap_key(&generate_template(1024, Usage::Legacy, false, true), &auth)
+        .unwrap();
+    let handle = tpm.load_key(&key.to_bytes()).unwrap();
+    let free = |tpm: &mut Tpm12| {
+        tpm.property(tpmd_tpm12::codec::consts::cap::PROP_AUTHSESS)
+            .unwrap()
+    };
+    let before = free(&mut tpm);
+    for _ in 0..40 {
+        // Garbage to UnBind: the TPM fails the command after checking our auth.
+        let err = tpm.unbind(handle, Some(&auth), &[0x5A; 128]).unwrap_err();
+        assert!(err.rc().is_some(), "{err}");
+    }
+    let info = digest_info(Hash::Sha256, &[4; 32]).unwrap();
+    tpm.sign(handle, Some(&auth), &info).unwrap();
+    assert!(free(&mut tpm) + 1 >= before, "auth sessions leaked");
+}
