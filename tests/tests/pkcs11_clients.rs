@@ -308,9 +308,9 @@ fn wait_until(what: &str, log: &Path, f: impl Fn() -> bool) {
     }
 }
 
-#[test]
-fn openvpn_client_key_in_the_token_survives_tpmd_restart() {
-    let mut token = Token::start();
+/// openvpn client and server on 127.0.0.1; the client's key (`rsa` or `p256`) is in the
+/// token, its certificate beside the key file. Returns once the TLS handshake is done.
+fn start_vpn(token: &Token, kind: &str) -> Vpn {
     let dir = token.env.dir.path().to_path_buf();
     let p = |n: &str| dir.join(n).display().to_string();
     // A throwaway CA, a server certificate, and a client certificate for a key that then
@@ -367,7 +367,10 @@ fn openvpn_client_key_in_the_token_survives_tpmd_restart() {
         ],
     );
     let client_plain = dir.join("client.pem");
-    tpmd_tests::tools::openssl_genkey(&client_plain, "RSA", &["rsa_keygen_bits:2048"]);
+    match kind {
+        "rsa" => tpmd_tests::tools::openssl_genkey(&client_plain, "RSA", &["rsa_keygen_bits:2048"]),
+        _ => tpmd_tests::tools::openssl_genkey(&client_plain, "EC", &["ec_paramgen_curve:P-256"]),
+    }
     run(
         "openssl",
         &[
@@ -434,7 +437,7 @@ fn openvpn_client_key_in_the_token_survives_tpmd_restart() {
         "--verb",
         "3",
     ];
-    let _server = Killed(
+    let server = Killed(
         token
             .command("openvpn")
             .args([
@@ -460,7 +463,7 @@ fn openvpn_client_key_in_the_token_survives_tpmd_restart() {
             .spawn()
             .unwrap(),
     );
-    let _client = Killed(
+    let client = Killed(
         token
             .command("openvpn")
             .args([
@@ -490,19 +493,53 @@ fn openvpn_client_key_in_the_token_survives_tpmd_restart() {
     // The server checked the client certificate, whose key is in the TPM.
     assert!(count(&server_log, "VERIFY OK: depth=0, CN=tpm client") >= 1);
 
+    Vpn {
+        _server: server,
+        _client: client,
+        client_log,
+    }
+}
+
+struct Vpn {
+    _server: Killed,
+    _client: Killed,
+    client_log: std::path::PathBuf,
+}
+
+impl Vpn {
+    fn assert_clean(&self) {
+        let log = std::fs::read_to_string(&self.client_log).unwrap();
+        assert!(!log.contains("TLS Error"), "{log}");
+        assert!(!log.contains("PKCS#11: Cannot"), "{log}");
+        assert_eq!(
+            count(&self.client_log, "Initialization Sequence Completed"),
+            1,
+            "{log}"
+        );
+    }
+
+    /// Waits for `n` more TLS renegotiations (the client renegotiates every 3 s).
+    fn renegotiates(&self, n: usize, what: &str) {
+        let now = count(&self.client_log, "Control Channel: TLS");
+        wait_until(what, &self.client_log, || {
+            count(&self.client_log, "Control Channel: TLS") >= now + n
+        });
+    }
+}
+
+#[test]
+fn openvpn_client_key_in_the_token_survives_tpmd_restart() {
+    let mut token = Token::start();
+    let vpn = start_vpn(&token, "rsa");
     token.restart_tpmd();
-    let after_restart = count(&client_log, "Control Channel: TLS");
-    wait_until(
-        "no renegotiation after the tpmd restart",
-        &client_log,
-        || count(&client_log, "Control Channel: TLS") >= after_restart + 2,
-    );
-    let log = std::fs::read_to_string(&client_log).unwrap();
-    assert!(!log.contains("TLS Error"), "{log}");
-    assert!(!log.contains("PKCS#11: Cannot"), "{log}");
-    assert_eq!(
-        count(&client_log, "Initialization Sequence Completed"),
-        1,
-        "{log}"
-    );
+    vpn.renegotiates(2, "no renegotiation after the tpmd restart");
+    vpn.assert_clean();
+}
+
+#[test]
+fn openvpn_client_with_an_ecdsa_key_in_the_token() {
+    let token = Token::start();
+    let vpn = start_vpn(&token, "p256");
+    vpn.renegotiates(1, "no renegotiation");
+    vpn.assert_clean();
 }
