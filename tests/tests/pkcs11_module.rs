@@ -328,6 +328,20 @@ fn objects_come_from_every_key_directory() {
         ]
     );
 
+    // Keys outside the module's store are never changed or deleted by it.
+    let rw = p.open_rw_session(slot(&p)).unwrap();
+    let ssh_private = private_key_with_spki(&rw, &ssh_key.spki);
+    assert!(matches!(
+        rw.update_attributes(ssh_private, &[Attribute::Label(b"other".to_vec())]),
+        Err(Error::Pkcs11(RvError::AttributeReadOnly, _))
+    ));
+    assert!(matches!(
+        rw.destroy_object(ssh_private),
+        Err(Error::Pkcs11(RvError::ActionProhibited, _))
+    ));
+    assert!(ssh_key.tpm.exists());
+    drop(rw);
+
     // A key wrapped while the module is loaded appears without further steps.
     let late = token.wrap_key(&token.store(), "late", "p256", None);
     let key = private_key_with_spki(&s, &late.spki);
