@@ -403,3 +403,13 @@ fn failed_commands_do_not_leak_auth_sessions() {
     tpm.sign(handle, Some(&auth), &info).unwrap();
     assert!(free(&mut tpm) + 1 >= before, "auth sessions leaked");
 }
+
+#[test]
+fn nv_can_be_locked() {
+    let (_sim, mut tpm) = start();
+    // swtpm_setup leaves NV unlocked, as many platforms shipped.
+    assert!(!tpm.nv_state().unwrap().locked);
+    tpm.lock_nv().unwrap();
+    assert!(tpm.nv_state().unwrap().locked);
+    assert!(tpm.permanent_flags().unwrap().nv_locked);
+}

@@ -83,6 +83,12 @@ impl Tpm12 {
         })
     }
 
+    /// Defines TPM_NV_INDEX_LOCK so NV access control is enforced (the `doctor` fix for an
+    /// NV left unlocked by the platform). Irreversible short of a TPM clear.
+    pub fn lock_nv(&mut self) -> Result<(), ClientError> {
+        self.run(&pcr_nv::nv_define_lock()).map(|_| ())
+    }
+
     /// Dictionary-attack state as the TPM reports it for key authorization.
     pub fn da_info(&mut self) -> Result<DaInfo, ClientError> {
         let resp = self.capability(&capa::get_da_logic(et::KEYHANDLE))?;

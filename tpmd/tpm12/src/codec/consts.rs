@@ -32,6 +32,7 @@ pub mod ord {
     pub const SAVE_CONTEXT: u32 = 0xB8;
     pub const LOAD_CONTEXT: u32 = 0xB9;
     pub const FLUSH_SPECIFIC: u32 = 0xBA;
+    pub const NV_DEFINE_SPACE: u32 = 0xCC;
     pub const NV_READ_VALUE: u32 = 0xCF;
 }
 
@@ -63,6 +64,8 @@ pub mod stag {
     pub const DA_INFO: u16 = 0x0037;
     pub const DA_INFO_LIMITED: u16 = 0x0038;
     pub const DA_ACTION_TYPE: u16 = 0x0039;
+    pub const NV_ATTRIBUTES: u16 = 0x0017;
+    pub const NV_DATA_PUBLIC: u16 = 0x0018;
 }
 
 /// Key usage (TPM_KEY_*).

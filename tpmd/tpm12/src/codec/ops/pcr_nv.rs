@@ -1,6 +1,6 @@
 //! TPM_PcrRead, TPM_Extend and TPM_NV_ReadValue.
 
-use crate::codec::consts::ord;
+use crate::codec::consts::{ord, stag, NV_INDEX_LOCK};
 use crate::codec::frame::Command;
 use crate::codec::wire::{CodecError, Reader, Writer};
 
@@ -42,6 +42,24 @@ pub fn parse_nv_read_value(params: &[u8]) -> Result<Vec<u8>, CodecError> {
     Ok(out)
 }
 
+/// TPM_NV_DefineSpace of TPM_NV_INDEX_LOCK (size 0), sent without authorization: sets
+/// TPM_PERMANENT_FLAGS.nvLocked so NV access control is enforced from then on (what
+/// `tpm_nvdefine -i 0xFFFFFFFF -s 0` does). Irreversible short of a TPM clear.
+pub fn nv_define_lock() -> Command {
+    let mut c = Command::new(ord::NV_DEFINE_SPACE);
+    let mut w = Writer::new();
+    w.u16(stag::NV_DATA_PUBLIC).u32(NV_INDEX_LOCK);
+    // pcrInfoRead and pcrInfoWrite: TPM_PCR_INFO_SHORT selecting no PCR, any locality.
+    for _ in 0..2 {
+        w.u16(3).bytes(&[0, 0, 0]).u8(0x1F).bytes(&[0; 20]);
+    }
+    w.u16(stag::NV_ATTRIBUTES).u32(0);
+    // bReadSTClear, bWriteSTClear, bWriteDefine, dataSize, encAuth.
+    w.bool(false).bool(false).bool(false).u32(0).bytes(&[0; 20]);
+    c.params = w.into_vec();
+    c
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +75,9 @@ mod tests {
         assert!(parse_pcr_value(&[3; 19]).is_err());
         assert!(parse_pcr_value(&[3; 21]).is_err());
         assert_eq!(parse_nv_read_value(&[0, 0, 0, 1, 9]).unwrap(), [9]);
+        // TPM_NV_DATA_PUBLIC (2 + 4 + 2 * 26 + 6 + 3 + 4) and encAuth (20).
+        let lock = nv_define_lock();
+        assert_eq!(lock.params.len(), 71 + 20);
+        assert_eq!(&lock.params[..6], &[0, 0x18, 0xFF, 0xFF, 0xFF, 0xFF]);
     }
 }
