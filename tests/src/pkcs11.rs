@@ -12,6 +12,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use crate::daemon::{binary, TestEnv};
 use crate::tools::{ok, openssl_genkey, run};
+use tpmd_simulator::Family;
 
 static PROCESS_LOCK: Mutex<()> = Mutex::new(());
 
@@ -44,13 +45,26 @@ impl Token {
     }
 
     pub fn start_with(tpmd_args: &[&str]) -> Token {
+        let args: Vec<String> = tpmd_args.iter().map(|a| a.to_string()).collect();
+        Self::start_on(move || async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            TestEnv::start_with(&args).await
+        })
+    }
+
+    /// A token on a fresh simulator of the given family (a TPM 1.2 serves RSA keys).
+    pub fn start_family(family: Family) -> Token {
+        Self::start_on(move || TestEnv::start_family(family))
+    }
+
+    fn start_on<F: std::future::Future<Output = TestEnv>>(start: impl FnOnce() -> F) -> Token {
         let lock = PROCESS_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap_or_else(|e| panic!("runtime: {e}"));
-        let env = rt.block_on(TestEnv::start_with(tpmd_args));
+        let env = rt.block_on(start());
         let token = Token {
             env,
             rt,
