@@ -1,6 +1,6 @@
-//! Signing throughput and latency through tpmd-ssh-agent's socket (1 and 16 clients),
-//! as ratios to the raw TPM (tss-esapi TPM2_Sign, password session, key loaded once) on
-//! the same simulator in the same run, beside tpmd's D-Bus API called directly and, when
+//! Signing throughput and latency through tpmd-ssh-agent's socket (1 and 16 clients), for
+//! RSA-2048 and ECDSA P-256, as ratios to the raw TPM (tss-esapi TPM2_Sign, password
+//! session, key loaded once) on the same simulator in the same run, beside tpmd's D-Bus API called directly and, when
 //! `--peer` is given and tpm2-pkcs11 is usable, OpenSSH's ssh-agent holding a
 //! tpm2-pkcs11 key (`ssh-add -s`).
 //!
@@ -34,6 +34,36 @@ use tss_esapi::structures::{
 };
 use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
 
+/// One key type measured end to end.
+#[derive(Clone, Copy)]
+struct Kind {
+    title: &'static str,
+    /// tpmd's Generate key type.
+    tpmd_type: &'static str,
+    /// tpm2_ptool addkey --algorithm.
+    ptool_type: &'static str,
+    /// SSH agent sign flags (2: rsa-sha2-256).
+    flags: u32,
+    rsa: bool,
+}
+
+const KINDS: [Kind; 2] = [
+    Kind {
+        title: "RSA-2048 rsa-sha2-256",
+        tpmd_type: "rsa2048",
+        ptool_type: "rsa2048",
+        flags: 2,
+        rsa: true,
+    },
+    Kind {
+        title: "ECDSA P-256 ecdsa-sha2-nistp256",
+        tpmd_type: "ecc-p256",
+        ptool_type: "ecc256",
+        flags: 0,
+        rsa: false,
+    },
+];
+
 struct Stats {
     per_second: f64,
     p50: Duration,
@@ -54,8 +84,9 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// The raw floor: TPM2_Sign (RSA PKCS#1 v1.5, SHA-256) on a loaded key, password session.
-fn raw_floor(sim: &Simulator, key_pem: &[u8], ops: usize) -> Stats {
+/// The raw floor: TPM2_Sign (RSA PKCS#1 v1.5 or ECDSA, SHA-256) on a loaded key, password
+/// session.
+fn raw_floor(sim: &Simulator, key_pem: &[u8], kind: Kind, ops: usize) -> Stats {
     let (_, blob) = KeyBlob::parse(key_pem).unwrap();
     let KeyPrivate::Loadable(private) = blob.private else {
         panic!("expected a loadable key")
@@ -87,8 +118,11 @@ fn raw_floor(sim: &Simulator, key_pem: &[u8], ops: usize) -> Stats {
         digest: Default::default(),
     })
     .unwrap();
-    let scheme = SignatureScheme::RsaSsa {
-        hash_scheme: HashScheme::new(HashingAlgorithm::Sha256),
+    let hash_scheme = HashScheme::new(HashingAlgorithm::Sha256);
+    let scheme = if kind.rsa {
+        SignatureScheme::RsaSsa { hash_scheme }
+    } else {
+        SignatureScheme::EcDsa { hash_scheme }
     };
     let mut latencies = Vec::with_capacity(ops);
     let start = Instant::now();
@@ -107,14 +141,14 @@ fn raw_floor(sim: &Simulator, key_pem: &[u8], ops: usize) -> Stats {
     stats(latencies, wall)
 }
 
-/// An SSH agent sign request (SSH_AGENTC_SIGN_REQUEST, rsa-sha2-256), framed.
-fn sign_request(key_blob: &[u8], data: &[u8]) -> Vec<u8> {
+/// An SSH agent sign request (SSH_AGENTC_SIGN_REQUEST), framed.
+fn sign_request(key_blob: &[u8], data: &[u8], flags: u32) -> Vec<u8> {
     let mut body = vec![13u8];
     for field in [key_blob, data] {
         body.extend_from_slice(&(field.len() as u32).to_be_bytes());
         body.extend_from_slice(field);
     }
-    body.extend_from_slice(&2u32.to_be_bytes());
+    body.extend_from_slice(&flags.to_be_bytes());
     let mut frame = (body.len() as u32).to_be_bytes().to_vec();
     frame.extend_from_slice(&body);
     frame
@@ -131,7 +165,7 @@ fn agent_sign(stream: &mut UnixStream, request: &[u8]) {
 }
 
 /// `clients` threads, each with its own connection, `ops` signatures in all.
-fn through_agent(socket: &Path, key_blob: &[u8], clients: usize, ops: usize) -> Stats {
+fn through_agent(socket: &Path, key_blob: &[u8], flags: u32, clients: usize, ops: usize) -> Stats {
     let per_client = ops / clients;
     let key_blob = Arc::new(key_blob.to_vec());
     let start = Instant::now();
@@ -142,7 +176,8 @@ fn through_agent(socket: &Path, key_blob: &[u8], clients: usize, ops: usize) -> 
                 let mut stream = UnixStream::connect(&socket).unwrap();
                 let mut latencies = Vec::with_capacity(per_client);
                 for i in 0..per_client {
-                    let request = sign_request(&key_blob, format!("session {c} {i}").as_bytes());
+                    let request =
+                        sign_request(&key_blob, format!("session {c} {i}").as_bytes(), flags);
                     let t = Instant::now();
                     agent_sign(&mut stream, &request);
                     latencies.push(t.elapsed());
@@ -158,7 +193,12 @@ fn through_agent(socket: &Path, key_blob: &[u8], clients: usize, ops: usize) -> 
     stats(all, start.elapsed())
 }
 
-async fn through_dbus(env: &TestEnv, key: &[u8], ops: usize) -> Stats {
+async fn through_dbus(env: &TestEnv, key: &[u8], kind: Kind, ops: usize) -> Stats {
+    let scheme = if kind.rsa {
+        scheme::RSA_PKCS1
+    } else {
+        scheme::ECDSA
+    };
     let proxy = env.proxy().await;
     let mut latencies = Vec::with_capacity(ops);
     let start = Instant::now();
@@ -166,7 +206,7 @@ async fn through_dbus(env: &TestEnv, key: &[u8], ops: usize) -> Stats {
         let digest = Sha256::digest(i.to_be_bytes());
         let t = Instant::now();
         proxy
-            .sign(key, &[], scheme::RSA_PKCS1, "sha256", &digest)
+            .sign(key, &[], scheme, "sha256", &digest)
             .await
             .unwrap();
         latencies.push(t.elapsed());
@@ -196,7 +236,7 @@ const TPM2_PKCS11: &str = "/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so";
 
 /// tpm2-tools and tpm2-pkcs11 need a resource manager (they leave objects loaded, and
 /// a TPM has three slots): tpm2-abrmd on the test's private bus, in front of the simulator.
-fn start_peer(sim: &Simulator, bus_address: &str, dir: &Path) -> Result<Peer, String> {
+fn start_peer(sim: &Simulator, bus_address: &str, dir: &Path, kind: Kind) -> Result<Peer, String> {
     let store = dir.join("tpm2-pkcs11");
     std::fs::create_dir_all(&store).map_err(|e| e.to_string())?;
     let tcti = "tabrmd:bus_type=session";
@@ -237,6 +277,7 @@ fn start_peer(sim: &Simulator, bus_address: &str, dir: &Path) -> Result<Peer, St
         std::thread::sleep(Duration::from_millis(100));
     }
     let store_arg = format!("--path={}", store.display());
+    let algorithm = format!("--algorithm={}", kind.ptool_type);
     let steps: [&[&str]; 3] = [
         &["init", "--primary-handle=0x81000001", &store_arg],
         &[
@@ -251,7 +292,7 @@ fn start_peer(sim: &Simulator, bus_address: &str, dir: &Path) -> Result<Peer, St
             "addkey",
             "--label=bench",
             "--userpin=1234",
-            "--algorithm=rsa2048",
+            &algorithm,
             "--key-label=k1",
             &store_arg,
         ],
@@ -330,21 +371,13 @@ fn start_peer(sim: &Simulator, bus_address: &str, dir: &Path) -> Result<Peer, St
     Ok(peer)
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
-async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let ops: usize = args
-        .iter()
-        .skip_while(|a| *a != "--ops")
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(400);
-    let with_peer = args.iter().any(|a| a == "--peer");
+/// Measures one key type on a fresh simulator and prints its table.
+async fn measure(kind: Kind, ops: usize, with_peer: bool) {
     let mut env = TestEnv::start().await;
     let key = env
         .proxy()
         .await
-        .generate("rsa2048", &[], GenerateOptions::default())
+        .generate(kind.tpmd_type, &[], GenerateOptions::default())
         .await
         .unwrap();
     let public = tpmd_api::client::key_file_public(&key)
@@ -354,27 +387,27 @@ async fn main() {
     let blob = public.to_bytes().unwrap();
 
     env.tpmd.stop();
-    let floor_before = raw_floor(&env.sim, &key, ops);
+    let floor_before = raw_floor(&env.sim, &key, kind, ops);
     env.restart_tpmd(&[]).await;
 
     let agent = AgentProcess::start(&env, &[], &[("TPMD_SSH_AGENT_LOG", "warn")]);
     std::fs::write(agent.ssh_dir().join("bench.tpm"), &key).unwrap();
     // Warm up: the first signature loads the key; the rows measure the steady state.
-    through_agent(&agent.socket, &blob, 1, 10);
-    let dbus = through_dbus(&env, &key, ops).await;
-    let one = through_agent(&agent.socket, &blob, 1, ops);
-    let sixteen = through_agent(&agent.socket, &blob, 16, ops);
+    through_agent(&agent.socket, &blob, kind.flags, 1, 10);
+    let dbus = through_dbus(&env, &key, kind, ops).await;
+    let one = through_agent(&agent.socket, &blob, kind.flags, 1, ops);
+    let sixteen = through_agent(&agent.socket, &blob, kind.flags, 16, ops);
     drop(agent);
     env.tpmd.stop();
 
     let peer = if with_peer {
         let dir = env.path("peer");
         std::fs::create_dir_all(&dir).unwrap();
-        match start_peer(&env.sim, env.bus.address(), &dir) {
+        match start_peer(&env.sim, env.bus.address(), &dir, kind) {
             Ok(peer) => {
-                through_agent(&peer.socket, &peer.key_blob, 1, 10);
-                let one = through_agent(&peer.socket, &peer.key_blob, 1, ops);
-                let sixteen = through_agent(&peer.socket, &peer.key_blob, 16, ops);
+                through_agent(&peer.socket, &peer.key_blob, kind.flags, 1, 10);
+                let one = through_agent(&peer.socket, &peer.key_blob, kind.flags, 1, ops);
+                let sixteen = through_agent(&peer.socket, &peer.key_blob, kind.flags, 16, ops);
                 drop(peer);
                 Ok((one, sixteen))
             }
@@ -383,10 +416,13 @@ async fn main() {
     } else {
         Err("not measured (pass --peer)".to_string())
     };
-    let floor_after = raw_floor(&env.sim, &key, ops);
+    let floor_after = raw_floor(&env.sim, &key, kind, ops);
     let floor = (floor_before.per_second + floor_after.per_second) / 2.0;
 
-    println!("RSA-2048 rsa-sha2-256 signatures on swtpm, {ops} per row; ratio = signs/s over the floor's mean");
+    println!(
+        "{} signatures on swtpm, {ops} per row; ratio = signs/s over the floor's mean",
+        kind.title
+    );
     println!(
         "{:<46} {:>9} {:>9} {:>9} {:>8}",
         "", "signs/s", "p50 ms", "p99 ms", "ratio"
@@ -412,5 +448,21 @@ async fn main() {
             row("OpenSSH ssh-agent + tpm2-pkcs11, 16 clients", sixteen);
         }
         Err(e) => println!("OpenSSH ssh-agent + tpm2-pkcs11: {e}"),
+    }
+    println!();
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let ops: usize = args
+        .iter()
+        .skip_while(|a| *a != "--ops")
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(400);
+    let with_peer = args.iter().any(|a| a == "--peer");
+    for kind in KINDS {
+        measure(kind, ops, with_peer).await;
     }
 }
