@@ -1,7 +1,8 @@
-//! Signing throughput and latency of tpmd over D-Bus, as ratios to the raw TPM (tss-esapi
-//! TPM2_Sign with a session set once) on the same simulator in the same run.
+//! Signing throughput and latency of tpmd over D-Bus, as ratios to the raw TPM on the same
+//! simulator in the same run: tss-esapi TPM2_Sign with a session set once on a TPM 2.0, or
+//! with `--tpm12` our own TPM 1.2 client's TPM_Sign on a swtpm in 1.2 mode.
 //!
-//!   cargo build --release --workspace && target/release/tpmd-bench [--ops N]
+//!   cargo build --release --workspace && target/release/tpmd-bench [--ops N] [--tpm12]
 //!
 //! Not a test: it asserts nothing about time; it prints figures.
 
@@ -12,12 +13,14 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
 use tpmd::backend::tpm2::blob::{KeyBlob, KeyPrivate};
+use tpmd_api::client::wrap_and_import;
 use tpmd_api::dbus::{scheme, GenerateOptions};
-use tpmd_api::duplicate::wrap_for_parent;
 use tpmd_api::privkey::read_private_key;
-use tpmd_api::TpmPublic;
-use tpmd_simulator::Simulator;
+use tpmd_api::{Daemon1Proxy, DEFAULT_SRK_HANDLE};
+use tpmd_simulator::{Family, Simulator};
 use tpmd_tests::{PrivateBus, TpmdProcess};
+use tpmd_tpm12::client::{Tpm12, Transport as Tpm12Transport};
+use tpmd_tpm12::keys::digest_info::{digest_info, Hash};
 use tss_esapi::constants::tss::{TPM2_RH_NULL, TPM2_ST_HASHCHECK};
 use tss_esapi::constants::SessionType;
 use tss_esapi::handles::{PersistentTpmHandle, TpmHandle};
@@ -55,6 +58,32 @@ enum RawSession {
     Password,
     /// An unsalted HMAC session started once.
     Hmac,
+}
+
+/// Raw TPM_Sign through our TPM 1.2 client on a loaded key (no auth: TPM_AUTH_NEVER).
+fn raw_floor_tpm12(sim: &Simulator, key_pem: &[u8], ops: usize) -> Stats {
+    let blob = tpmd_tpm12::keys::file::read(key_pem).unwrap().blob;
+    let mut tpm = Tpm12::connect(Tpm12Transport::tcp(sim.port())).unwrap();
+    let key = tpm.load_key(&blob).unwrap();
+    let mut latencies = Vec::with_capacity(ops);
+    let start = Instant::now();
+    for i in 0..ops {
+        let info = digest_info(Hash::Sha256, &Sha256::digest(i.to_be_bytes())).unwrap();
+        let t = Instant::now();
+        tpm.sign(key, None, &info).unwrap();
+        latencies.push(t.elapsed());
+    }
+    let wall = start.elapsed();
+    tpm.flush_key(key).unwrap();
+    stats(latencies, wall)
+}
+
+/// The floor of this family: the raw TPM's own signing loop.
+fn floor(family: Family, sim: &Simulator, key_pem: &[u8], ops: usize) -> Stats {
+    match family {
+        Family::Tpm2 => raw_floor(sim, key_pem, ops, RawSession::Password),
+        Family::Tpm12 => raw_floor_tpm12(sim, key_pem, ops),
+    }
 }
 
 /// Raw TPM2_Sign through tss-esapi on a loaded key, the session set once.
@@ -144,8 +173,8 @@ async fn through_tpmd(
 }
 
 /// Many distinct key blobs: one software key wrapped again and again (each wrap has a
-/// fresh seed, so each is a different object to the TPM).
-fn wrapped_copies(parent: &TpmPublic, n: usize) -> Vec<Vec<u8>> {
+/// fresh seed or migration secret, so each is a different object to the TPM).
+async fn wrapped_copies(proxy: &Daemon1Proxy<'_>, n: usize) -> Vec<Vec<u8>> {
     let pem = std::process::Command::new("openssl")
         .args([
             "genpkey",
@@ -158,13 +187,14 @@ fn wrapped_copies(parent: &TpmPublic, n: usize) -> Vec<Vec<u8>> {
         .unwrap()
         .stdout;
     let key = read_private_key(&pem, None).unwrap().key;
-    (0..n)
-        .map(|_| {
-            wrap_for_parent(&key, &[], parent, 0x8100_0001)
-                .unwrap()
-                .to_der()
-        })
-        .collect()
+    let mut copies = Vec::with_capacity(n);
+    for _ in 0..n {
+        let file = wrap_and_import(proxy, &key, &[], DEFAULT_SRK_HANDLE)
+            .await
+            .unwrap();
+        copies.push(file.into_bytes());
+    }
+    copies
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
@@ -174,13 +204,22 @@ async fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(400);
-    let sim = Simulator::start_temporary().unwrap();
+    let family = if std::env::args().any(|a| a == "--tpm12") {
+        Family::Tpm12
+    } else {
+        Family::Tpm2
+    };
+    let tpmd_args: &[&str] = match family {
+        Family::Tpm2 => &[],
+        Family::Tpm12 => &["--tpm12"],
+    };
+    let sim = Simulator::start_in_tempdir(family, None, true).unwrap();
     let bus = PrivateBus::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let transport = sim.transport().to_string();
 
     // Make the keys through tpmd, then stop it: swtpm serves one client at a time.
-    let mut tpmd = TpmdProcess::start(&bus, &transport, &[], dir.path().join("a.log"))
+    let mut tpmd = TpmdProcess::start(&bus, &transport, tpmd_args, dir.path().join("a.log"))
         .await
         .unwrap();
     let conn = bus.connect().await.unwrap();
@@ -189,20 +228,17 @@ async fn main() {
         .generate("rsa2048", &[], GenerateOptions::default())
         .await
         .unwrap();
-    let parent = TpmPublic::from_tpm2b(&proxy.parent_public(0x8100_0001).await.unwrap()).unwrap();
-    let mut many = Vec::new();
-    for importable in wrapped_copies(&parent, 200) {
-        many.push(proxy.import(&importable).await.unwrap());
-    }
+    let many = wrapped_copies(&proxy, 200).await;
     drop(proxy);
     tpmd.stop();
 
     // swtpm's own speed drifts over a run, so the floor is measured before and after
     // the tpmd rows and averaged.
-    let floor_before = raw_floor(&sim, &one_key, ops, RawSession::Password);
-    let raw_hmac = raw_floor(&sim, &one_key, ops, RawSession::Hmac);
+    let floor_before = floor(family, &sim, &one_key, ops);
+    let raw_hmac =
+        (family == Family::Tpm2).then(|| raw_floor(&sim, &one_key, ops, RawSession::Hmac));
 
-    let mut tpmd = TpmdProcess::start(&bus, &transport, &[], dir.path().join("b.log"))
+    let mut tpmd = TpmdProcess::start(&bus, &transport, tpmd_args, dir.path().join("b.log"))
         .await
         .unwrap();
     let one = Arc::new(vec![one_key.clone()]);
@@ -234,10 +270,14 @@ async fn main() {
     let counters = proxy.get_counters().await.unwrap();
     drop(proxy);
     tpmd.stop();
-    let floor_after = raw_floor(&sim, &one_key, ops, RawSession::Password);
+    let floor_after = floor(family, &sim, &one_key, ops);
     let floor_rate = (floor_before.per_second + floor_after.per_second) / 2.0;
 
-    println!("RSA-2048 PKCS#1 v1.5 SHA-256 signatures on swtpm, {ops} per row; ratio = signs/s over the floor's mean");
+    let (tpm, raw) = match family {
+        Family::Tpm2 => ("TPM 2.0", "raw TPM2_Sign"),
+        Family::Tpm12 => ("TPM 1.2", "raw TPM_Sign"),
+    };
+    println!("RSA-2048 PKCS#1 v1.5 SHA-256 signatures on swtpm ({tpm}), {ops} per row; ratio = signs/s over the floor's mean");
     println!(
         "{:<36} {:>9} {:>9} {:>9} {:>8}",
         "", "signs/s", "p50 ms", "p99 ms", "ratio"
@@ -252,9 +292,11 @@ async fn main() {
             s.per_second / floor_rate
         );
     };
-    row("raw TPM2_Sign, before (floor)", &floor_before);
-    row("raw TPM2_Sign, after (floor)", &floor_after);
-    row("raw TPM2_Sign, HMAC session", &raw_hmac);
+    row(&format!("{raw}, before (floor)"), &floor_before);
+    row(&format!("{raw}, after (floor)"), &floor_after);
+    if let Some(raw_hmac) = &raw_hmac {
+        row(&format!("{raw}, HMAC session"), raw_hmac);
+    }
     for (name, s) in &rows {
         row(name, s);
     }
