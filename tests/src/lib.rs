@@ -1,6 +1,7 @@
 //! Harness for tpmd's end-to-end tests and benchmarks: a fresh swtpm, a private
 //! dbus-daemon, and the real tpmd and tpm-keyctl binaries, all torn down on drop.
 
+pub mod bench;
 pub mod bus;
 pub mod daemon;
 pub mod pkcs11;

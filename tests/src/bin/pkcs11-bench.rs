@@ -13,6 +13,7 @@
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+use tpmd_tests::bench::{ms, raw_tpm2_floor, stats, RawScheme, RawSession, Stats};
 
 use cryptoki::context::{CInitializeArgs, Pkcs11};
 use cryptoki::mechanism::Mechanism;
@@ -20,78 +21,12 @@ use cryptoki::object::{Attribute, ObjectClass};
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
 use sha2::{Digest as _, Sha256};
-use tpmd::backend::tpm2::blob::{KeyBlob, KeyPrivate};
 use tpmd_api::dbus::GenerateOptions;
 use tpmd_simulator::Simulator;
 use tpmd_tests::pkcs11::module_path;
 use tpmd_tests::{PrivateBus, TpmdProcess};
-use tss_esapi::constants::tss::{TPM2_RH_NULL, TPM2_ST_HASHCHECK};
-use tss_esapi::handles::{PersistentTpmHandle, TpmHandle};
-use tss_esapi::interface_types::algorithm::HashingAlgorithm;
-use tss_esapi::interface_types::session_handles::AuthSession;
-use tss_esapi::structures::{Digest, HashScheme, HashcheckTicket, SignatureScheme};
-use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
 
 const TPM2_PKCS11: &str = "/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so";
-
-struct Stats {
-    per_second: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
-fn stats(mut latencies: Vec<Duration>, wall: Duration) -> Stats {
-    latencies.sort();
-    let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q) as usize];
-    Stats {
-        per_second: latencies.len() as f64 / wall.as_secs_f64(),
-        p50: pick(0.50),
-        p99: pick(0.99),
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// Raw TPM2_Sign on a loaded key with a password session (what tpmd-bench calls the
-/// floor): the least work a signature can cost on this simulator.
-fn raw_floor(sim: &Simulator, key_pem: &[u8], ops: usize) -> Stats {
-    let (_, blob) = KeyBlob::parse(key_pem).unwrap();
-    let KeyPrivate::Loadable(private) = blob.private else {
-        panic!("expected a loadable key")
-    };
-    let mut ctx = sim.transport().open().unwrap();
-    let srk = ctx
-        .execute_without_session(|c| {
-            c.tr_from_tpm_public(TpmHandle::Persistent(
-                PersistentTpmHandle::new(0x8100_0001).unwrap(),
-            ))
-        })
-        .unwrap();
-    ctx.set_sessions((Some(AuthSession::Password), None, None));
-    let key = ctx.load(srk.into(), private, blob.public).unwrap();
-    let ticket = HashcheckTicket::try_from(TPMT_TK_HASHCHECK {
-        tag: TPM2_ST_HASHCHECK,
-        hierarchy: TPM2_RH_NULL,
-        digest: Default::default(),
-    })
-    .unwrap();
-    let scheme = SignatureScheme::RsaSsa {
-        hash_scheme: HashScheme::new(HashingAlgorithm::Sha256),
-    };
-    let mut latencies = Vec::with_capacity(ops);
-    let start = Instant::now();
-    for i in 0..ops {
-        let digest = Digest::try_from(Sha256::digest(i.to_be_bytes()).to_vec()).unwrap();
-        let t = Instant::now();
-        ctx.sign(key, digest, scheme, ticket.clone()).unwrap();
-        latencies.push(t.elapsed());
-    }
-    let wall = start.elapsed();
-    ctx.flush_context(key.into()).unwrap();
-    stats(latencies, wall)
-}
 
 /// C_Sign (CKM_SHA256_RSA_PKCS) from `threads` threads, each with its own session.
 fn c_sign(p: &Pkcs11, label: &str, pin: Option<&str>, threads: usize, ops: usize) -> Stats {
@@ -293,7 +228,7 @@ async fn main() {
     std::fs::write(store.join("bench.tpm"), &key).unwrap();
     drop(proxy);
     tpmd.stop();
-    let floor_before = raw_floor(&sim, &key, ops);
+    let floor_before = raw_tpm2_floor(&sim, &key, ops, RawSession::Password, RawScheme::RsaPkcs1);
 
     let mut tpmd = TpmdProcess::start(&bus, &transport, &[], dir.path().join("b.log"))
         .await
@@ -335,7 +270,7 @@ async fn main() {
     }
     drop(p);
     tpmd.stop();
-    let floor_after = raw_floor(&sim, &key, ops);
+    let floor_after = raw_tpm2_floor(&sim, &key, ops, RawSession::Password, RawScheme::RsaPkcs1);
     rows.extend(tpm2_pkcs11_rows(&sim, &bus, dir.path(), ops));
     let floor_rate = (floor_before.per_second + floor_after.per_second) / 2.0;
 

@@ -17,22 +17,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tpmd_tests::bench::{ms, raw_tpm2_floor, stats, RawScheme, RawSession, Stats};
 
 use sha2::{Digest as _, Sha256};
-use tpmd::backend::tpm2::blob::{KeyBlob, KeyPrivate};
 use tpmd_api::dbus::{scheme, GenerateOptions};
 use tpmd_simulator::Simulator;
 use tpmd_tests::ssh::AgentProcess;
 use tpmd_tests::TestEnv;
-use tss_esapi::constants::tss::{TPM2_RH_NULL, TPM2_ST_HASHCHECK};
-use tss_esapi::constants::SessionType;
-use tss_esapi::handles::{PersistentTpmHandle, SessionHandle, TpmHandle};
-use tss_esapi::interface_types::algorithm::HashingAlgorithm;
-use tss_esapi::interface_types::session_handles::AuthSession;
-use tss_esapi::structures::{
-    Digest, HashScheme, HashcheckTicket, SignatureScheme, SymmetricDefinition,
-};
-use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
 
 /// One key type measured end to end.
 #[derive(Clone, Copy)]
@@ -64,81 +55,14 @@ const KINDS: [Kind; 2] = [
     },
 ];
 
-struct Stats {
-    per_second: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
-fn stats(mut latencies: Vec<Duration>, wall: Duration) -> Stats {
-    latencies.sort();
-    let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q) as usize];
-    Stats {
-        per_second: latencies.len() as f64 / wall.as_secs_f64(),
-        p50: pick(0.50),
-        p99: pick(0.99),
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// The raw floor: TPM2_Sign (RSA PKCS#1 v1.5 or ECDSA, SHA-256) on a loaded key, password
-/// session.
+/// The raw floor for this key type: TPM2_Sign with a password session.
 fn raw_floor(sim: &Simulator, key_pem: &[u8], kind: Kind, ops: usize) -> Stats {
-    let (_, blob) = KeyBlob::parse(key_pem).unwrap();
-    let KeyPrivate::Loadable(private) = blob.private else {
-        panic!("expected a loadable key")
-    };
-    let mut ctx = sim.transport().open().unwrap();
-    let srk = ctx
-        .execute_without_session(|c| {
-            c.tr_from_tpm_public(TpmHandle::Persistent(
-                PersistentTpmHandle::new(0x8100_0001).unwrap(),
-            ))
-        })
-        .unwrap();
-    let session = ctx
-        .start_auth_session(
-            None,
-            None,
-            None,
-            SessionType::Hmac,
-            SymmetricDefinition::AES_128_CFB,
-            HashingAlgorithm::Sha256,
-        )
-        .unwrap();
-    ctx.set_sessions((session, None, None));
-    let key = ctx.load(srk.into(), private, blob.public).unwrap();
-    ctx.set_sessions((Some(AuthSession::Password), None, None));
-    let ticket = HashcheckTicket::try_from(TPMT_TK_HASHCHECK {
-        tag: TPM2_ST_HASHCHECK,
-        hierarchy: TPM2_RH_NULL,
-        digest: Default::default(),
-    })
-    .unwrap();
-    let hash_scheme = HashScheme::new(HashingAlgorithm::Sha256);
     let scheme = if kind.rsa {
-        SignatureScheme::RsaSsa { hash_scheme }
+        RawScheme::RsaPkcs1
     } else {
-        SignatureScheme::EcDsa { hash_scheme }
+        RawScheme::Ecdsa
     };
-    let mut latencies = Vec::with_capacity(ops);
-    let start = Instant::now();
-    for i in 0..ops {
-        let digest = Digest::try_from(Sha256::digest(i.to_be_bytes()).to_vec()).unwrap();
-        let t = Instant::now();
-        ctx.sign(key, digest, scheme, ticket.clone()).unwrap();
-        latencies.push(t.elapsed());
-    }
-    let wall = start.elapsed();
-    ctx.flush_context(key.into()).unwrap();
-    if let Some(session) = session {
-        ctx.flush_context(SessionHandle::from(session).into())
-            .unwrap();
-    }
-    stats(latencies, wall)
+    raw_tpm2_floor(sim, key_pem, ops, RawSession::Password, scheme)
 }
 
 /// An SSH agent sign request (SSH_AGENTC_SIGN_REQUEST), framed.

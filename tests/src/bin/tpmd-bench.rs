@@ -9,10 +9,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+use tpmd_tests::bench::{ms, raw_tpm2_floor, stats, RawScheme, RawSession, Stats};
 
 use sha2::{Digest as _, Sha256};
-use tpmd::backend::tpm2::blob::{KeyBlob, KeyPrivate};
 use tpmd_api::client::wrap_and_import;
 use tpmd_api::dbus::{scheme, GenerateOptions};
 use tpmd_api::privkey::read_private_key;
@@ -21,44 +21,6 @@ use tpmd_simulator::{Family, Simulator};
 use tpmd_tests::{PrivateBus, TpmdProcess};
 use tpmd_tpm12::client::{Tpm12, Transport as Tpm12Transport};
 use tpmd_tpm12::keys::digest_info::{digest_info, Hash};
-use tss_esapi::constants::tss::{TPM2_RH_NULL, TPM2_ST_HASHCHECK};
-use tss_esapi::constants::SessionType;
-use tss_esapi::handles::{PersistentTpmHandle, TpmHandle};
-use tss_esapi::interface_types::algorithm::HashingAlgorithm;
-use tss_esapi::interface_types::session_handles::AuthSession;
-use tss_esapi::structures::{
-    Digest, HashScheme, HashcheckTicket, SignatureScheme, SymmetricDefinition,
-};
-use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
-
-struct Stats {
-    per_second: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
-fn stats(mut latencies: Vec<Duration>, wall: Duration) -> Stats {
-    latencies.sort();
-    let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q) as usize];
-    Stats {
-        per_second: latencies.len() as f64 / wall.as_secs_f64(),
-        p50: pick(0.50),
-        p99: pick(0.99),
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// How the raw loop authorizes its key (empty auth value).
-#[derive(Clone, Copy, PartialEq)]
-enum RawSession {
-    /// A password session, as `tpm2_sign` uses: the least work for the TPM.
-    Password,
-    /// An unsalted HMAC session started once.
-    Hmac,
-}
 
 /// Raw TPM_Sign through our TPM 1.2 client on a loaded key (no auth: TPM_AUTH_NEVER).
 fn raw_floor_tpm12(sim: &Simulator, key_pem: &[u8], ops: usize) -> Stats {
@@ -81,60 +43,11 @@ fn raw_floor_tpm12(sim: &Simulator, key_pem: &[u8], ops: usize) -> Stats {
 /// The floor of this family: the raw TPM's own signing loop.
 fn floor(family: Family, sim: &Simulator, key_pem: &[u8], ops: usize) -> Stats {
     match family {
-        Family::Tpm2 => raw_floor(sim, key_pem, ops, RawSession::Password),
+        Family::Tpm2 => {
+            raw_tpm2_floor(sim, key_pem, ops, RawSession::Password, RawScheme::RsaPkcs1)
+        }
         Family::Tpm12 => raw_floor_tpm12(sim, key_pem, ops),
     }
-}
-
-/// Raw TPM2_Sign through tss-esapi on a loaded key, the session set once.
-fn raw_floor(sim: &Simulator, key_pem: &[u8], ops: usize, how: RawSession) -> Stats {
-    let (_, blob) = KeyBlob::parse(key_pem).unwrap();
-    let KeyPrivate::Loadable(private) = blob.private else {
-        panic!("expected a loadable key")
-    };
-    let mut ctx = sim.transport().open().unwrap();
-    let srk = ctx
-        .execute_without_session(|c| {
-            c.tr_from_tpm_public(TpmHandle::Persistent(
-                PersistentTpmHandle::new(0x8100_0001).unwrap(),
-            ))
-        })
-        .unwrap();
-    let session = ctx
-        .start_auth_session(
-            None,
-            None,
-            None,
-            SessionType::Hmac,
-            SymmetricDefinition::AES_128_CFB,
-            HashingAlgorithm::Sha256,
-        )
-        .unwrap();
-    ctx.set_sessions((session, None, None));
-    let key = ctx.load(srk.into(), private, blob.public).unwrap();
-    if how == RawSession::Password {
-        ctx.set_sessions((Some(AuthSession::Password), None, None));
-    }
-    let ticket = HashcheckTicket::try_from(TPMT_TK_HASHCHECK {
-        tag: TPM2_ST_HASHCHECK,
-        hierarchy: TPM2_RH_NULL,
-        digest: Default::default(),
-    })
-    .unwrap();
-    let scheme = SignatureScheme::RsaSsa {
-        hash_scheme: HashScheme::new(HashingAlgorithm::Sha256),
-    };
-    let mut latencies = Vec::with_capacity(ops);
-    let start = Instant::now();
-    for i in 0..ops {
-        let digest = Digest::try_from(Sha256::digest(i.to_be_bytes()).to_vec()).unwrap();
-        let t = Instant::now();
-        ctx.sign(key, digest, scheme, ticket.clone()).unwrap();
-        latencies.push(t.elapsed());
-    }
-    let wall = start.elapsed();
-    ctx.flush_context(key.into()).unwrap();
-    stats(latencies, wall)
 }
 
 async fn through_tpmd(
@@ -235,8 +148,8 @@ async fn main() {
     // swtpm's own speed drifts over a run, so the floor is measured before and after
     // the tpmd rows and averaged.
     let floor_before = floor(family, &sim, &one_key, ops);
-    let raw_hmac =
-        (family == Family::Tpm2).then(|| raw_floor(&sim, &one_key, ops, RawSession::Hmac));
+    let raw_hmac = (family == Family::Tpm2)
+        .then(|| raw_tpm2_floor(&sim, &one_key, ops, RawSession::Hmac, RawScheme::RsaPkcs1));
 
     let mut tpmd = TpmdProcess::start(&bus, &transport, tpmd_args, dir.path().join("b.log"))
         .await

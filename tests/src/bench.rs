@@ -1,0 +1,121 @@
+//! What the benchmark programs share: latency statistics and the raw TPM 2.0 floor every
+//! ratio is taken against (TPM2_Sign on a loaded key through tss-esapi, no tpmd).
+
+// A benchmark that cannot set itself up has nothing to report: failing loudly is right.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use sha2::{Digest as _, Sha256};
+use tpmd::backend::tpm2::blob::{KeyBlob, KeyPrivate};
+use tpmd_simulator::Simulator;
+use tss_esapi::constants::tss::{TPM2_RH_NULL, TPM2_ST_HASHCHECK};
+use tss_esapi::constants::SessionType;
+use tss_esapi::handles::{PersistentTpmHandle, SessionHandle, TpmHandle};
+use tss_esapi::interface_types::algorithm::HashingAlgorithm;
+use tss_esapi::interface_types::session_handles::AuthSession;
+use tss_esapi::structures::{
+    Digest, HashScheme, HashcheckTicket, SignatureScheme, SymmetricDefinition,
+};
+use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
+
+/// Throughput and latency of one benchmark row.
+pub struct Stats {
+    pub per_second: f64,
+    pub p50: Duration,
+    pub p99: Duration,
+}
+
+pub fn stats(mut latencies: Vec<Duration>, wall: Duration) -> Stats {
+    latencies.sort();
+    let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q) as usize];
+    Stats {
+        per_second: latencies.len() as f64 / wall.as_secs_f64(),
+        p50: pick(0.50),
+        p99: pick(0.99),
+    }
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// How the raw loop authorizes its key (empty auth value).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum RawSession {
+    /// A password session, as `tpm2_sign` uses: the least work for the TPM.
+    Password,
+    /// An unsalted HMAC session started once.
+    Hmac,
+}
+
+/// Which signature the raw loop makes, over SHA-256 digests.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum RawScheme {
+    RsaPkcs1,
+    Ecdsa,
+}
+
+/// Raw TPM2_Sign through tss-esapi on the loaded key `key_pem` (a TSS2 key file under the
+/// SRK at 0x81000001), the session set once: the floor of every benchmark.
+pub fn raw_tpm2_floor(
+    sim: &Simulator,
+    key_pem: &[u8],
+    ops: usize,
+    how: RawSession,
+    scheme: RawScheme,
+) -> Stats {
+    let (_, blob) = KeyBlob::parse(key_pem).unwrap();
+    let KeyPrivate::Loadable(private) = blob.private else {
+        panic!("expected a loadable key")
+    };
+    let mut ctx = sim.transport().open().unwrap();
+    let srk = ctx
+        .execute_without_session(|c| {
+            c.tr_from_tpm_public(TpmHandle::Persistent(
+                PersistentTpmHandle::new(0x8100_0001).unwrap(),
+            ))
+        })
+        .unwrap();
+    let session = ctx
+        .start_auth_session(
+            None,
+            None,
+            None,
+            SessionType::Hmac,
+            SymmetricDefinition::AES_128_CFB,
+            HashingAlgorithm::Sha256,
+        )
+        .unwrap();
+    ctx.set_sessions((session, None, None));
+    let key = ctx.load(srk.into(), private, blob.public).unwrap();
+    if how == RawSession::Password {
+        ctx.set_sessions((Some(AuthSession::Password), None, None));
+    }
+    let ticket = HashcheckTicket::try_from(TPMT_TK_HASHCHECK {
+        tag: TPM2_ST_HASHCHECK,
+        hierarchy: TPM2_RH_NULL,
+        digest: Default::default(),
+    })
+    .unwrap();
+    let hash_scheme = HashScheme::new(HashingAlgorithm::Sha256);
+    let scheme = match scheme {
+        RawScheme::RsaPkcs1 => SignatureScheme::RsaSsa { hash_scheme },
+        RawScheme::Ecdsa => SignatureScheme::EcDsa { hash_scheme },
+    };
+    let mut latencies = Vec::with_capacity(ops);
+    let start = Instant::now();
+    for i in 0..ops {
+        let digest = Digest::try_from(Sha256::digest(i.to_be_bytes()).to_vec()).unwrap();
+        let t = Instant::now();
+        ctx.sign(key, digest, scheme, ticket.clone()).unwrap();
+        latencies.push(t.elapsed());
+    }
+    let wall = start.elapsed();
+    ctx.flush_context(key.into()).unwrap();
+    if let Some(session) = session {
+        ctx.flush_context(SessionHandle::from(session).into())
+            .unwrap();
+    }
+    stats(latencies, wall)
+}
