@@ -206,3 +206,42 @@ async fn srk_create_takes_ownership_of_an_unowned_tpm12() {
     ok(&env.keyctl(&["wrap", "rsa.pem"]));
     sign_and_verify(&env, "rsa.pem.tpm", "rsa.pub.pem", "sha256", &[], &[]);
 }
+
+#[tokio::test]
+async fn an_srk_with_a_password_is_used_with_srk_auth_file() {
+    // Owner well-known, SRK password "sekrit", as `swtpm_setup --srkpass` sets it.
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    fs::create_dir(&state).unwrap();
+    let state_s = state.display().to_string();
+    ok(&tpmd_tests::tools::run(
+        "swtpm_setup",
+        &[
+            "--tpmstate",
+            &state_s,
+            "--take-ownership",
+            "--owner-well-known",
+            "--srkpass",
+            "sekrit",
+            "--not-overwrite",
+        ],
+    ));
+    let sim = Simulator::start(tpmd_simulator::SimulatorOptions {
+        family: Family::Tpm12,
+        state_dir: state,
+        port: None,
+        provision_srk: true,
+    })
+    .unwrap();
+    let srk_auth = dir.path().join("srk-auth");
+    fs::write(&srk_auth, "sekrit\n").unwrap();
+    let srk_auth_s = srk_auth.display().to_string();
+    let mut env = TestEnv::start_on(sim, &[]).await;
+    openssl_genkey(&env.path("rsa.pem"), "RSA", &["rsa_keygen_bits:2048"]);
+    fails_with(&env.keyctl(&["wrap", "rsa.pem"]), "--srk-auth-file");
+    assert!(!env.path("rsa.pem.tpm").exists());
+
+    env.restart_tpmd(&["--srk-auth-file", &srk_auth_s]).await;
+    ok(&env.keyctl(&["wrap", "rsa.pem"]));
+    sign_and_verify(&env, "rsa.pem.tpm", "rsa.pub.pem", "sha256", &[], &[]);
+}

@@ -40,6 +40,11 @@ pub struct Args {
     #[arg(long, env = "TPMD_TPM12")]
     pub tpm12: bool,
 
+    /// A file holding the SRK's password, for a TPM 1.2 whose SRK secret is not a
+    /// well-known one (read once at start; a trailing newline is ignored).
+    #[arg(long, env = "TPMD_SRK_AUTH_FILE", value_name = "FILE")]
+    pub srk_auth_file: Option<PathBuf>,
+
     /// Where the embedded simulator keeps its state
     /// [default: $XDG_STATE_HOME/tpmd/simulator, or simulator-tpm12 with --tpm12].
     #[arg(long, env = "TPMD_SIMULATOR_STATE")]

@@ -8,7 +8,7 @@ use tpmd_api::dbus::{BUS_NAME, OBJECT_PATH};
 use tpmd_tpm2::transport::Transport;
 use tracing::{info, warn};
 
-use crate::backend::{self, TpmError, TpmWorker};
+use crate::backend::{self, OpenOptions, TpmError, TpmWorker};
 use crate::cli::Args;
 use crate::service::Daemon;
 
@@ -39,6 +39,25 @@ pub enum RunError {
     },
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("cannot read the SRK auth file {path}: {source}")]
+    SecretFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A secret from a file, without the newline an editor or `echo` leaves at its end.
+fn read_secret(path: &std::path::Path) -> Result<zeroize::Zeroizing<Vec<u8>>, RunError> {
+    let mut bytes =
+        zeroize::Zeroizing::new(std::fs::read(path).map_err(|source| RunError::SecretFile {
+            path: path.to_path_buf(),
+            source,
+        })?);
+    while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        bytes.pop();
+    }
+    Ok(bytes)
 }
 
 /// Whatever must stay alive as long as tpmd runs: the embedded simulator, if any.
@@ -89,8 +108,12 @@ pub fn run(args: Args) -> Result<(), RunError> {
     let started = Instant::now();
     let (transport, guard) = choose_tpm(&args)?;
     info!(%transport, "opening the TPM");
-    let (family, budget) = (args.family(), args.max_loaded_keys);
-    let worker = TpmWorker::start(move || backend::open(family, transport, budget))?;
+    let options = OpenOptions {
+        family: args.family(),
+        budget: args.max_loaded_keys,
+        srk_auth: args.srk_auth_file.as_deref().map(read_secret).transpose()?,
+    };
+    let worker = TpmWorker::start(move || backend::open(transport, options))?;
     // D-Bus handling is light and the TPM has its own thread; one async thread saves
     // the cross-thread wake-ups that would otherwise add to every request's latency.
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -10,6 +10,7 @@ pub mod tpm2;
 pub mod worker;
 
 use tpmd_api::dbus::{Counters, Info};
+use zeroize::Zeroizing;
 
 pub use error::{TpmError, TpmResult};
 pub use family::Family;
@@ -63,19 +64,39 @@ pub trait Backend: Send {
     fn flush_all(&mut self);
 }
 
-/// Opens the TPM at `transport` as the given family (detected when `None`), with at most
-/// `budget` keys loaded at once.
+/// How to open the TPM.
+#[derive(Default)]
+pub struct OpenOptions {
+    /// The family; detected when `None`.
+    pub family: Option<Family>,
+    /// How many keys may be loaded at once.
+    pub budget: usize,
+    /// The SRK's auth value (a password), when it is not a well-known secret. Only a TPM
+    /// 1.2 SRK can have one: the TCG template's TPM 2.0 SRK has none.
+    pub srk_auth: Option<Zeroizing<Vec<u8>>>,
+}
+
+/// Opens the TPM at `transport`.
 pub fn open(
-    family: Option<Family>,
     transport: tpmd_tpm2::transport::Transport,
-    budget: usize,
+    options: OpenOptions,
 ) -> TpmResult<Box<dyn Backend>> {
-    let family = match family {
+    let family = match options.family {
         Some(family) => family,
         None => Family::detect(&transport),
     };
     match family {
-        Family::Tpm2 => Ok(Box::new(tpm2::Tpm2Backend::open(transport, budget)?)),
-        Family::Tpm12 => tpm12::open(transport, budget),
+        Family::Tpm2 if options.srk_auth.is_some() => Err(TpmError::InvalidArgument(format!(
+            "{transport} is a TPM 2.0, whose SRK has no auth value; drop the SRK auth option"
+        ))),
+        Family::Tpm2 => Ok(Box::new(tpm2::Tpm2Backend::open(
+            transport,
+            options.budget,
+        )?)),
+        Family::Tpm12 => tpm12::open(
+            transport,
+            options.budget,
+            options.srk_auth.as_ref().map(|a| a.as_slice()),
+        ),
     }
 }

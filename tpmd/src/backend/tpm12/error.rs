@@ -29,7 +29,7 @@ pub fn convert(
                     command,
                     code: code.0,
                     detail: format!(
-                        "the TPM refused the SRK or owner secret{}; tpmd uses the well-known secret, so the SRK was made with a password: take ownership again with `tpm_takeownership -z` or `tpm-keyctl srk create`",
+                        "the TPM refused the SRK or owner secret{}: the SRK has a password that tpmd was not given; start tpmd with --srk-auth-file FILE (or take ownership again with the well-known SRK, `tpm_takeownership -z`)",
                         lockout()
                     ),
                 }
@@ -51,10 +51,14 @@ pub fn convert(
                 detail: format!("{}: {}", code.name(), code.explain()),
             },
         },
-        ClientError::WellKnownFailed { .. } => TpmError::Command {
+        ClientError::WellKnownFailed { what, tried } => TpmError::Command {
             command,
             code: rc::AUTHFAIL,
-            detail: e.to_string(),
+            detail: if what == "SRK" {
+                format!("the SRK has a password (tried {tried}); start tpmd with --srk-auth-file FILE holding it")
+            } else {
+                format!("the {what} secret is not a well-known one (tried {tried}); tpmd needs a TPM 1.2 owned with the well-known owner secret")
+            },
         },
         ClientError::Key(k) => TpmError::InvalidArgument(k.to_string()),
         ClientError::Codec(_) | ClientError::BadResponseHmac | ClientError::Invalid(_) => {

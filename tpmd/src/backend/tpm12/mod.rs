@@ -9,6 +9,7 @@ mod resource_manager;
 
 use tpmd_api::dbus::{Counters, Info};
 use tpmd_tpm12::client::{Tpm12, Transport as Tpm12Transport};
+use tpmd_tpm12::codec::AuthSecret;
 use tpmd_tpm2::transport::Transport;
 
 use super::{Backend, DecryptRequest, Family, SignRequest, TpmError, TpmResult};
@@ -25,9 +26,21 @@ fn transport_of(transport: &Transport) -> Tpm12Transport {
     }
 }
 
-/// Opens a TPM 1.2 at `transport` with at most `budget` keys loaded at once.
-pub fn open(transport: Transport, budget: usize) -> TpmResult<Box<dyn Backend>> {
-    Ok(Box::new(Tpm12Backend::open(transport, budget)?))
+/// Opens a TPM 1.2 at `transport` with at most `budget` keys loaded at once. `srk_auth`
+/// is the SRK's password when it is not one of the well-known secrets.
+pub fn open(
+    transport: Transport,
+    budget: usize,
+    srk_auth: Option<&[u8]>,
+) -> TpmResult<Box<dyn Backend>> {
+    let mut backend = Tpm12Backend::open(transport, budget)?;
+    if let Some(password) = srk_auth {
+        backend
+            .rm
+            .tpm()
+            .set_srk_secret(AuthSecret::from_password(password));
+    }
+    Ok(Box::new(backend))
 }
 
 pub struct Tpm12Backend {
