@@ -30,6 +30,10 @@ pub enum Command {
     Info,
     /// Check the TPM device, tpmd, the SRK, lockout and (TPM 1.2) NV lock; print fixes.
     Doctor,
+    /// Clear the TPM's dictionary-attack lockout (TPM 1.2; as root).
+    ResetLockout,
+    /// Lock NV so that writing it needs authorization (TPM 1.2; as root).
+    LockNv,
     /// Show resource manager counters (cache hits, loads, evictions, retries).
     Stats,
     /// Inspect or create the storage root key at 0x81000001.

@@ -193,7 +193,7 @@ fn tpm_findings(info: &Info) -> Vec<Finding> {
             "lockout",
             "the TPM is in dictionary-attack lockout after too many wrong auth values",
             if tpm12 {
-                "wait for it to recover, or as the owner: `tpm_resetdalock`"
+                "wait for it to recover, or: sudo tpm-keyctl reset-lockout"
             } else {
                 "wait for it to recover, or: `tpm2_dictionarylockout --clear-lockout`"
             },
@@ -213,7 +213,7 @@ fn tpm_findings(info: &Info) -> Vec<Finding> {
                 Status::Warn,
                 "NV lock",
                 "NV is not locked (TPM_NV_INDEX_LOCK undefined): anyone can write NV and wear it out",
-                "as the owner: `tpm_nvdefine -i 0xFFFFFFFF -s 0`",
+                "sudo tpm-keyctl lock-nv",
             ),
         });
     }

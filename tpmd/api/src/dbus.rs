@@ -189,6 +189,14 @@ pub trait Daemon1 {
     /// Creates the storage root key at 0x81000001 from the TCG RSA-2048 template if it is
     /// absent. Needs the owner hierarchy (empty owner auth) and a privileged caller.
     fn create_srk(&self) -> Result<bool, DaemonError>;
+
+    /// Clears the TPM's dictionary-attack lockout (TPM 1.2: with the well-known owner
+    /// secret). Needs a privileged caller.
+    fn reset_lockout(&self) -> Result<(), DaemonError>;
+
+    /// Locks NV on a TPM 1.2 (defines TPM_NV_INDEX_LOCK) so that NV writes need
+    /// authorization; false if it was locked already. Needs a privileged caller.
+    fn lock_nv(&self) -> Result<bool, DaemonError>;
 }
 
 /// Connects to tpmd: the address in `TPMD_BUS_ADDRESS` if set, else the system bus, or

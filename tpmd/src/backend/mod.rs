@@ -58,6 +58,12 @@ pub trait Backend: Send {
     ) -> TpmResult<Vec<u8>>;
     /// Creates the storage root key if absent (takes ownership on a 1.2); true if created.
     fn create_srk(&mut self) -> TpmResult<bool>;
+    /// Clears the dictionary-attack lockout: with the (empty) lockout auth on a TPM 2.0,
+    /// the well-known owner secret on a TPM 1.2.
+    fn reset_lockout(&mut self) -> TpmResult<()>;
+    /// Locks NV so that writing it needs authorization (TPM 1.2: defines
+    /// TPM_NV_INDEX_LOCK); false if it already was.
+    fn lock_nv(&mut self) -> TpmResult<bool>;
     /// " (TPM dictionary-attack counter N of M)" or empty, for wrong-auth messages.
     fn lockout_note(&mut self) -> String;
     /// Flushes every loaded object, before exit.

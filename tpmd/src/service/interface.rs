@@ -94,6 +94,24 @@ impl Daemon {
             .await
     }
 
+    /// The caller's uid, if it may change the TPM for everyone: root, or the user tpmd
+    /// runs as (a `tpmd --user` on a simulator).
+    async fn privileged_caller(
+        &self,
+        conn: &Connection,
+        header: &Header<'_>,
+        what: &str,
+    ) -> Result<u32, DaemonError> {
+        let uid = self.callers.uid(conn, header).await?;
+        let own_uid = nix::unistd::getuid().as_raw();
+        if uid != 0 && uid != own_uid {
+            return Err(DaemonError::InvalidArgument(format!(
+                "{what} changes the TPM for everyone: run it as root (you are uid {uid})"
+            )));
+        }
+        Ok(uid)
+    }
+
     /// Runs a key operation that presents an auth value, under the caller's rate limit.
     async fn with_auth_limit<T: Send + 'static>(
         &self,
@@ -229,17 +247,39 @@ impl Daemon {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<bool, DaemonError> {
-        let uid = self.callers.uid(conn, &header).await?;
-        let own_uid = nix::unistd::getuid().as_raw();
-        if uid != 0 && uid != own_uid {
-            return Err(DaemonError::InvalidArgument(format!(
-                "creating the SRK changes the TPM for everyone: run it as root (you are uid {uid})"
-            )));
-        }
+        let uid = self
+            .privileged_caller(conn, &header, "creating the SRK")
+            .await?;
         let created = self.tpm.run(|backend| backend.create_srk()).await?;
         if created {
-            info!(uid, "created the storage root key at 0x81000001");
+            info!(uid, "created the storage root key");
         }
         Ok(created)
+    }
+
+    async fn reset_lockout(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), DaemonError> {
+        let uid = self
+            .privileged_caller(conn, &header, "resetting the dictionary-attack lockout")
+            .await?;
+        self.tpm.run(|backend| backend.reset_lockout()).await?;
+        info!(uid, "reset the TPM's dictionary-attack lockout");
+        Ok(())
+    }
+
+    async fn lock_nv(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<bool, DaemonError> {
+        let uid = self.privileged_caller(conn, &header, "locking NV").await?;
+        let locked = self.tpm.run(|backend| backend.lock_nv()).await?;
+        if locked {
+            info!(uid, "locked the TPM's NV");
+        }
+        Ok(locked)
     }
 }

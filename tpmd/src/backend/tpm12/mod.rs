@@ -127,6 +127,14 @@ impl Backend for Tpm12Backend {
         ops::create_srk(&mut self.rm)
     }
 
+    fn reset_lockout(&mut self) -> TpmResult<()> {
+        ops::reset_lockout(&mut self.rm)
+    }
+
+    fn lock_nv(&mut self) -> TpmResult<bool> {
+        ops::lock_nv(&mut self.rm)
+    }
+
     fn lockout_note(&mut self) -> String {
         ops::lockout_note(&mut self.rm)
     }

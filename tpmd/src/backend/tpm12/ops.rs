@@ -274,3 +274,24 @@ pub fn create_srk(rm: &mut ResourceManager) -> TpmResult<bool> {
     rm.srk_modulus = Some(srk.modulus);
     Ok(true)
 }
+
+/// TPM_ResetLockValue with the owner secret (what `tpm_resetdalock` does through tcsd).
+pub fn reset_lockout(rm: &mut ResourceManager) -> TpmResult<()> {
+    rm.retrying(|tpm| tpm.reset_lockout())
+        .map_err(|e| fail(rm, "ResetLockValue", e))
+}
+
+/// Defines TPM_NV_INDEX_LOCK (what `tpm_nvdefine -i 0xFFFFFFFF -s 0` does); false if NV
+/// was locked already.
+pub fn lock_nv(rm: &mut ResourceManager) -> TpmResult<bool> {
+    let state = rm
+        .tpm()
+        .nv_state()
+        .map_err(|e| fail(rm, "GetCapability", e))?;
+    if state.locked {
+        return Ok(false);
+    }
+    rm.retrying(|tpm| tpm.lock_nv())
+        .map_err(|e| fail(rm, "NV_DefineSpace", e))?;
+    Ok(true)
+}

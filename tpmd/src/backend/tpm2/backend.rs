@@ -6,7 +6,7 @@ use tpmd_tpm2::transport::Transport;
 
 use super::blob::KeyBlob;
 use super::{info, ops, ResourceManager};
-use crate::backend::{Backend, DecryptRequest, Family, SignRequest, TpmResult};
+use crate::backend::{Backend, DecryptRequest, Family, SignRequest, TpmError, TpmResult};
 
 pub struct Tpm2Backend {
     rm: ResourceManager,
@@ -84,6 +84,20 @@ impl Backend for Tpm2Backend {
 
     fn create_srk(&mut self) -> TpmResult<bool> {
         ops::create_srk(&mut self.rm)
+    }
+
+    fn reset_lockout(&mut self) -> TpmResult<()> {
+        // tss-esapi 7.7 lacks TPM2_DictionaryAttackLockReset; tpm2-tools has it and works
+        // beside tpmd through the kernel's resource manager.
+        Err(TpmError::Unsupported(
+            "tpmd cannot reset a TPM 2.0's lockout yet: run `tpm2_dictionarylockout --clear-lockout` (it works beside tpmd through /dev/tpmrm0)".into(),
+        ))
+    }
+
+    fn lock_nv(&mut self) -> TpmResult<bool> {
+        Err(TpmError::Unsupported(
+            "a TPM 2.0 has no global NV lock: each NV index has its own write protection, so there is nothing to lock".into(),
+        ))
     }
 
     fn lockout_note(&mut self) -> String {
