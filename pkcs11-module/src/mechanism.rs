@@ -3,6 +3,7 @@
 use cryptoki_sys::*;
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
+use tpmd_tpm12::keys::digest_info::Hash as DigestInfoHash;
 
 use crate::error::{Pkcs11Error, Result};
 use crate::store::key::PublicParts;
@@ -63,24 +64,13 @@ impl Hash {
 
     /// The DER DigestInfo prefix PKCS#1 v1.5 puts before a digest of this hash.
     pub fn digest_info_prefix(self) -> &'static [u8] {
-        match self {
-            Hash::Sha1 => &[
-                0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04,
-                0x14,
-            ],
-            Hash::Sha256 => &[
-                0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-                0x01, 0x05, 0x00, 0x04, 0x20,
-            ],
-            Hash::Sha384 => &[
-                0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-                0x02, 0x05, 0x00, 0x04, 0x30,
-            ],
-            Hash::Sha512 => &[
-                0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-                0x03, 0x05, 0x00, 0x04, 0x40,
-            ],
-        }
+        let hash = match self {
+            Hash::Sha1 => DigestInfoHash::Sha1,
+            Hash::Sha256 => DigestInfoHash::Sha256,
+            Hash::Sha384 => DigestInfoHash::Sha384,
+            Hash::Sha512 => DigestInfoHash::Sha512,
+        };
+        hash.prefix()
     }
 }
 

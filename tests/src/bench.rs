@@ -119,3 +119,44 @@ pub fn raw_tpm2_floor(
     }
     stats(latencies, wall)
 }
+
+/// `--ops N` from the command line: signatures per row, `default` when absent.
+pub fn ops_arg(default: usize) -> usize {
+    std::env::args()
+        .skip_while(|a| a != "--ops")
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A figures table: one row per measurement, each with its ratio to the floor's rate.
+pub struct Table {
+    name_width: usize,
+    floor_rate: f64,
+}
+
+impl Table {
+    /// Prints the column headings.
+    pub fn start(name_width: usize, floor_rate: f64) -> Table {
+        println!(
+            "{:<name_width$} {:>9} {:>9} {:>9} {:>8}",
+            "", "signs/s", "p50 ms", "p99 ms", "ratio"
+        );
+        Table {
+            name_width,
+            floor_rate,
+        }
+    }
+
+    pub fn row(&self, name: &str, s: &Stats) {
+        println!(
+            "{:<width$} {:>9.1} {:>9.2} {:>9.2} {:>8.2}",
+            name,
+            s.per_second,
+            ms(s.p50),
+            ms(s.p99),
+            s.per_second / self.floor_rate,
+            width = self.name_width
+        );
+    }
+}

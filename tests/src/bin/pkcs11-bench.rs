@@ -13,7 +13,7 @@
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use tpmd_tests::bench::{ms, raw_tpm2_floor, stats, RawScheme, RawSession, Stats};
+use tpmd_tests::bench::{ops_arg, raw_tpm2_floor, stats, RawScheme, RawSession, Stats, Table};
 
 use cryptoki::context::{CInitializeArgs, Pkcs11};
 use cryptoki::mechanism::Mechanism;
@@ -202,11 +202,7 @@ fn tpm2_pkcs11_rows(
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let ops: usize = std::env::args()
-        .skip_while(|a| a != "--ops")
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(400);
+    let ops: usize = ops_arg(400);
     let sim = Simulator::start_temporary().unwrap();
     let bus = PrivateBus::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -277,20 +273,8 @@ async fn main() {
     println!(
         "RSA-2048 PKCS#1 v1.5 SHA-256 signatures on swtpm, {ops} per row; ratio = signs/s over the floor's mean"
     );
-    println!(
-        "{:<38} {:>9} {:>9} {:>9} {:>8}",
-        "", "signs/s", "p50 ms", "p99 ms", "ratio"
-    );
-    let row = |name: &str, s: &Stats| {
-        println!(
-            "{:<38} {:>9.1} {:>9.2} {:>9.2} {:>8.2}",
-            name,
-            s.per_second,
-            ms(s.p50),
-            ms(s.p99),
-            s.per_second / floor_rate
-        );
-    };
+    let table = Table::start(38, floor_rate);
+    let row = |name: &str, s: &Stats| table.row(name, s);
     row("raw TPM2_Sign, before (floor)", &floor_before);
     row("raw TPM2_Sign, after (floor)", &floor_after);
     for (name, s) in &rows {

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tpmd_tests::bench::{ms, raw_tpm2_floor, stats, RawScheme, RawSession, Stats};
+use tpmd_tests::bench::{ops_arg, raw_tpm2_floor, stats, RawScheme, RawSession, Stats, Table};
 
 use sha2::{Digest as _, Sha256};
 use tpmd_api::dbus::{scheme, GenerateOptions};
@@ -347,20 +347,8 @@ async fn measure(kind: Kind, ops: usize, with_peer: bool) {
         "{} signatures on swtpm, {ops} per row; ratio = signs/s over the floor's mean",
         kind.title
     );
-    println!(
-        "{:<46} {:>9} {:>9} {:>9} {:>8}",
-        "", "signs/s", "p50 ms", "p99 ms", "ratio"
-    );
-    let row = |name: &str, s: &Stats| {
-        println!(
-            "{:<46} {:>9.1} {:>9.2} {:>9.2} {:>8.2}",
-            name,
-            s.per_second,
-            ms(s.p50),
-            ms(s.p99),
-            s.per_second / floor
-        );
-    };
+    let table = Table::start(46, floor);
+    let row = |name: &str, s: &Stats| table.row(name, s);
     row("raw TPM2_Sign, before (floor)", &floor_before);
     row("raw TPM2_Sign, after (floor)", &floor_after);
     row("tpmd D-Bus Sign, 1 client", &dbus);
@@ -379,12 +367,7 @@ async fn measure(kind: Kind, ops: usize, with_peer: bool) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let ops: usize = args
-        .iter()
-        .skip_while(|a| *a != "--ops")
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(400);
+    let ops: usize = ops_arg(400);
     let with_peer = args.iter().any(|a| a == "--peer");
     for kind in KINDS {
         measure(kind, ops, with_peer).await;

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 use std::time::Instant;
-use tpmd_tests::bench::{ms, raw_tpm2_floor, stats, RawScheme, RawSession, Stats};
+use tpmd_tests::bench::{ms, ops_arg, raw_tpm2_floor, stats, RawScheme, RawSession, Stats, Table};
 
 use sha2::{Digest as _, Sha256};
 use tpmd_api::client::wrap_and_import;
@@ -112,11 +112,7 @@ async fn wrapped_copies(proxy: &Daemon1Proxy<'_>, n: usize) -> Vec<Vec<u8>> {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() {
-    let ops: usize = std::env::args()
-        .skip_while(|a| a != "--ops")
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(400);
+    let ops: usize = ops_arg(400);
     let family = if std::env::args().any(|a| a == "--tpm12") {
         Family::Tpm12
     } else {
@@ -191,20 +187,8 @@ async fn main() {
         Family::Tpm12 => ("TPM 1.2", "raw TPM_Sign"),
     };
     println!("RSA-2048 PKCS#1 v1.5 SHA-256 signatures on swtpm ({tpm}), {ops} per row; ratio = signs/s over the floor's mean");
-    println!(
-        "{:<36} {:>9} {:>9} {:>9} {:>8}",
-        "", "signs/s", "p50 ms", "p99 ms", "ratio"
-    );
-    let row = |name: &str, s: &Stats| {
-        println!(
-            "{:<36} {:>9.1} {:>9.2} {:>9.2} {:>8.2}",
-            name,
-            s.per_second,
-            ms(s.p50),
-            ms(s.p99),
-            s.per_second / floor_rate
-        );
-    };
+    let table = Table::start(36, floor_rate);
+    let row = |name: &str, s: &Stats| table.row(name, s);
     row(&format!("{raw}, before (floor)"), &floor_before);
     row(&format!("{raw}, after (floor)"), &floor_after);
     if let Some(raw_hmac) = &raw_hmac {
