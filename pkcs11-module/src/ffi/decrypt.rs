@@ -2,7 +2,7 @@
 
 use cryptoki_sys::*;
 
-use super::{bytes, guard, mechanism, module, produce, room};
+use super::{finish_with_output, guard, mechanism, module};
 use crate::module::lock;
 
 #[no_mangle]
@@ -36,21 +36,14 @@ pub unsafe extern "C" fn C_Decrypt(
         let m = module()?;
         let session = m.session(hSession)?;
         // SAFETY: the input holds ulEncryptedDataLen bytes; the output pair follows the rules.
-        let args = unsafe {
-            (
-                bytes(pEncryptedData, ulEncryptedDataLen),
-                room(pData, pulDataLen),
+        unsafe {
+            finish_with_output(
+                Some((pEncryptedData.cast_const(), ulEncryptedDataLen)),
+                pData,
+                pulDataLen,
+                || lock(&session).decrypt = None,
+                |ct, room| m.decrypt(hSession, ct.unwrap_or_default(), room),
             )
-        };
-        let (ct, room) = match args {
-            (Ok(c), Ok(r)) => (c, r),
-            (Err(e), _) | (_, Err(e)) => {
-                lock(&session).decrypt = None;
-                return Err(e);
-            }
-        };
-        let r = m.decrypt(hSession, ct, room);
-        // SAFETY: as above.
-        unsafe { produce(pData, pulDataLen, r) }
+        }
     })
 }

@@ -2,7 +2,7 @@
 
 use cryptoki_sys::*;
 
-use super::{bytes, guard, mechanism, module, produce, room};
+use super::{bytes, finish_with_output, guard, mechanism, module};
 use crate::error::Pkcs11Error;
 
 #[no_mangle]
@@ -36,16 +36,15 @@ pub unsafe extern "C" fn C_Digest(
         let m = module()?;
         m.session(hSession)?;
         // SAFETY: pData holds ulDataLen bytes; the output pair follows the PKCS#11 rules.
-        let (data, room) = match unsafe { (bytes(pData, ulDataLen), room(pDigest, pulDigestLen)) } {
-            (Ok(d), Ok(r)) => (d, r),
-            (Err(e), _) | (_, Err(e)) => {
-                m.digest_abort(hSession);
-                return Err(e);
-            }
-        };
-        let r = m.digest(hSession, Some(data), room);
-        // SAFETY: as above.
-        unsafe { produce(pDigest, pulDigestLen, r) }
+        unsafe {
+            finish_with_output(
+                Some((pData.cast_const(), ulDataLen)),
+                pDigest,
+                pulDigestLen,
+                || m.digest_abort(hSession),
+                |data, room| m.digest(hSession, data, room),
+            )
+        }
     })
 }
 
@@ -90,15 +89,14 @@ pub unsafe extern "C" fn C_DigestFinal(
         let m = module()?;
         m.session(hSession)?;
         // SAFETY: the output pair follows the PKCS#11 rules.
-        let room = match unsafe { room(pDigest, pulDigestLen) } {
-            Ok(r) => r,
-            Err(e) => {
-                m.digest_abort(hSession);
-                return Err(e);
-            }
-        };
-        let r = m.digest(hSession, None, room);
-        // SAFETY: as above.
-        unsafe { produce(pDigest, pulDigestLen, r) }
+        unsafe {
+            finish_with_output(
+                None,
+                pDigest,
+                pulDigestLen,
+                || m.digest_abort(hSession),
+                |data, room| m.digest(hSession, data, room),
+            )
+        }
     })
 }

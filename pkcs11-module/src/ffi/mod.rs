@@ -165,5 +165,37 @@ pub unsafe fn produce(buf: *mut u8, len: *mut CK_ULONG, r: Result<Produced>) -> 
     }
 }
 
+/// The calls that end an operation with output (C_Sign, C_SignFinal, C_Digest,
+/// C_DigestFinal, C_Decrypt): reads the input, if the call has one, and the room for the
+/// output. A bad pointer ends the operation (`abort`), as PKCS#11 requires; otherwise `op`
+/// runs and its result, or the length it needs, goes back through `buf`/`len`.
+pub unsafe fn finish_with_output(
+    input: Option<(*const u8, CK_ULONG)>,
+    buf: *mut u8,
+    len: *mut CK_ULONG,
+    abort: impl FnOnce(),
+    op: impl FnOnce(Option<&[u8]>, Option<usize>) -> Result<Produced>,
+) -> Result<()> {
+    // SAFETY: forwarded contracts of `bytes` (the input holds its length in bytes) and
+    // `room` (the output pair follows the PKCS#11 rules).
+    let args = unsafe {
+        let data = match input {
+            Some((p, n)) => bytes(p, n).map(Some),
+            None => Ok(None),
+        };
+        (data, room(buf, len))
+    };
+    let (data, room) = match args {
+        (Ok(d), Ok(r)) => (d, r),
+        (Err(e), _) | (_, Err(e)) => {
+            abort();
+            return Err(e);
+        }
+    };
+    let r = op(data, room);
+    // SAFETY: forwarded contract of `produce`; `room` has seen this pair.
+    unsafe { produce(buf, len, r) }
+}
+
 /// Copies `s` into a blank-padded fixed field.
 pub use crate::token::pad;

@@ -2,7 +2,7 @@
 
 use cryptoki_sys::*;
 
-use super::{bytes, guard, mechanism, module, produce, room};
+use super::{bytes, finish_with_output, guard, mechanism, module};
 
 #[no_mangle]
 pub unsafe extern "C" fn C_SignInit(
@@ -36,17 +36,15 @@ pub unsafe extern "C" fn C_Sign(
         let m = module()?;
         m.session(hSession)?;
         // SAFETY: pData holds ulDataLen bytes; the output pair follows the PKCS#11 rules.
-        let (data, room) =
-            match unsafe { (bytes(pData, ulDataLen), room(pSignature, pulSignatureLen)) } {
-                (Ok(d), Ok(r)) => (d, r),
-                (Err(e), _) | (_, Err(e)) => {
-                    m.sign_abort(hSession);
-                    return Err(e);
-                }
-            };
-        let r = m.sign(hSession, Some(data), room);
-        // SAFETY: as above.
-        unsafe { produce(pSignature, pulSignatureLen, r) }
+        unsafe {
+            finish_with_output(
+                Some((pData.cast_const(), ulDataLen)),
+                pSignature,
+                pulSignatureLen,
+                || m.sign_abort(hSession),
+                |data, room| m.sign(hSession, data, room),
+            )
+        }
     })
 }
 
@@ -79,15 +77,14 @@ pub unsafe extern "C" fn C_SignFinal(
         let m = module()?;
         m.session(hSession)?;
         // SAFETY: the output pair follows the PKCS#11 rules.
-        let room = match unsafe { room(pSignature, pulSignatureLen) } {
-            Ok(r) => r,
-            Err(e) => {
-                m.sign_abort(hSession);
-                return Err(e);
-            }
-        };
-        let r = m.sign(hSession, None, room);
-        // SAFETY: as above.
-        unsafe { produce(pSignature, pulSignatureLen, r) }
+        unsafe {
+            finish_with_output(
+                None,
+                pSignature,
+                pulSignatureLen,
+                || m.sign_abort(hSession),
+                |data, room| m.sign(hSession, data, room),
+            )
+        }
     })
 }
