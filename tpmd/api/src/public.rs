@@ -497,6 +497,12 @@ impl TpmPublic {
                 )
             }
         };
+        TpmPublic::plain(attributes, params)
+    }
+
+    /// A public area with SHA-256 names and no policy, symmetric algorithm or scheme:
+    /// the shape of a software key's, and the one a TPM 1.2 key is presented in.
+    pub fn plain(attributes: u32, key: KeyParams) -> TpmPublic {
         TpmPublic {
             name_alg: TPM_ALG_SHA256,
             attributes,
@@ -506,7 +512,7 @@ impl TpmPublic {
             scheme_hash: TPM_ALG_NULL,
             kdf: TPM_ALG_NULL,
             kdf_hash: TPM_ALG_NULL,
-            key: params,
+            key,
         }
     }
 

@@ -40,15 +40,14 @@ pub fn key_file_public(bytes: &[u8]) -> Result<TpmPublic, String> {
             _ => ATTR_SIGN | ATTR_DECRYPT,
         };
     let bits = u16::try_from(key.modulus.len() * 8).map_err(|_| "modulus too long")?;
-    let mut public = TpmPublic::standard_srk_with_modulus(&key.modulus);
-    public.attributes = attributes;
-    public.symmetric = None;
-    public.key = KeyParams::Rsa {
-        bits,
-        exponent,
-        modulus: key.modulus.clone(),
-    };
-    Ok(public)
+    Ok(TpmPublic::plain(
+        attributes,
+        KeyParams::Rsa {
+            bits,
+            exponent,
+            modulus: key.modulus,
+        },
+    ))
 }
 
 /// Whether using the key needs an auth value (its blob says TPM_AUTH_NEVER otherwise).
