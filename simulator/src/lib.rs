@@ -7,6 +7,7 @@
 //! Dropping the [`Simulator`] stops swtpm (SIGTERM, then SIGKILL).
 //!
 //! ```no_run
+//! # use tpmd_tpm2::transport::OpenEsys;
 //! # fn main() -> Result<(), tpmd_simulator::SimulatorError> {
 //! let sim = tpmd_simulator::Simulator::start_temporary()?;
 //! let mut ctx = sim.transport().open()?;
@@ -30,7 +31,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tpmd_tpm2::srk::{ensure_srk, SrkError};
-use tpmd_tpm2::transport::{Transport, TransportError};
+use tpmd_tpm2::transport::{EsysOpenError, OpenEsys, Transport};
 
 /// How long swtpm may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -143,7 +144,7 @@ pub enum SimulatorError {
         log_tail: String,
     },
     #[error("cannot connect to the simulator: {0}")]
-    Transport(#[from] TransportError),
+    Transport(#[from] EsysOpenError),
     #[error("cannot provision the simulator's SRK: {0}")]
     Srk(#[from] SrkError),
     #[error("swtpm_ioctl -i on control port {port} failed ({status}): {output}; is the simulator still running?")]

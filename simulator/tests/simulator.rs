@@ -1,5 +1,6 @@
 //! The harness against a real swtpm: a fresh simulator per test.
 
+use tpmd_tpm2::transport::OpenEsys;
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};

@@ -17,7 +17,9 @@ pub enum RunError {
     #[error("{0}")]
     Tpm(#[from] TpmError),
     #[error("{0}")]
-    Transport(#[from] tpmd_tpm2::transport::TransportError),
+    Transport(#[from] tpmd_tpm2::transport::ParseError),
+    #[error("{0}")]
+    NoTpm(#[from] tpmd_tpm2::transport::NoTpm),
     #[cfg(feature = "simulator")]
     #[error("{0}")]
     Simulator(#[from] tpmd_simulator::SimulatorError),

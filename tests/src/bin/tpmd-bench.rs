@@ -25,7 +25,7 @@ use tpmd_tpm12::keys::digest_info::{digest_info, Hash};
 /// Raw TPM_Sign through our TPM 1.2 client on a loaded key (no auth: TPM_AUTH_NEVER).
 fn raw_floor_tpm12(sim: &Simulator, key_pem: &[u8], ops: usize) -> Stats {
     let blob = tpmd_tpm12::keys::file::read(key_pem).unwrap().blob;
-    let mut tpm = Tpm12::connect(Tpm12Transport::tcp(sim.port())).unwrap();
+    let mut tpm = Tpm12::connect(Tpm12Transport::swtpm_tcp(sim.port())).unwrap();
     let key = tpm.load_key(&blob).unwrap();
     let mut latencies = Vec::with_capacity(ops);
     let start = Instant::now();

@@ -32,7 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
     let sim = Simulator::start_in_tempdir(Family::Tpm12, None, true)?;
-    let mut tpm = Tpm12::connect(Transport::tcp(sim.port()))?;
+    let mut tpm = Tpm12::connect(Transport::swtpm_tcp(sim.port()))?;
     let auth = AuthSecret::from_password(b"bench");
     let with_auth =
         tpm.create_wrap_key(&generate_template(2048, Usage::Legacy, false, true), &auth)?;

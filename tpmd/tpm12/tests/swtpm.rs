@@ -18,7 +18,7 @@ use tpmd_tpm12::keys::{bind, file};
 
 fn start() -> (Simulator, Tpm12) {
     let sim = Simulator::start_in_tempdir(Family::Tpm12, None, true).unwrap();
-    let tpm = Tpm12::connect(Transport::tcp(sim.port())).unwrap();
+    let tpm = Tpm12::connect(Transport::swtpm_tcp(sim.port())).unwrap();
     (sim, tpm)
 }
 
@@ -155,7 +155,7 @@ fn wrong_key_auth_is_a_clear_error_and_the_client_recovers() {
 fn tampered_and_truncated_responses_are_clear_errors() {
     let sim = Simulator::start_in_tempdir(Family::Tpm12, None, true).unwrap();
     let proxy = proxy::Proxy::start(sim.port());
-    let mut tpm = Tpm12::connect(Transport::tcp(proxy.port())).unwrap();
+    let mut tpm = Tpm12::connect(Transport::swtpm_tcp(proxy.port())).unwrap();
     let auth = AuthSecret::from_password(b"k");
     let key = tpm
         .create_wrap_key(&generate_template(1024, Usage::Signing, false, true), &auth)
@@ -190,7 +190,7 @@ fn tampered_and_truncated_responses_are_clear_errors() {
 fn take_ownership_with_well_known_srk_on_an_unowned_tpm() {
     // Without provisioning the harness leaves the TPM unowned, as shipped.
     let sim = Simulator::start_in_tempdir(Family::Tpm12, None, false).unwrap();
-    let mut tpm = Tpm12::connect(Transport::tcp(sim.port())).unwrap();
+    let mut tpm = Tpm12::connect(Transport::swtpm_tcp(sim.port())).unwrap();
     assert!(!tpm.has_owner().unwrap());
     let well_known = tpmd_tpm12::codec::WellKnown::Zeros.secret();
     let srk = tpm.take_ownership(&well_known, &well_known).unwrap();
@@ -198,7 +198,7 @@ fn take_ownership_with_well_known_srk_on_an_unowned_tpm() {
     assert!(tpm.permanent_flags().unwrap().read_srk_pub);
     // A fresh client with default (well-known) secrets reads the SRK and uses it.
     drop(tpm);
-    let mut tpm = Tpm12::connect(Transport::tcp(sim.port())).unwrap();
+    let mut tpm = Tpm12::connect(Transport::swtpm_tcp(sim.port())).unwrap();
     // libtpms makes the client guess swtpm_setup's convention first: one wrong guess for
     // the SRK, none for the owner (the SRK's convention is tried first for it).
     tpm.version_info().unwrap();

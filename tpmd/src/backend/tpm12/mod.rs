@@ -8,23 +8,13 @@ mod ops;
 mod resource_manager;
 
 use tpmd_api::dbus::{Counters, Info};
-use tpmd_tpm12::client::{Tpm12, Transport as Tpm12Transport};
+use tpmd_tpm12::client::Tpm12;
 use tpmd_tpm12::codec::AuthSecret;
 use tpmd_tpm2::transport::Transport;
 
 use super::{Backend, DecryptRequest, Family, SignRequest, TpmError, TpmResult};
 use key::Key;
 pub use resource_manager::ResourceManager;
-
-fn transport_of(transport: &Transport) -> Tpm12Transport {
-    match transport {
-        Transport::Device(path) => Tpm12Transport::Device(path.clone()),
-        Transport::Swtpm { host, port } => Tpm12Transport::Tcp {
-            host: host.clone(),
-            port: *port,
-        },
-    }
-}
 
 /// Opens a TPM 1.2 at `transport` with at most `budget` keys loaded at once. `srk_auth`
 /// is the SRK's password when it is not one of the well-known secrets.
@@ -50,8 +40,7 @@ pub struct Tpm12Backend {
 
 impl Tpm12Backend {
     pub fn open(transport: Transport, budget: usize) -> TpmResult<Tpm12Backend> {
-        let target = transport_of(&transport);
-        let mut tpm = Tpm12::connect(target).map_err(|e| TpmError::Unavailable(e.to_string()))?;
+        let mut tpm = Tpm12::connect(transport.clone()).map_err(|e| TpmError::Unavailable(e.to_string()))?;
         // A TPM 2.0 answers a 1.2 command with an error; say so instead of failing later.
         tpm.version_info().map_err(|e| {
             TpmError::Unavailable(format!(

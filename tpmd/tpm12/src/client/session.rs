@@ -4,7 +4,7 @@ use rand::rngs::OsRng;
 use rand::RngCore;
 
 use super::error::ClientError;
-use super::transport::{Connection, Transport};
+use super::transport::{CommandCounter, Connection, Transport};
 use crate::codec::consts::startup;
 use crate::codec::frame::{parse_response, Command, Response};
 use crate::codec::ops::session;
@@ -89,6 +89,7 @@ impl SecretSlot {
 #[derive(Debug)]
 pub struct Tpm12 {
     transport: Transport,
+    counter: CommandCounter,
     conn: Option<Connection>,
     oiap: Option<Oiap>,
     pub(crate) srk: SecretSlot,
@@ -99,9 +100,18 @@ pub struct Tpm12 {
 impl Tpm12 {
     /// Connects; SRK and owner secrets default to the well-known conventions.
     pub fn connect(transport: Transport) -> Result<Tpm12, ClientError> {
-        let conn = transport.open()?;
+        Self::connect_counted(transport, CommandCounter::default())
+    }
+
+    /// Connects, counting every command sent in `counter`.
+    pub fn connect_counted(
+        transport: Transport,
+        counter: CommandCounter,
+    ) -> Result<Tpm12, ClientError> {
+        let conn = Connection::open(&transport, Some(counter.clone()))?;
         Ok(Tpm12 {
             transport,
+            counter,
             conn: Some(conn),
             oiap: None,
             srk: SecretSlot::default(),
@@ -173,7 +183,7 @@ impl Tpm12 {
         self.oiap = None;
         self.stats.reconnects += 1;
         self.stats.epoch += 1;
-        let mut conn = self.transport.open()?;
+        let mut conn = Connection::open(&self.transport, Some(self.counter.clone()))?;
         let response = conn.transmit(bytes)?;
         self.conn = Some(conn);
         Ok(response)

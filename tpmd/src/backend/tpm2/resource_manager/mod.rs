@@ -29,7 +29,7 @@ use super::session::{self, Crypt};
 use crate::backend::counters::RmCounters;
 use tpmd_api::dbus::Counters;
 use tpmd_tpm2::srk;
-use tpmd_tpm2::transport::Transport;
+use tpmd_tpm2::transport::{OpenEsys, Transport};
 
 mod auth;
 mod loading;

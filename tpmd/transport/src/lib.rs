@@ -1,0 +1,271 @@
+//! Moving TPM command bytes to a TPM and response bytes back, for both families: a
+//! character device (`/dev/tpm0`, `/dev/tpmrm0`), or a swtpm data channel over TCP or a
+//! unix socket. A TPM answers each command with exactly one response whose header
+//! carries its size, so the framing needs no TPM knowledge beyond that header.
+//!
+//! Every command sent through a [`Connection`] with a [`CommandCounter`] is counted by
+//! command code (bytes 6..10 of the command, ordinal on a 1.2), which is how tpmd reports
+//! what it sends and how tests assert exact command sequences.
+
+mod counter;
+mod transport;
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use counter::{command_code, CommandCounter};
+pub use transport::{
+    is_kernel_rm_device, NoTpm, ParseError, Transport, KERNEL_RM_DEVICE, RAW_DEVICE,
+};
+
+/// The largest response either family produces (TPM 1.2 and 2.0 both stay well below).
+pub const MAX_RESPONSE: usize = 8192;
+const HEADER: usize = 10;
+/// A TPM key generation can take a minute on real hardware.
+const IO_TIMEOUT: Duration = Duration::from_secs(120);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// What the kernel answers on /dev/tpmrm0 when a connection would hold a fourth object.
+const ENOMEM: i32 = 12;
+const EBUSY: i32 = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("cannot connect to the TPM simulator at {target}: {source}; is swtpm running?")]
+    Connect {
+        target: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot open the TPM device {path}: {reason}")]
+    Open { path: PathBuf, reason: String },
+    #[error("TPM I/O on {target} failed: {source}")]
+    Io {
+        target: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the kernel resource manager on {target} refused the command: one connection may hold at most 3 objects")]
+    KernelRmFull { target: String },
+    #[error("the TPM at {target} sent a response of {size} bytes, which is not a TPM response")]
+    BadSize { target: String, size: usize },
+}
+
+impl TransportError {
+    /// The connection is gone or unusable: reconnecting may help.
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(
+            self,
+            TransportError::Io { .. } | TransportError::BadSize { .. }
+        )
+    }
+}
+
+#[derive(Debug)]
+enum Channel {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+    Device(File),
+}
+
+/// An open connection to a TPM. On `/dev/tpmrm0` each connection is its own space:
+/// objects loaded through one are invisible to another.
+#[derive(Debug)]
+pub struct Connection {
+    target: String,
+    channel: Channel,
+    counter: Option<CommandCounter>,
+}
+
+impl Connection {
+    /// Opens `endpoint`; commands are counted in `counter` if given.
+    pub fn open(
+        endpoint: &Transport,
+        counter: Option<CommandCounter>,
+    ) -> Result<Connection, TransportError> {
+        let target = endpoint.to_string();
+        let connect_err = |source| TransportError::Connect {
+            target: target.clone(),
+            source,
+        };
+        let channel = match endpoint {
+            Transport::Swtpm { host, port } => {
+                let addr = (host.as_str(), *port)
+                    .to_socket_addrs()
+                    .map_err(connect_err)?
+                    .next()
+                    .ok_or_else(|| connect_err(io::Error::from(io::ErrorKind::NotFound)))?;
+                let stream =
+                    TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(connect_err)?;
+                stream
+                    .set_read_timeout(Some(IO_TIMEOUT))
+                    .and_then(|_| stream.set_write_timeout(Some(IO_TIMEOUT)))
+                    .and_then(|_| stream.set_nodelay(true))
+                    .map_err(connect_err)?;
+                Channel::Tcp(stream)
+            }
+            Transport::SwtpmUnix(path) => {
+                let stream = UnixStream::connect(path).map_err(connect_err)?;
+                stream
+                    .set_read_timeout(Some(IO_TIMEOUT))
+                    .and_then(|_| stream.set_write_timeout(Some(IO_TIMEOUT)))
+                    .map_err(connect_err)?;
+                Channel::Unix(stream)
+            }
+            Transport::Device(path) => {
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(path)
+                    .map_err(|e| TransportError::Open {
+                        path: path.clone(),
+                        reason: explain_open_error(&e),
+                    })?;
+                Channel::Device(file)
+            }
+        };
+        Ok(Connection {
+            target,
+            channel,
+            counter,
+        })
+    }
+
+    /// Sends one command and returns the whole response.
+    pub fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
+        if let Some(counter) = &self.counter {
+            counter.count(command);
+        }
+        let target = &self.target;
+        let io_err = |source| TransportError::Io {
+            target: target.clone(),
+            source,
+        };
+        match &mut self.channel {
+            Channel::Tcp(stream) => exchange(stream, command, target),
+            Channel::Unix(stream) => exchange(stream, command, target),
+            Channel::Device(file) => {
+                // The driver takes a command in one write and returns the whole response
+                // to one read.
+                if let Err(e) = file.write_all(command) {
+                    if e.raw_os_error() == Some(ENOMEM) {
+                        return Err(TransportError::KernelRmFull {
+                            target: target.clone(),
+                        });
+                    }
+                    return Err(io_err(e));
+                }
+                let mut response = vec![0u8; MAX_RESPONSE];
+                let n = file.read(&mut response).map_err(io_err)?;
+                response.truncate(n);
+                check_size(&response, target)?;
+                Ok(response)
+            }
+        }
+    }
+
+    /// Where this connection goes, as the user wrote it.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+}
+
+/// One command out, one size-framed response back, on a stream.
+fn exchange(
+    stream: &mut (impl Read + Write),
+    command: &[u8],
+    target: &str,
+) -> Result<Vec<u8>, TransportError> {
+    let io_err = |source| TransportError::Io {
+        target: target.to_string(),
+        source,
+    };
+    stream.write_all(command).map_err(io_err)?;
+    let mut header = [0u8; HEADER];
+    stream.read_exact(&mut header).map_err(io_err)?;
+    let size = u32::from_be_bytes([header[2], header[3], header[4], header[5]]) as usize;
+    if !(HEADER..=MAX_RESPONSE).contains(&size) {
+        return Err(TransportError::BadSize {
+            target: target.to_string(),
+            size,
+        });
+    }
+    let mut response = header.to_vec();
+    response.resize(size, 0);
+    stream.read_exact(&mut response[HEADER..]).map_err(io_err)?;
+    Ok(response)
+}
+
+fn check_size(response: &[u8], target: &str) -> Result<(), TransportError> {
+    let declared = response
+        .get(2..6)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    if response.len() < HEADER || declared != Some(response.len()) {
+        return Err(TransportError::BadSize {
+            target: target.to_string(),
+            size: response.len(),
+        });
+    }
+    Ok(())
+}
+
+/// Why a device would not open, in the terms of the fix.
+fn explain_open_error(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::NotFound => "it does not exist; is the TPM enabled in the firmware and the tpm_tis/tpm_crb driver loaded?".into(),
+        io::ErrorKind::PermissionDenied => "permission denied; run tpmd as a member of group tss (udev/60-tpmd.rules gives the device to that group)".into(),
+        _ if e.raw_os_error() == Some(EBUSY) => "it is busy: another program holds it open; use /dev/tpmrm0, which is shared, or stop that program".into(),
+        _ => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixListener;
+
+    #[test]
+    fn a_unix_socket_round_trip_is_framed_by_the_response_header() {
+        let dir = std::env::temp_dir().join(format!("tpmd-transport-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("tpm.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut cmd = [0u8; 12];
+            s.read_exact(&mut cmd).unwrap();
+            // A 12-byte response, written in two pieces.
+            s.write_all(&[0x80, 0x01, 0, 0, 0, 12]).unwrap();
+            s.write_all(&[0, 0, 0, 0, 0xAB, 0xCD]).unwrap();
+            cmd
+        });
+        let counter = CommandCounter::default();
+        let mut conn =
+            Connection::open(&Transport::SwtpmUnix(path.clone()), Some(counter.clone())).unwrap();
+        let command = [0x80, 0x01, 0, 0, 0, 12, 0, 0, 0x01, 0x44, 0, 0];
+        let response = conn.transmit(&command).unwrap();
+        assert_eq!(response.len(), 12);
+        assert_eq!(&response[10..], &[0xAB, 0xCD]);
+        assert_eq!(server.join().unwrap(), command);
+        assert_eq!(counter.get(0x144), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_impossible_response_size_is_an_error() {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let server = std::thread::spawn(move || {
+            let mut cmd = [0u8; 10];
+            b.read_exact(&mut cmd).unwrap();
+            b.write_all(&[0x80, 0x01, 0xFF, 0, 0, 0, 0, 0, 0, 0])
+                .unwrap();
+        });
+        let err = exchange(&mut a, &[0u8; 10], "test").unwrap_err();
+        assert!(matches!(err, TransportError::BadSize { .. }), "{err}");
+        server.join().unwrap();
+    }
+}
