@@ -1,10 +1,10 @@
 //! The harness against a real swtpm: a fresh simulator per test.
 
-use tpmd_tpm2::transport::OpenEsys;
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::Duration;
+use tpmd_tpm2::transport::OpenEsys;
 
 use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal};

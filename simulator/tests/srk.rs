@@ -1,9 +1,9 @@
 //! tpmd-tpm2's SRK functions against a real swtpm. (They live here rather than in
 //! tpmd-tpm2 because the simulator depends on tpmd-tpm2.)
 
-use tpmd_tpm2::transport::OpenEsys;
 use std::path::Path;
 use std::process::Command;
+use tpmd_tpm2::transport::OpenEsys;
 
 use tpmd_simulator::{Family, Simulator};
 use tpmd_tpm2::srk::{

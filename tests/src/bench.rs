@@ -4,8 +4,8 @@
 // A benchmark that cannot set itself up has nothing to report: failing loudly is right.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use tpmd_tpm2::transport::OpenEsys;
 use std::time::{Duration, Instant};
+use tpmd_tpm2::transport::OpenEsys;
 
 use sha2::{Digest as _, Sha256};
 use tpmd::backend::tpm2::blob::{KeyBlob, KeyPrivate};

@@ -3,13 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use tpmd_tpm2::transport::OpenEsys;
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
 use sha2::{Digest, Sha256};
 use tpmd_api::dbus::{scheme, GenerateOptions};
 use tpmd_tests::TestEnv;
+use tpmd_tpm2::transport::OpenEsys;
 use tss_esapi::constants::CapabilityType;
 use tss_esapi::structures::CapabilityData;
 

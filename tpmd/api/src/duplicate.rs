@@ -13,19 +13,15 @@
 //!
 //! The plaintext key never leaves the calling process; tpmd only imports the result.
 
-use cfb_mode::cipher::{AsyncStreamCipher, KeyIvInit};
-use hmac::{Hmac, Mac};
-use rand::rngs::OsRng;
-use rand::RngCore;
-use sha1::Sha1;
-use sha2::{Sha256, Sha384, Sha512};
 use thiserror::Error;
 use zeroize::Zeroizing;
 
+use crate::crypto::{self, CryptoError};
+pub use crate::crypto::{kdfa, kdfe};
 use crate::keyfile::{KeyFileKind, TpmKeyFile};
 use crate::marshal::*;
 use crate::privkey::{KeyReadError, SoftwareKey};
-use crate::public::{EccCurve, KeyParams, PublicError, TpmPublic};
+use crate::public::{PublicError, TpmPublic};
 
 /// Errors building a duplicate.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -52,134 +48,38 @@ pub enum DuplicateError {
     Crypto(String),
 }
 
+impl From<CryptoError> for DuplicateError {
+    fn from(e: CryptoError) -> Self {
+        match e {
+            CryptoError::Public(e) => DuplicateError::Public(e),
+            CryptoError::AesKeySize(bits) => DuplicateError::UnsupportedParent(format!(
+                "the parent's AES key size of {bits} bits is not 128, 192 or 256"
+            )),
+            CryptoError::Failed(detail) => DuplicateError::Crypto(detail),
+        }
+    }
+}
+
 fn hmac_parts(
     hash_alg: u16,
     key: &[u8],
     parts: &[&[u8]],
 ) -> Result<Zeroizing<Vec<u8>>, DuplicateError> {
-    fn run<M: Mac + hmac::digest::KeyInit>(
-        key: &[u8],
-        parts: &[&[u8]],
-    ) -> Result<Zeroizing<Vec<u8>>, DuplicateError> {
-        let mut mac = <M as hmac::digest::KeyInit>::new_from_slice(key)
-            .map_err(|e| DuplicateError::Crypto(format!("HMAC key: {e}")))?;
-        for part in parts {
-            mac.update(part);
-        }
-        Ok(Zeroizing::new(mac.finalize().into_bytes().to_vec()))
-    }
-    match hash_alg {
-        TPM_ALG_SHA1 => run::<Hmac<Sha1>>(key, parts),
-        TPM_ALG_SHA256 => run::<Hmac<Sha256>>(key, parts),
-        TPM_ALG_SHA384 => run::<Hmac<Sha384>>(key, parts),
-        TPM_ALG_SHA512 => run::<Hmac<Sha512>>(key, parts),
-        other => Err(PublicError::UnsupportedNameAlg(alg_name(other)).into()),
-    }
+    Ok(crypto::hmac(hash_alg, key, parts)?)
 }
 
-/// TPM KDFa (SP 800-108 counter mode with HMAC):
-/// `HMAC(key, BE32(i) || label || 0x00 || context_u || context_v || BE32(bits))` for
-/// i = 1, 2, ..., concatenated and cut to `bits` (the spare high bits of the first byte
-/// are cleared when `bits` is not a multiple of 8).
-pub fn kdfa(
-    hash_alg: u16,
-    key: &[u8],
-    label: &str,
-    context_u: &[u8],
-    context_v: &[u8],
-    bits: u32,
-) -> Result<Zeroizing<Vec<u8>>, DuplicateError> {
-    let bytes = bits.div_ceil(8) as usize;
-    let mut out = Zeroizing::new(Vec::with_capacity(bytes + 64));
-    let mut counter: u32 = 0;
-    while out.len() < bytes {
-        counter += 1;
-        let block = hmac_parts(
-            hash_alg,
-            key,
-            &[
-                &counter.to_be_bytes(),
-                label.as_bytes(),
-                &[0],
-                context_u,
-                context_v,
-                &bits.to_be_bytes(),
-            ],
-        )?;
-        out.extend_from_slice(&block);
-    }
-    out.truncate(bytes);
-    mask_high_bits(&mut out, bits);
-    Ok(out)
+/// AES-CFB with an all-zero IV, in place: the outer wrapper's encryption.
+fn aes_cfb_encrypt(key: &[u8], buf: &mut [u8]) -> Result<(), DuplicateError> {
+    Ok(crypto::aes_cfb_encrypt(key, &[0u8; 16], buf)?)
 }
 
-/// TPM KDFe (SP 800-56A concatenation KDF):
-/// `H(BE32(i) || z || label || 0x00 || party_u || party_v)` for i = 1, 2, ...,
-/// concatenated and cut to `bits`.
-pub fn kdfe(
-    hash_alg: u16,
-    z: &[u8],
-    label: &str,
-    party_u: &[u8],
-    party_v: &[u8],
-    bits: u32,
-) -> Result<Zeroizing<Vec<u8>>, DuplicateError> {
-    let bytes = bits.div_ceil(8) as usize;
-    let mut out = Zeroizing::new(Vec::with_capacity(bytes + 64));
-    let mut counter: u32 = 0;
-    while out.len() < bytes {
-        counter += 1;
-        let block = Zeroizing::new(crate::public::hash_parts(
-            hash_alg,
-            &[
-                &counter.to_be_bytes(),
-                z,
-                label.as_bytes(),
-                &[0],
-                party_u,
-                party_v,
-            ],
-        )?);
-        out.extend_from_slice(&block);
-    }
-    out.truncate(bytes);
-    mask_high_bits(&mut out, bits);
-    Ok(out)
-}
-
-fn mask_high_bits(out: &mut [u8], bits: u32) {
-    let spare = (8 - bits % 8) % 8;
-    if let Some(first) = out.first_mut() {
-        *first &= 0xFF >> spare;
-    }
+/// A fresh seed encrypted to the parent (label "DUPLICATE").
+fn make_seed(parent: &TpmPublic) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>), DuplicateError> {
+    Ok(crypto::encrypt_secret(parent, "DUPLICATE")?)
 }
 
 fn digest_size_of(hash_alg: u16) -> Result<usize, DuplicateError> {
     digest_size(hash_alg).ok_or_else(|| PublicError::UnsupportedNameAlg(alg_name(hash_alg)).into())
-}
-
-/// AES-CFB (full-block CFB128) encryption with an all-zero IV, in place.
-fn aes_cfb_encrypt(key: &[u8], buf: &mut [u8]) -> Result<(), DuplicateError> {
-    let iv = [0u8; 16];
-    let err = |e: cfb_mode::cipher::InvalidLength| DuplicateError::Crypto(format!("AES key: {e}"));
-    match key.len() {
-        16 => cfb_mode::Encryptor::<aes::Aes128>::new_from_slices(key, &iv)
-            .map_err(err)?
-            .encrypt(buf),
-        24 => cfb_mode::Encryptor::<aes::Aes192>::new_from_slices(key, &iv)
-            .map_err(err)?
-            .encrypt(buf),
-        32 => cfb_mode::Encryptor::<aes::Aes256>::new_from_slices(key, &iv)
-            .map_err(err)?
-            .encrypt(buf),
-        n => {
-            return Err(DuplicateError::UnsupportedParent(format!(
-                "the parent's AES key size of {} bits is not 128, 192 or 256",
-                n * 8
-            )))
-        }
-    }
-    Ok(())
 }
 
 /// The TPM2B_SENSITIVE of a key: type, authValue, empty seedValue, and the private part.
@@ -217,105 +117,6 @@ fn parent_symmetric_bits(parent: &TpmPublic) -> Result<u32, DuplicateError> {
         ))),
         None => Err(DuplicateError::UnsupportedParent(
             "it has no symmetric algorithm, so it is not a storage key".to_string(),
-        )),
-    }
-}
-
-/// Makes a fresh seed and encrypts it to the parent. Returns (seed, TPMU_ENCRYPTED_SECRET
-/// contents without the TPM2B size).
-fn make_seed(parent: &TpmPublic) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>), DuplicateError> {
-    let hash_alg = parent.name_alg;
-    let size = digest_size_of(hash_alg)?;
-    match &parent.key {
-        KeyParams::Rsa {
-            exponent, modulus, ..
-        } => {
-            let mut seed = Zeroizing::new(vec![0u8; size]);
-            OsRng.fill_bytes(&mut seed);
-            let e = if *exponent == 0 { 65537 } else { *exponent };
-            let public =
-                rsa::RsaPublicKey::new(rsa::BigUint::from_bytes_be(modulus), rsa::BigUint::from(e))
-                    .map_err(|e| PublicError::InvalidKey {
-                        what: "RSA",
-                        detail: e.to_string(),
-                    })?;
-            const LABEL: &str = "DUPLICATE\0";
-            let padding = match hash_alg {
-                TPM_ALG_SHA1 => rsa::Oaep::new_with_label::<Sha1, _>(LABEL),
-                TPM_ALG_SHA256 => rsa::Oaep::new_with_label::<Sha256, _>(LABEL),
-                TPM_ALG_SHA384 => rsa::Oaep::new_with_label::<Sha384, _>(LABEL),
-                TPM_ALG_SHA512 => rsa::Oaep::new_with_label::<Sha512, _>(LABEL),
-                other => return Err(PublicError::UnsupportedNameAlg(alg_name(other)).into()),
-            };
-            let encrypted = public
-                .encrypt(&mut OsRng, padding, &seed)
-                .map_err(|e| DuplicateError::Crypto(format!("RSA-OAEP of the seed: {e}")))?;
-            Ok((seed, encrypted))
-        }
-        KeyParams::Ecc { curve, x, .. } => {
-            let bits = (size * 8) as u32;
-            let parent_point = parent_public_point(parent)?;
-            let (z, eph_x, eph_y) = match (curve, parent_point) {
-                (EccCurve::NistP256, ParentPoint::P256(point)) => {
-                    use p256::elliptic_curve::sec1::ToEncodedPoint;
-                    let eph = p256::ecdh::EphemeralSecret::random(&mut OsRng);
-                    let encoded = eph.public_key().to_encoded_point(false);
-                    let shared = eph.diffie_hellman(&point);
-                    (
-                        Zeroizing::new(shared.raw_secret_bytes().to_vec()),
-                        encoded.x().map(|c| c.to_vec()).unwrap_or_default(),
-                        encoded.y().map(|c| c.to_vec()).unwrap_or_default(),
-                    )
-                }
-                (EccCurve::NistP384, ParentPoint::P384(point)) => {
-                    use p384::elliptic_curve::sec1::ToEncodedPoint;
-                    let eph = p384::ecdh::EphemeralSecret::random(&mut OsRng);
-                    let encoded = eph.public_key().to_encoded_point(false);
-                    let shared = eph.diffie_hellman(&point);
-                    (
-                        Zeroizing::new(shared.raw_secret_bytes().to_vec()),
-                        encoded.x().map(|c| c.to_vec()).unwrap_or_default(),
-                        encoded.y().map(|c| c.to_vec()).unwrap_or_default(),
-                    )
-                }
-                _ => {
-                    return Err(DuplicateError::Crypto(
-                        "parent curve and point disagree".to_string(),
-                    ))
-                }
-            };
-            let seed = kdfe(hash_alg, &z, "DUPLICATE", &eph_x, x, bits)?;
-            let mut encrypted = Vec::with_capacity(eph_x.len() + eph_y.len() + 4);
-            put_tpm2b(&mut encrypted, &eph_x);
-            put_tpm2b(&mut encrypted, &eph_y);
-            Ok((seed, encrypted))
-        }
-    }
-}
-
-enum ParentPoint {
-    P256(p256::PublicKey),
-    P384(p384::PublicKey),
-}
-
-fn parent_public_point(parent: &TpmPublic) -> Result<ParentPoint, DuplicateError> {
-    use p256::pkcs8::DecodePublicKey;
-    let spki = parent.to_spki_der()?;
-    match &parent.key {
-        KeyParams::Ecc {
-            curve: EccCurve::NistP256,
-            ..
-        } => p256::PublicKey::from_public_key_der(&spki)
-            .map(ParentPoint::P256)
-            .map_err(|e| DuplicateError::Crypto(e.to_string())),
-        KeyParams::Ecc {
-            curve: EccCurve::NistP384,
-            ..
-        } => p384::PublicKey::from_public_key_der(&spki)
-            .map(ParentPoint::P384)
-            .map_err(|e| DuplicateError::Crypto(e.to_string())),
-        KeyParams::Rsa { .. } => Err(DuplicateError::Crypto(
-            "an RSA parent has no ECC point".to_string(),
         )),
     }
 }
@@ -386,7 +187,10 @@ pub fn wrap_for_parent(
 mod tests {
     use super::*;
     use crate::privkey::read_private_key;
+    use crate::public::KeyParams;
+    use cfb_mode::cipher::{AsyncStreamCipher, KeyIvInit};
     use rsa::traits::PrivateKeyParts;
+    use sha2::Sha256;
 
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
@@ -562,8 +366,9 @@ mod tests {
         let ey = r.read_tpm2b("y").unwrap().to_vec();
         r.finish("point").unwrap();
         let eph = TpmPublic::standard_ecc_srk_with_point(&ex, &ey);
-        let ParentPoint::P256(eph_pub) = parent_public_point(&eph).unwrap() else {
-            panic!()
+        let eph_pub = {
+            use p256::pkcs8::DecodePublicKey;
+            p256::PublicKey::from_public_key_der(&eph.to_spki_der().unwrap()).unwrap()
         };
         let shared =
             p256::ecdh::diffie_hellman(parent_secret.to_nonzero_scalar(), eph_pub.as_affine());

@@ -5,6 +5,7 @@
 //! plaintext private key never has to leave the process that read it.
 
 pub mod client;
+pub mod crypto;
 pub mod dbus;
 pub mod duplicate;
 pub mod keyfile;

@@ -40,7 +40,8 @@ pub struct Tpm12Backend {
 
 impl Tpm12Backend {
     pub fn open(transport: Transport, budget: usize) -> TpmResult<Tpm12Backend> {
-        let mut tpm = Tpm12::connect(transport.clone()).map_err(|e| TpmError::Unavailable(e.to_string()))?;
+        let mut tpm =
+            Tpm12::connect(transport.clone()).map_err(|e| TpmError::Unavailable(e.to_string()))?;
         // A TPM 2.0 answers a 1.2 command with an error; say so instead of failing later.
         tpm.version_info().map_err(|e| {
             TpmError::Unavailable(format!(

@@ -214,7 +214,8 @@ fn create_srk_takes_ownership_once() {
 fn an_srk_with_a_password_is_named_in_the_error() {
     let sim = Simulator::start_in_tempdir(SimFamily::Tpm12, None, false).unwrap();
     let mut tpm =
-        tpmd_tpm12::client::Tpm12::connect(tpmd_tpm12::client::Transport::swtpm_tcp(sim.port())).unwrap();
+        tpmd_tpm12::client::Tpm12::connect(tpmd_tpm12::client::Transport::swtpm_tcp(sim.port()))
+            .unwrap();
     let secret = tpmd_tpm12::codec::AuthSecret::from_password(b"srk password");
     tpm.take_ownership(&secret, &secret).unwrap();
     drop(tpm);
