@@ -30,8 +30,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use tpmd_tpm2::srk::{ensure_srk, SrkError};
-use tpmd_tpm2::transport::{EsysOpenError, OpenEsys, Transport};
+use tpmd_tpm2::srk::{provision_srk, SrkError};
+use tpmd_tpm2::tpm::Tpm;
+use tpmd_tpm2::transport::Transport;
 
 /// How long swtpm may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -144,7 +145,7 @@ pub enum SimulatorError {
         log_tail: String,
     },
     #[error("cannot connect to the simulator: {0}")]
-    Transport(#[from] EsysOpenError),
+    Connect(#[from] tpmd_tpm2::transport::TransportError),
     #[error("cannot provision the simulator's SRK: {0}")]
     Srk(#[from] SrkError),
     #[error("swtpm_ioctl -i on control port {port} failed ({status}): {output}; is the simulator still running?")]
@@ -407,9 +408,9 @@ impl Simulator {
             }
         };
         if opts.family == Family::Tpm2 && opts.provision_srk {
-            // swtpm serves one client at a time: drop the context before returning.
-            let mut ctx = sim.transport().open()?;
-            sim.srk_created = ensure_srk(&mut ctx)?;
+            // swtpm serves one client at a time: drop the connection before returning.
+            let mut tpm = Tpm::open(&sim.transport(), None)?;
+            sim.srk_created = provision_srk(&mut tpm)?;
         }
         Ok(sim)
     }

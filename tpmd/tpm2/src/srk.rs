@@ -7,6 +7,7 @@
 //! storage primary on the fly, which [`create_ecc_owner_primary`] recreates
 //! bit-for-bit (same template, same seed, so the same key).
 
+use tpmd_api::public::TpmPublic;
 use tss_esapi::attributes::ObjectAttributes;
 use tss_esapi::constants::response_code::Tss2ResponseCodeKind;
 use tss_esapi::constants::CapabilityType;
@@ -22,7 +23,11 @@ use tss_esapi::structures::{
     PublicBuilder, PublicEccParametersBuilder, PublicKeyRsa, PublicRsaParametersBuilder,
     RsaExponent, RsaScheme, SymmetricDefinitionObject,
 };
+use tss_esapi::traits::Marshall;
 use tss_esapi::{Context, Error as TssError};
+
+use crate::tpm::{Tpm, TpmCallError};
+use crate::wire::{handle, ops, AuthCommand};
 
 /// The persistent handle of the storage root key.
 pub const SRK_HANDLE: u32 = 0x8100_0001;
@@ -51,6 +56,8 @@ pub enum SrkError {
         "cannot flush the transient SRK: {0}; the TPM may be in a bad state, restart it or tpmd"
     )]
     Flush(#[source] TssError),
+    #[error("cannot provision the SRK: {0}; check that the TPM is reachable and started")]
+    Tpm(#[from] TpmCallError),
     #[error("persistent handle 0x81000001 holds {0}, not a storage key; tpmd will not overwrite it: remove it with `tpm2_evictcontrol -C o -c 0x81000001` if nothing uses it")]
     Occupied(String),
 }
@@ -248,6 +255,69 @@ pub fn ensure_srk(ctx: &mut Context) -> Result<bool, SrkError> {
         ctx.tr_close(&mut persistent_handle)
             .map_err(SrkError::EvictControl)?;
     }
+    tracing::info!("created the SRK at 0x{SRK_HANDLE:08x}");
+    Ok(true)
+}
+
+/// The TPMT_PUBLIC bytes of a template, as TPM2_Create and TPM2_CreatePrimary take it.
+pub fn template_bytes(template: &Public) -> Result<Vec<u8>, SrkError> {
+    template.marshall().map_err(|source| SrkError::Template {
+        which: "marshalled template",
+        source,
+    })
+}
+
+/// Why the TPM2B_PUBLIC `public` cannot be a storage parent, or `None` if it can.
+fn storage_problem_of(public: &[u8]) -> Option<String> {
+    let parsed = match TpmPublic::from_tpm2b(public) {
+        Ok(p) => p,
+        Err(e) => return Some(format!("an object tpmd cannot use as a parent ({e})")),
+    };
+    let attrs = parsed.attributes;
+    let flag = |bit: u32| attrs & bit != 0;
+    use tpmd_api::marshal::{TPMA_OBJECT_DECRYPT, TPMA_OBJECT_RESTRICTED, TPMA_OBJECT_SIGN};
+    if flag(TPMA_OBJECT_RESTRICTED) && flag(TPMA_OBJECT_DECRYPT) && !flag(TPMA_OBJECT_SIGN) {
+        None
+    } else {
+        Some(format!(
+            "a {} key with restricted={}, decrypt={}, sign={}",
+            parsed.key_type_name(),
+            flag(TPMA_OBJECT_RESTRICTED),
+            flag(TPMA_OBJECT_DECRYPT),
+            flag(TPMA_OBJECT_SIGN)
+        ))
+    }
+}
+
+/// What is at 0x81000001, read with our own command path: the SRK's TPM2B_PUBLIC, or
+/// `None` when the handle is empty.
+pub fn read_srk(tpm: &mut Tpm) -> Result<Option<Vec<u8>>, SrkError> {
+    match tpm.execute(&ops::read_public(SRK_HANDLE), &[]) {
+        Ok(response) => {
+            let (public, _name) = ops::parse_read_public(&response).map_err(TpmCallError::from)?;
+            match storage_problem_of(&public) {
+                None => Ok(Some(public)),
+                Some(problem) => Err(SrkError::Occupied(problem)),
+            }
+        }
+        Err(e) if e.response_code().is_some_and(|rc| rc.is_handle()) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// [`ensure_srk`] over our own command path (any transport, unix sockets included).
+pub fn provision_srk(tpm: &mut Tpm) -> Result<bool, SrkError> {
+    if read_srk(tpm)?.is_some() {
+        return Ok(false);
+    }
+    let template = template_bytes(&srk_template()?)?;
+    let owner = [AuthCommand::password(&[])];
+    let created = tpm.execute(&ops::create_primary(handle::OWNER, &template), &owner)?;
+    let transient = ops::returned_handle(&created).map_err(TpmCallError::from)?;
+    let evicted = tpm.execute(&ops::evict_control(transient, SRK_HANDLE), &owner);
+    let flushed = tpm.execute(&ops::flush_context(transient), &[]);
+    evicted?;
+    flushed?;
     tracing::info!("created the SRK at 0x{SRK_HANDLE:08x}");
     Ok(true)
 }
