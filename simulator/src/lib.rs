@@ -8,7 +8,7 @@
 //!
 //! ```no_run
 //! # use tpmd_tpm2::transport::OpenEsys;
-//! # fn main() -> Result<(), tpmd_simulator::SimulatorError> {
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let sim = tpmd_simulator::Simulator::start_temporary()?;
 //! let mut ctx = sim.transport().open()?;
 //! # drop(ctx);

@@ -42,7 +42,9 @@ impl OpenEsys for Transport {
                 NetworkTPMConfig::from_str(&format!("host={host},port={port}"))
                     .map(TctiNameConf::Swtpm)
             }
-            Transport::SwtpmUnix(_) => return Err(EsysOpenError::UnixSocket(self.to_string())),
+            Transport::SwtpmUnix(_) | Transport::KernelRmSocket(_) => {
+                return Err(EsysOpenError::UnixSocket(self.to_string()))
+            }
         }
         .map_err(|_| EsysOpenError::Tcti(self.to_string()))?;
         Context::new(conf).map_err(|_| match self {

@@ -71,63 +71,29 @@ enum Channel {
     Device(File),
 }
 
-/// An open connection to a TPM. On `/dev/tpmrm0` each connection is its own space:
-/// objects loaded through one are invisible to another.
+/// A connection to a TPM. On `/dev/tpmrm0` each connection is its own space: objects
+/// loaded through one are invisible to another. To a swtpm it is re-established for
+/// each command (see [`Transport::connects_per_command`]).
 #[derive(Debug)]
 pub struct Connection {
+    transport: Transport,
     target: String,
-    channel: Channel,
+    channel: Option<Channel>,
     counter: Option<CommandCounter>,
 }
 
 impl Connection {
-    /// Opens `endpoint`; commands are counted in `counter` if given.
+    /// Opens `transport`; commands are counted in `counter` if given. Fails at once if
+    /// the TPM cannot be reached.
     pub fn open(
-        endpoint: &Transport,
+        transport: &Transport,
         counter: Option<CommandCounter>,
     ) -> Result<Connection, TransportError> {
-        let target = endpoint.to_string();
-        let connect_err = |source| TransportError::Connect {
-            target: target.clone(),
-            source,
-        };
-        let channel = match endpoint {
-            Transport::Swtpm { host, port } => {
-                let addr = (host.as_str(), *port)
-                    .to_socket_addrs()
-                    .map_err(connect_err)?
-                    .next()
-                    .ok_or_else(|| connect_err(io::Error::from(io::ErrorKind::NotFound)))?;
-                let stream =
-                    TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(connect_err)?;
-                stream
-                    .set_read_timeout(Some(IO_TIMEOUT))
-                    .and_then(|_| stream.set_write_timeout(Some(IO_TIMEOUT)))
-                    .and_then(|_| stream.set_nodelay(true))
-                    .map_err(connect_err)?;
-                Channel::Tcp(stream)
-            }
-            Transport::SwtpmUnix(path) => {
-                let stream = UnixStream::connect(path).map_err(connect_err)?;
-                stream
-                    .set_read_timeout(Some(IO_TIMEOUT))
-                    .and_then(|_| stream.set_write_timeout(Some(IO_TIMEOUT)))
-                    .map_err(connect_err)?;
-                Channel::Unix(stream)
-            }
-            Transport::Device(path) => {
-                let file = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .open(path)
-                    .map_err(|e| TransportError::Open {
-                        path: path.clone(),
-                        reason: explain_open_error(&e),
-                    })?;
-                Channel::Device(file)
-            }
-        };
+        let target = transport.to_string();
+        let channel = open_channel(transport, &target)?;
+        let channel = (!transport.connects_per_command()).then_some(channel);
         Ok(Connection {
+            transport: transport.clone(),
             target,
             channel,
             counter,
@@ -139,37 +105,102 @@ impl Connection {
         if let Some(counter) = &self.counter {
             counter.count(command);
         }
-        let target = &self.target;
-        let io_err = |source| TransportError::Io {
-            target: target.clone(),
-            source,
+        let mut channel = match self.channel.take() {
+            Some(channel) => channel,
+            None => open_channel(&self.transport, &self.target)?,
         };
-        match &mut self.channel {
-            Channel::Tcp(stream) => exchange(stream, command, target),
-            Channel::Unix(stream) => exchange(stream, command, target),
-            Channel::Device(file) => {
-                // The driver takes a command in one write and returns the whole response
-                // to one read.
-                if let Err(e) = file.write_all(command) {
-                    if e.raw_os_error() == Some(ENOMEM) {
-                        return Err(TransportError::KernelRmFull {
-                            target: target.clone(),
-                        });
-                    }
-                    return Err(io_err(e));
-                }
-                let mut response = vec![0u8; MAX_RESPONSE];
-                let n = file.read(&mut response).map_err(io_err)?;
-                response.truncate(n);
-                check_size(&response, target)?;
-                Ok(response)
-            }
+        let result = exchange_on(&mut channel, command, &self.target);
+        // A stream that failed mid-exchange is out of step; the next command opens a
+        // new one (on a kernel resource manager, a new space: the caller knows that
+        // what it held is gone because this command failed).
+        let broken = matches!(
+            result,
+            Err(TransportError::Io { .. } | TransportError::BadSize { .. })
+        );
+        if !self.transport.connects_per_command() && !broken {
+            self.channel = Some(channel);
         }
+        result
     }
 
     /// Where this connection goes, as the user wrote it.
     pub fn target(&self) -> &str {
         &self.target
+    }
+}
+
+fn open_channel(endpoint: &Transport, target: &str) -> Result<Channel, TransportError> {
+    let connect_err = |source| TransportError::Connect {
+        target: target.to_string(),
+        source,
+    };
+    let channel = match endpoint {
+        Transport::Swtpm { host, port } => {
+            let addr = (host.as_str(), *port)
+                .to_socket_addrs()
+                .map_err(connect_err)?
+                .next()
+                .ok_or_else(|| connect_err(io::Error::from(io::ErrorKind::NotFound)))?;
+            let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(connect_err)?;
+            stream
+                .set_read_timeout(Some(IO_TIMEOUT))
+                .and_then(|_| stream.set_write_timeout(Some(IO_TIMEOUT)))
+                .and_then(|_| stream.set_nodelay(true))
+                .map_err(connect_err)?;
+            Channel::Tcp(stream)
+        }
+        Transport::SwtpmUnix(path) | Transport::KernelRmSocket(path) => {
+            let stream = UnixStream::connect(path).map_err(connect_err)?;
+            stream
+                .set_read_timeout(Some(IO_TIMEOUT))
+                .and_then(|_| stream.set_write_timeout(Some(IO_TIMEOUT)))
+                .map_err(connect_err)?;
+            Channel::Unix(stream)
+        }
+        Transport::Device(path) => {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)
+                .map_err(|e| TransportError::Open {
+                    path: path.clone(),
+                    reason: explain_open_error(&e),
+                })?;
+            Channel::Device(file)
+        }
+    };
+    Ok(channel)
+}
+
+fn exchange_on(
+    channel: &mut Channel,
+    command: &[u8],
+    target: &str,
+) -> Result<Vec<u8>, TransportError> {
+    let io_err = |source| TransportError::Io {
+        target: target.to_string(),
+        source,
+    };
+    match channel {
+        Channel::Tcp(stream) => exchange(stream, command, target),
+        Channel::Unix(stream) => exchange(stream, command, target),
+        Channel::Device(file) => {
+            // The driver takes a command in one write and returns the whole response
+            // to one read.
+            if let Err(e) = file.write_all(command) {
+                if e.raw_os_error() == Some(ENOMEM) {
+                    return Err(TransportError::KernelRmFull {
+                        target: target.to_string(),
+                    });
+                }
+                return Err(io_err(e));
+            }
+            let mut response = vec![0u8; MAX_RESPONSE];
+            let n = file.read(&mut response).map_err(io_err)?;
+            response.truncate(n);
+            check_size(&response, target)?;
+            Ok(response)
+        }
     }
 }
 
@@ -235,6 +266,8 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path).unwrap();
         let server = std::thread::spawn(move || {
+            // The first connection only checks that the simulator is there.
+            drop(listener.accept().unwrap());
             let (mut s, _) = listener.accept().unwrap();
             let mut cmd = [0u8; 12];
             s.read_exact(&mut cmd).unwrap();

@@ -13,10 +13,13 @@ pub enum Transport {
     Swtpm { host: String, port: u16 },
     /// A swtpm data channel on a unix socket (`swtpm socket --server type=unixio,path=S`).
     SwtpmUnix(PathBuf),
+    /// A model of the kernel resource manager in front of a simulator (the simulator
+    /// crate's `kernel_rm`): each connection is a space, as each open of /dev/tpmrm0 is.
+    KernelRmSocket(PathBuf),
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("bad TPM address {0:?}: expected /dev/tpmrm0, /dev/tpm0, device:PATH, swtpm:host=127.0.0.1,port=2321 or swtpm:path=/run/user/1000/swtpm.sock")]
+#[error("bad TPM address {0:?}: expected /dev/tpmrm0, /dev/tpm0, device:PATH, swtpm:host=127.0.0.1,port=2321, swtpm:path=/run/user/1000/swtpm.sock or tpmrm:path=SOCKET")]
 pub struct ParseError(pub String);
 
 pub const KERNEL_RM_DEVICE: &str = "/dev/tpmrm0";
@@ -53,8 +56,17 @@ impl Transport {
     pub fn is_kernel_rm(&self) -> bool {
         match self {
             Transport::Device(path) => is_kernel_rm_device(path),
+            Transport::KernelRmSocket(_) => true,
             _ => false,
         }
+    }
+
+    /// swtpm serves one client at a time: a connection to it is held for one command
+    /// only, as libtss2's swtpm TCTI does, so that other programs (tpm2-tools, a test
+    /// harness resetting the simulator) can take turns. Everything else keeps its
+    /// connection, which on a kernel resource manager is what holds our objects.
+    pub fn connects_per_command(&self) -> bool {
+        matches!(self, Transport::Swtpm { .. } | Transport::SwtpmUnix(_))
     }
 }
 
@@ -71,6 +83,7 @@ impl fmt::Display for Transport {
             Transport::Device(path) => write!(f, "device:{}", path.display()),
             Transport::Swtpm { host, port } => write!(f, "swtpm:host={host},port={port}"),
             Transport::SwtpmUnix(path) => write!(f, "swtpm:path={}", path.display()),
+            Transport::KernelRmSocket(path) => write!(f, "tpmrm:path={}", path.display()),
         }
     }
 }
@@ -85,6 +98,12 @@ impl FromStr for Transport {
         }
         if s.starts_with('/') {
             return Ok(Transport::Device(PathBuf::from(s)));
+        }
+        if let Some(rest) = s.strip_prefix("tpmrm:path=") {
+            if rest.is_empty() || rest.contains(',') {
+                return Err(parse_err());
+            }
+            return Ok(Transport::KernelRmSocket(PathBuf::from(rest)));
         }
         let rest = s.strip_prefix("swtpm:").ok_or_else(parse_err)?;
         let (mut host, mut port, mut path) = (None, None, None);
@@ -178,5 +197,6 @@ mod tests {
         assert!(Transport::Device("/dev/tpmrm0".into()).is_kernel_rm());
         assert!(!Transport::Device("/dev/tpm0".into()).is_kernel_rm());
         assert!(!Transport::SwtpmUnix("/tmp/tpmrm0".into()).is_kernel_rm());
+        assert!(Transport::KernelRmSocket("/tmp/rm.sock".into()).is_kernel_rm());
     }
 }
