@@ -62,9 +62,14 @@
 //!   RSA-2048 key, 0.6 KB for ECC P-256), so three RSA keys do not fit in the kernel's
 //!   page: on swtpm the third RSA object of a space fails with ENOMEM.
 //!
-//! Not modelled: the kernel's TPM_RC_RETRY loop (swtpm never asks to retry) and the
-//! HMAC-session encryption of its own commands (CONFIG_TCG_TPM2_HMAC), which adds a
-//! FlushContext of its null-hierarchy key per command on kernels that enable it.
+//! The kernel's resend of a command answered with TPM_RC_RETRY or TPM_RC_TESTING
+//! (`tpm_transmit`, common to `/dev/tpm0` and `/dev/tpmrm0`) is done by the proxy for
+//! every command, so it is modelled too; libtpms does answer an ECDSA signature with
+//! TPM_RC_RETRY now and then.
+//!
+//! Not modelled: the HMAC-session encryption of the kernel's own commands
+//! (CONFIG_TCG_TPM2_HMAC), which adds a FlushContext of its null-hierarchy key per
+//! command on kernels that enable it.
 
 mod commands;
 mod space;

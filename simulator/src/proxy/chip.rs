@@ -136,11 +136,19 @@ impl ChipAccess<'_> {
     }
 }
 
-impl Tpm for ChipAccess<'_> {
-    /// Counts the command, sends it, and with a latency profile holds the chip until
-    /// the profile's time for the command has passed since it was sent.
-    fn transmit(&mut self, command: &[u8]) -> io::Result<Vec<u8>> {
-        let cc = wire::code(command).unwrap_or_default();
+/// TPM_RC_RETRY and TPM_RC_TESTING: the kernel sends the command again.
+const RC_RETRY: u32 = 0x922;
+const RC_TESTING: u32 = 0x90A;
+const CC_SELF_TEST: u32 = 0x143;
+/// The kernel's first wait before a resend (TPM2_DURATION_SHORT); each wait doubles,
+/// and it gives up once the wait would exceed TPM2_DURATION_LONG.
+const RETRY_FIRST_WAIT: Duration = Duration::from_millis(20);
+const RETRY_LAST_WAIT: Duration = Duration::from_millis(2000);
+
+impl ChipAccess<'_> {
+    /// One attempt: counted, sent, and with a latency profile held until the profile's
+    /// time for the command has passed since it was sent.
+    fn attempt(&mut self, cc: u32, command: &[u8]) -> io::Result<Vec<u8>> {
         *lock(&self.chip.counts).entry(cc).or_default() += 1;
         let sent = Instant::now();
         let response = self.upstream.exchange(command)?;
@@ -151,5 +159,26 @@ impl Tpm for ChipAccess<'_> {
             }
         }
         Ok(response)
+    }
+}
+
+impl Tpm for ChipAccess<'_> {
+    /// Sends a command as the kernel's `tpm_transmit` does, for `/dev/tpm0` and
+    /// `/dev/tpmrm0` alike: a TPM_RC_RETRY or TPM_RC_TESTING answer is not returned
+    /// but the command is sent again after 20, 40, 80... ms, up to 2 s.
+    fn transmit(&mut self, command: &[u8]) -> io::Result<Vec<u8>> {
+        let cc = wire::code(command).unwrap_or_default();
+        let mut wait = RETRY_FIRST_WAIT;
+        loop {
+            let response = self.attempt(cc, command)?;
+            let rc = wire::code(&response).unwrap_or_default();
+            let again = (rc == RC_RETRY || (rc == RC_TESTING && cc != CC_SELF_TEST))
+                && wait <= RETRY_LAST_WAIT;
+            if !again {
+                return Ok(response);
+            }
+            std::thread::sleep(wait);
+            wait *= 2;
+        }
     }
 }

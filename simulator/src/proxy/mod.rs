@@ -4,9 +4,16 @@
 //! options are independent.
 //!
 //! Clients speak the swtpm data protocol (a TPM command in, its response out) on a
-//! unix socket in a private 0700 directory and, optionally, on loopback TCP port Q,
-//! where Q+1 relays swtpm's control channel so that TSS clients with the swtpm TCTI
-//! (tss-esapi, tpm2-tools) work unchanged.
+//! unix socket in a private 0700 directory and, optionally:
+//!
+//! - on loopback TCP port Q, where Q+1 relays swtpm's control channel, so that TSS
+//!   clients with the swtpm TCTI (tss-esapi, tpm2-tools, tpmd's `swtpm:` transport)
+//!   work unchanged. That TCTI opens a new connection for every command, so through
+//!   the kernel model each command is a fresh space: fine without the kernel model,
+//!   useless with it;
+//! - on loopback TCP port M with the Microsoft simulator protocol (M+1: platform
+//!   signals, acknowledged and ignored), for TSS clients with the `mssim` TCTI, which
+//!   keeps one connection, as an ESYS context on `/dev/tpmrm0` keeps one open file.
 //!
 //! Commands reach swtpm one at a time over one connection, under one lock held for a
 //! whole command, including the kernel model's loads and saves and the latency delay.
@@ -16,6 +23,7 @@
 //! Every command that reaches swtpm is counted by command code ([`Proxy::counts`]).
 
 mod chip;
+mod mssim;
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
@@ -45,24 +53,28 @@ pub struct ProxyOptions {
     pub latency: Option<LatencyProfile>,
     /// Also listen on loopback TCP: data on a port Q, swtpm's control channel on Q+1.
     pub tcp: bool,
+    /// Also listen on loopback TCP with the Microsoft simulator protocol (mssim TCTI).
+    pub mssim: bool,
 }
 
 impl ProxyOptions {
-    /// `/dev/tpmrm0` on swtpm's speed, on a unix socket and loopback TCP.
+    /// `/dev/tpmrm0` on swtpm's speed, on a unix socket and loopback TCP (swtpm and
+    /// mssim protocols).
     pub fn kernel_rm() -> ProxyOptions {
         ProxyOptions {
             kernel_rm: true,
             latency: None,
             tcp: true,
+            mssim: true,
         }
     }
 
-    /// `/dev/tpm0` on swtpm's speed (counting only), on a unix socket and loopback TCP.
+    /// `/dev/tpm0` on swtpm's speed (counting only), on a unix socket and loopback TCP
+    /// (swtpm and mssim protocols).
     pub fn raw_device() -> ProxyOptions {
         ProxyOptions {
             kernel_rm: false,
-            latency: None,
-            tcp: true,
+            ..ProxyOptions::kernel_rm()
         }
     }
 
@@ -149,6 +161,7 @@ pub struct Proxy {
     shared: Arc<Shared>,
     socket: PathBuf,
     tcp_port: Option<u16>,
+    mssim_port: Option<u16>,
     // Declared last: removed after the listeners are gone.
     _dir: tempfile::TempDir,
 }
@@ -198,15 +211,32 @@ impl Proxy {
             shared,
             socket,
             tcp_port: None,
+            mssim_port: None,
             _dir: dir,
         };
         if options.tcp {
-            proxy.listen_tcp()?;
+            let (data, ctrl, port) = Self::listen_pair()?;
+            proxy.tcp_port = Some(port);
+            proxy
+                .shared
+                .spawn(move |shared| accept_tcp(data, shared, Framing::Swtpm));
+            proxy.shared.spawn(move |shared| accept_ctrl(ctrl, shared));
+        }
+        if options.mssim {
+            let (data, platform, port) = Self::listen_pair()?;
+            proxy.mssim_port = Some(port);
+            proxy
+                .shared
+                .spawn(move |shared| accept_tcp(data, shared, Framing::Mssim));
+            proxy
+                .shared
+                .spawn(move |shared| accept_platform(platform, shared));
         }
         Ok(proxy)
     }
 
-    fn listen_tcp(&mut self) -> Result<(), ProxyError> {
+    /// Listeners on a free loopback port pair P, P+1.
+    fn listen_pair() -> Result<(TcpListener, TcpListener, u16), ProxyError> {
         let port = ports::pick_pair(64).ok_or(ProxyError::NoFreePorts)?;
         let bind = |p: u16| {
             TcpListener::bind((Ipv4Addr::LOCALHOST, p)).map_err(|source| ProxyError::Listen {
@@ -216,17 +246,13 @@ impl Proxy {
         };
         let data = bind(port);
         let ctrl = bind(port.saturating_add(1));
-        let (data, ctrl) = match (data, ctrl) {
-            (Ok(data), Ok(ctrl)) => (data, ctrl),
+        match (data, ctrl) {
+            (Ok(data), Ok(ctrl)) => Ok((data, ctrl, port)),
             (Err(e), _) | (_, Err(e)) => {
                 ports::release_pair(port);
-                return Err(e);
+                Err(e)
             }
-        };
-        self.shared.spawn(move |shared| accept_tcp(data, shared));
-        self.shared.spawn(move |shared| accept_ctrl(ctrl, shared));
-        self.tcp_port = Some(port);
-        Ok(())
+        }
     }
 
     /// The unix socket clients connect to.
@@ -238,6 +264,19 @@ impl Proxy {
     /// is relayed on the next port.
     pub fn tcp_port(&self) -> Option<u16> {
         self.tcp_port
+    }
+
+    /// The loopback TCP port of the mssim protocol, if the proxy speaks it; its
+    /// platform port is the next one.
+    pub fn mssim_port(&self) -> Option<u16> {
+        self.mssim_port
+    }
+
+    /// A tpm2-tss TCTI configuration for the mssim listener
+    /// (`mssim:host=127.0.0.1,port=M`), for `TPM2TOOLS_TCTI` or tss-esapi.
+    pub fn mssim_tcti(&self) -> Option<String> {
+        self.mssim_port
+            .map(|port| format!("mssim:host=127.0.0.1,port={port}"))
     }
 
     /// Whether connections are `/dev/tpmrm0` spaces.
@@ -269,7 +308,7 @@ impl Proxy {
 
     fn wake_listeners(&self) {
         let _ = UnixStream::connect(&self.socket);
-        if let Some(port) = self.tcp_port {
+        for port in [self.tcp_port, self.mssim_port].into_iter().flatten() {
             let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, port));
             let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, port.saturating_add(1)));
         }
@@ -293,7 +332,7 @@ impl Drop for Proxy {
                 let _ = thread.join();
             }
         }
-        if let Some(port) = self.tcp_port {
+        for port in [self.tcp_port, self.mssim_port].into_iter().flatten() {
             ports::release_pair(port);
         }
     }
@@ -351,13 +390,13 @@ fn accept_unix(listener: UnixListener, shared: Arc<Shared>) {
         };
         let id = shared.register(Conn::Unix(clone));
         shared.spawn(move |shared| {
-            serve(stream, &shared);
+            serve(stream, &shared, Framing::Swtpm);
             shared.forget(id);
         });
     }
 }
 
-fn accept_tcp(listener: TcpListener, shared: Arc<Shared>) {
+fn accept_tcp(listener: TcpListener, shared: Arc<Shared>, framing: Framing) {
     for stream in listener.incoming() {
         if shared.stopping() {
             break;
@@ -369,7 +408,7 @@ fn accept_tcp(listener: TcpListener, shared: Arc<Shared>) {
         };
         let id = shared.register(Conn::Tcp(clone));
         shared.spawn(move |shared| {
-            serve(stream, &shared);
+            serve(stream, &shared, framing);
             shared.forget(id);
         });
     }
@@ -409,9 +448,51 @@ fn accept_ctrl(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
+fn accept_platform(listener: TcpListener, shared: Arc<Shared>) {
+    for stream in listener.incoming() {
+        if shared.stopping() {
+            break;
+        }
+        let Ok(stream) = stream else { continue };
+        let Ok(clone) = stream.try_clone() else {
+            continue;
+        };
+        let id = shared.register(Conn::Tcp(clone));
+        shared.spawn(move |shared| {
+            mssim::serve_platform(stream);
+            shared.forget(id);
+        });
+    }
+}
+
 fn relay(mut from: TcpStream, mut to: TcpStream) {
     let _ = io::copy(&mut from, &mut to);
     let _ = to.shutdown(Shutdown::Write);
+}
+
+/// How commands and responses are framed on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// swtpm's data channel: the bare command, the bare response.
+    Swtpm,
+    /// The Microsoft simulator protocol.
+    Mssim,
+}
+
+impl Framing {
+    fn read(self, stream: &mut impl Read) -> Incoming {
+        match self {
+            Framing::Swtpm => read_command(stream),
+            Framing::Mssim => mssim::read_command(stream),
+        }
+    }
+
+    fn write(self, stream: &mut impl Write, response: &[u8]) -> io::Result<()> {
+        match self {
+            Framing::Swtpm => stream.write_all(response),
+            Framing::Mssim => mssim::write_response(stream, response),
+        }
+    }
 }
 
 enum Incoming {
@@ -441,15 +522,15 @@ fn read_command(stream: &mut impl Read) -> Incoming {
 }
 
 /// Serves one client connection until it closes.
-fn serve(mut stream: impl Read + Write, shared: &Shared) {
+fn serve(mut stream: impl Read + Write, shared: &Shared, framing: Framing) {
     let mut space = Space::default();
     while !shared.stopping() {
-        let command = match read_command(&mut stream) {
+        let command = match framing.read(&mut stream) {
             Incoming::Command(command) => command,
             Incoming::Closed => break,
             Incoming::Refused(errno) => {
                 // The stream cannot be resynchronised after a bad size: answer, close.
-                let _ = stream.write_all(&wire::write_error_response(errno as i32));
+                let _ = framing.write(&mut stream, &wire::write_error_response(errno as i32));
                 break;
             }
         };
@@ -466,7 +547,7 @@ fn serve(mut stream: impl Read + Write, shared: &Shared) {
                 },
             }
         };
-        if stream.write_all(&response).is_err() {
+        if framing.write(&mut stream, &response).is_err() {
             break;
         }
     }
