@@ -367,16 +367,22 @@ impl Simulator {
         if proxy.kernel_rm && opts.family != Family::Tpm2 {
             return Err(SimulatorError::KernelRmNeedsTpm2);
         }
-        let mut sim = Self::start(opts)?;
-        sim.proxy = Some(Proxy::start(sim.port, proxy)?);
-        Ok(sim)
+        Self::start(opts)?.with_proxy(proxy)
     }
 
     /// Like [`Simulator::start_temporary`], behind a proxy as described by `proxy`.
     pub fn start_temporary_with(proxy: ProxyOptions) -> Result<Simulator, SimulatorError> {
-        let mut sim = Self::start_temporary()?;
-        sim.proxy = Some(Proxy::start(sim.port, proxy)?);
-        Ok(sim)
+        Self::start_temporary()?.with_proxy(proxy)
+    }
+
+    /// Puts a proxy in front of this simulator (replacing any earlier one).
+    pub fn with_proxy(mut self, proxy: ProxyOptions) -> Result<Simulator, SimulatorError> {
+        if proxy.kernel_rm && self.family != Family::Tpm2 {
+            return Err(SimulatorError::KernelRmNeedsTpm2);
+        }
+        self.proxy = None;
+        self.proxy = Some(Proxy::start(self.port, proxy)?);
+        Ok(self)
     }
 
     /// Starts a provisioned TPM 2.0 simulator in a fresh temporary directory, removed

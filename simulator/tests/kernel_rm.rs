@@ -83,7 +83,7 @@ fn ecc_signing_template(unique: &[u8]) -> Vec<u8> {
     let mut public = Vec::new();
     public.extend_from_slice(&0x0023u16.to_be_bytes()); // TPM_ALG_ECC
     public.extend_from_slice(&0x000Bu16.to_be_bytes()); // SHA-256 name
-    // fixedTPM | fixedParent | sensitiveDataOrigin | userWithAuth | noDA | sign
+                                                        // fixedTPM | fixedParent | sensitiveDataOrigin | userWithAuth | noDA | sign
     public.extend_from_slice(&0x0004_0472u32.to_be_bytes());
     public.extend_from_slice(&[0, 0]); // no policy
     public.extend_from_slice(&0x0010u16.to_be_bytes()); // no symmetric
@@ -166,6 +166,15 @@ fn assert_counts_signing(actual: BTreeMap<u32, u64>, expected: &[(u32, u64)]) {
     assert_eq!(without_retries, counts(expected));
 }
 
+/// Waits for something the proxy does after a client has gone.
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "waited 10 s for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 fn proxy(sim: &Simulator) -> Result<&Proxy, &'static str> {
     sim.proxy().ok_or("the simulator has no proxy")
 }
@@ -180,7 +189,10 @@ fn each_connection_gets_its_own_virtual_handles_and_both_sign() -> TestResult {
     let proxy = proxy(&sim)?;
     assert!(proxy.kernel_rm());
     let (mut a, mut b) = (Client::connect(proxy)?, Client::connect(proxy)?);
-    for (n, expected) in [0x80FF_FFFF, 0x80FF_FFFE, 0x80FF_FFFD].into_iter().enumerate() {
+    for (n, expected) in [0x80FF_FFFF, 0x80FF_FFFE, 0x80FF_FFFD]
+        .into_iter()
+        .enumerate()
+    {
         assert_eq!(a.handle(&create_primary(n as u8))?, expected);
         assert_eq!(b.handle(&create_primary(0x10 + n as u8))?, expected);
     }
@@ -308,18 +320,21 @@ fn sessions_are_swapped_and_flushed_when_the_connection_closes() -> TestResult {
     assert_eq!(owner.rc(&get_random())?, 0);
     assert_eq!(
         proxy.counts(),
-        counts(&[(CONTEXT_LOAD, 2), (GET_RANDOM, 1), (CONTEXT_SAVE, 2), (FLUSH, 1)])
+        counts(&[
+            (CONTEXT_LOAD, 2),
+            (GET_RANDOM, 1),
+            (CONTEXT_SAVE, 2),
+            (FLUSH, 1)
+        ])
     );
     // Between commands the session is saved (TPM_HT_SAVED_SESSION), not loaded.
     assert!(handles_in(&mut observer, wire::HT_POLICY_SESSION)?.contains(&session));
     assert!(!handles_in(&mut observer, wire::HT_HMAC_SESSION)?.contains(&session));
     drop(owner);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while handles_in(&mut observer, wire::HT_POLICY_SESSION)?.contains(&session) {
-        assert!(Instant::now() < deadline, "the session outlived its connection");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert_eq!(proxy.counts().get(&FLUSH), Some(&2));
+    wait_for("the flush of the closed connection's session", || {
+        proxy.counts().get(&FLUSH) == Some(&2)
+    });
+    assert!(!handles_in(&mut observer, wire::HT_POLICY_SESSION)?.contains(&session));
     Ok(())
 }
 
@@ -361,7 +376,10 @@ fn malformed_and_unknown_commands_get_what_the_kernel_gives() -> TestResult {
     let mut huge = wire::frame(wire::ST_NO_SESSIONS, GET_RANDOM, &[]);
     huge[2..6].copy_from_slice(&5000u32.to_be_bytes());
     assert_eq!(wire::write_errno(client.rc(&huge)?), Some(E2BIG));
-    assert!(client.call(&get_random()).is_err(), "the connection stays open");
+    assert!(
+        client.call(&get_random()).is_err(),
+        "the connection stays open"
+    );
     Ok(())
 }
 
@@ -371,12 +389,12 @@ fn tss_esapi_signs_with_an_hmac_session_through_the_mssim_listener() -> TestResu
     use tss_esapi::constants::SessionType;
     use tss_esapi::interface_types::algorithm::HashingAlgorithm;
     use tss_esapi::interface_types::ecc::EccCurve;
-    use tss_esapi::structures::EccScheme;
-    use tss_esapi::utils::create_unrestricted_signing_ecc_public;
     use tss_esapi::interface_types::resource_handles::Hierarchy;
+    use tss_esapi::structures::EccScheme;
     use tss_esapi::structures::{Digest, SignatureScheme, SymmetricDefinition};
     use tss_esapi::structures::{HashScheme, HashcheckTicket};
     use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
+    use tss_esapi::utils::create_unrestricted_signing_ecc_public;
 
     let sim = kernel_rm()?;
     let proxy = proxy(&sim)?;
@@ -453,8 +471,10 @@ fn the_swtpm_tcti_opens_a_space_per_command() -> TestResult {
     )?;
     assert!(session.is_some());
     // The TCTI closed its connection right after StartAuthSession, and the kernel
-    // flushed the session with the space: this TCTI cannot use the kernel model.
-    assert_eq!(proxy.counts().get(&FLUSH), Some(&1));
+    // flushes the session with the space: this TCTI cannot use the kernel model.
+    wait_for("the session's flush", || {
+        proxy.counts().get(&FLUSH) == Some(&1)
+    });
     Ok(())
 }
 
@@ -498,11 +518,9 @@ fn a_delayed_command_holds_the_tpm_for_every_client() -> TestResult {
             rc
         })
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while proxy.counts().get(&GET_RANDOM).is_none() {
-        assert!(Instant::now() < deadline, "GetRandom never reached the TPM");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    wait_for("GetRandom to reach the TPM", || {
+        proxy.counts().contains_key(&GET_RANDOM)
+    });
     // GetRandom is at the TPM, which the profile keeps busy: the other client's
     // command has not reached it yet, and is served only after GetRandom's answer.
     let fast_thread = std::thread::spawn(move || fast.rc(&wire::get_capability(6, 0x100, 1)));

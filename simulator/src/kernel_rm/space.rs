@@ -277,8 +277,7 @@ impl Space {
         attrs: u32,
         response: &mut [u8],
     ) -> Result<(), WriteError> {
-        if wire::code(response) != Some(wire::RC_SUCCESS) || !wire::cc_attr_returns_handle(attrs)
-        {
+        if wire::code(response) != Some(wire::RC_SUCCESS) || !wire::cc_attr_returns_handle(attrs) {
             return Ok(());
         }
         let physical = wire::response_handle(response).ok_or(Errno::EFAULT)?;
@@ -326,10 +325,7 @@ impl Space {
             let handle = wire::read_u32(response, data + 9 + 4 * n).ok_or(Errno::EFAULT)?;
             if handle & wire::HT_MASK != wire::HT_TRANSIENT {
                 kept.push(handle);
-            } else if let Some(slot) = self
-                .objects
-                .iter()
-                .position(|s| *s == Slot::Loaded(handle))
+            } else if let Some(slot) = self.objects.iter().position(|s| *s == Slot::Loaded(handle))
             {
                 kept.push(Self::virtual_handle(slot));
             }

@@ -38,7 +38,10 @@ const BUILTIN: &[(&str, &str)] = &[
         "discrete",
         include_str!("../../profiles/discrete-slb9670.toml"),
     ),
-    ("firmware", include_str!("../../profiles/firmware-ftpm.toml")),
+    (
+        "firmware",
+        include_str!("../../profiles/firmware-ftpm.toml"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -125,12 +128,12 @@ impl LatencyProfile {
 
     /// Parses profile text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<LatencyProfile, LatencyError> {
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            LatencyError::Syntax {
-                origin: origin.to_string(),
-                message: e.message().to_string(),
-            }
-        })?;
+        let table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| LatencyError::Syntax {
+                    origin: origin.to_string(),
+                    message: e.message().to_string(),
+                })?;
         let invalid = |key: &str, problem: &str| LatencyError::Invalid {
             origin: origin.to_string(),
             key: key.to_string(),

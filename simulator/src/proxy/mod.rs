@@ -129,7 +129,9 @@ struct Shared {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Shared {
@@ -175,11 +177,9 @@ impl Proxy {
         let chip = Chip::new(swtpm_port, options.latency.clone());
         let commands = if options.kernel_rm {
             let mut access = chip.access();
-            let table = read_command_table(&mut access).map_err(|reason| {
-                ProxyError::Commands {
-                    port: swtpm_port,
-                    reason,
-                }
+            let table = read_command_table(&mut access).map_err(|reason| ProxyError::Commands {
+                port: swtpm_port,
+                reason,
             })?;
             drop(access);
             Some(table)
@@ -352,12 +352,7 @@ fn read_command_table(access: &mut ChipAccess<'_>) -> Result<CommandTable, Strin
             )
         })
     };
-    let (_, total) = query(
-        access,
-        wire::CAP_TPM_PROPERTIES,
-        wire::PT_TOTAL_COMMANDS,
-        1,
-    )?;
+    let (_, total) = query(access, wire::CAP_TPM_PROPERTIES, wire::PT_TOTAL_COMMANDS, 1)?;
     let total = match total.as_slice() {
         [wire::PT_TOTAL_COMMANDS, n] => *n,
         _ => return Err("no TPM_PT_TOTAL_COMMANDS".into()),
@@ -430,8 +425,7 @@ fn accept_ctrl(listener: TcpListener, shared: Arc<Shared>) {
             upstream.try_clone(),
             upstream.try_clone(),
         );
-        let (Ok(client_out), Ok(client_kept), Ok(upstream_out), Ok(upstream_kept)) = clones
-        else {
+        let (Ok(client_out), Ok(client_kept), Ok(upstream_out), Ok(upstream_kept)) = clones else {
             continue;
         };
         let ids = [

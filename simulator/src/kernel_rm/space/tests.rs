@@ -79,10 +79,6 @@ impl FakeTpm {
         wire::read_u32(command, wire::HEADER_SIZE).unwrap_or_default()
     }
 
-    fn is_session(handle: u32) -> bool {
-        handle & wire::HT_MASK == wire::HT_HMAC_SESSION
-    }
-
     fn count(&self, cc: u32) -> usize {
         self.log.iter().filter(|&&c| c == cc).count()
     }
@@ -195,11 +191,19 @@ fn objects_get_virtual_handles_from_0x80ffffff_down_in_each_space() {
     // Between commands nothing of either space occupies the TPM.
     assert!(tpm.objects.is_empty());
     for handle in a.object_handles() {
-        assert_eq!(rc(&a.transact(&table(), &mut tpm, &sign(handle)).unwrap_or_default()), 0);
+        assert_eq!(
+            rc(&a
+                .transact(&table(), &mut tpm, &sign(handle))
+                .unwrap_or_default()),
+            0
+        );
     }
     // A freed slot is the first one handed out again.
     let flush = wire::flush_context(0x80FF_FFFE);
-    assert_eq!(rc(&a.transact(&table(), &mut tpm, &flush).unwrap_or_default()), 0);
+    assert_eq!(
+        rc(&a.transact(&table(), &mut tpm, &flush).unwrap_or_default()),
+        0
+    );
     assert_eq!(a.object_handles(), vec![0x80FF_FFFF, 0x80FF_FFFD]);
     assert_eq!(new_object(&mut a, &mut tpm), 0x80FF_FFFE);
 }
@@ -306,7 +310,12 @@ fn sessions_are_saved_not_flushed_and_forgotten_once_ended() {
     assert_eq!(tpm.count(wire::CC_FLUSH_CONTEXT), 1);
     // The client ends the session: the kernel learns it from the failed ContextSave.
     let flush = wire::flush_context(session);
-    assert_eq!(rc(&space.transact(&table(), &mut tpm, &flush).unwrap_or_default()), 0);
+    assert_eq!(
+        rc(&space
+            .transact(&table(), &mut tpm, &flush)
+            .unwrap_or_default()),
+        0
+    );
     assert!(space.session_handles().is_empty());
     assert_eq!(space.object_handles(), vec![0x80FF_FFFF]);
 }
@@ -315,7 +324,9 @@ fn sessions_are_saved_not_flushed_and_forgotten_once_ended() {
 fn closing_a_space_flushes_its_sessions() {
     let mut tpm = FakeTpm::new(3);
     let mut space = Space::default();
-    space.transact(&table(), &mut tpm, &start_session()).unwrap_or_default();
+    space
+        .transact(&table(), &mut tpm, &start_session())
+        .unwrap_or_default();
     new_object(&mut space, &mut tpm);
     space.close(&mut tpm);
     assert!(tpm.saved_sessions.is_empty() && tpm.loaded_sessions.is_empty());
