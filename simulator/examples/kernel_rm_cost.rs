@@ -84,11 +84,13 @@ fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let profile = LatencyProfile::load(&args.next().unwrap_or_else(|| "discrete".into()))?;
     let signatures: u32 = args.next().map_or(Ok(5), |n| n.parse())?;
-    println!("latency profile {}, {signatures} ECDSA P-256 signatures per row", profile.name());
+    println!(
+        "latency profile {}, {signatures} ECDSA P-256 signatures per row",
+        profile.name()
+    );
 
-    let raw = Simulator::start_temporary_with(
-        ProxyOptions::raw_device().with_latency(profile.clone()),
-    )?;
+    let raw =
+        Simulator::start_temporary_with(ProxyOptions::raw_device().with_latency(profile.clone()))?;
     let raw_proxy = raw.proxy().ok_or("no proxy")?;
     let (raw_commands, raw_seconds) = measure(raw_proxy, 1, signatures)?;
     println!(

@@ -451,7 +451,7 @@ impl Simulator {
         };
         if opts.family == Family::Tpm2 && opts.provision_srk {
             // swtpm serves one client at a time: drop the connection before returning.
-            let mut tpm = Tpm::open(&sim.transport(), None)?;
+            let mut tpm = Tpm::open(&sim.swtpm_transport(), None)?;
             sim.srk_created = provision_srk(&mut tpm)?;
         }
         Ok(sim)
@@ -551,10 +551,21 @@ impl Simulator {
         self.port.saturating_add(1)
     }
 
-    /// How to reach this simulator: `swtpm:host=127.0.0.1,port=P`, or the proxy's TCP
-    /// port when there is a proxy that listens on TCP. A proxy on a unix socket only is
-    /// reached through [`Proxy::socket_path`].
+    /// How to reach this simulator: swtpm's data port (`swtpm:host=127.0.0.1,port=P`),
+    /// or with a proxy its unix socket (`swtpm:path=...`), where a client keeps one
+    /// connection as it would keep a device file open.
     pub fn transport(&self) -> Transport {
+        match &self.proxy {
+            Some(proxy) => Transport::SwtpmUnix(proxy.socket_path().to_path_buf()),
+            None => self.swtpm_transport(),
+        }
+    }
+
+    /// A TCP address for tss-esapi, whose swtpm TCTI takes a host and port only: the
+    /// proxy's TCP port if it has one, else swtpm's. That TCTI connects anew for every
+    /// command, so through the kernel model each of its commands is a fresh space; use
+    /// [`Proxy::mssim_tcti`] there.
+    pub fn tcp_transport(&self) -> Transport {
         match self.proxy.as_ref().and_then(Proxy::tcp_port) {
             Some(port) => Transport::swtpm_tcp(port),
             None => self.swtpm_transport(),

@@ -17,9 +17,9 @@ use tpmd_simulator::{Family, Simulator, SimulatorError, SimulatorOptions};
 ///
 /// Once ready, prints `TPMD_TRANSPORT=swtpm:host=127.0.0.1,port=P` on stdout; stops
 /// swtpm on SIGINT or SIGTERM. With --kernel-rm or --latency, a proxy stands in front
-/// of swtpm, and stdout also gives its unix socket (`TPMD_PROXY_SOCKET=...`) and a TCTI
-/// for tpm2-tools and tss-esapi (`TPMD_MSSIM_TCTI=mssim:...`); TPMD_TRANSPORT then
-/// leads to the proxy.
+/// of swtpm: TPMD_TRANSPORT is then its unix socket (`swtpm:path=...`), and stdout also
+/// gives a TCTI for tpm2-tools and tss-esapi (`TPMD_MSSIM_TCTI=mssim:...`) and the
+/// proxy's swtpm-protocol TCP port (`TPMD_TCP_TRANSPORT=swtpm:host=...,port=Q`).
 #[derive(Debug, Parser)]
 #[command(name = "tpmd-simulator", version)]
 struct Args {
@@ -101,14 +101,10 @@ fn run(args: Args) -> Result<(), MainError> {
     // If stdout is closed nobody learns the port, but the simulator still works.
     let _ = writeln!(stdout, "TPMD_TRANSPORT={}", sim.transport());
     if let Some(proxy) = sim.proxy() {
-        let _ = writeln!(
-            stdout,
-            "TPMD_PROXY_SOCKET={}",
-            proxy.socket_path().display()
-        );
         if let Some(tcti) = proxy.mssim_tcti() {
             let _ = writeln!(stdout, "TPMD_MSSIM_TCTI={tcti}");
         }
+        let _ = writeln!(stdout, "TPMD_TCP_TRANSPORT={}", sim.tcp_transport());
     }
     let _ = stdout.flush();
     if let Some(proxy) = sim.proxy() {
@@ -127,7 +123,7 @@ fn run(args: Args) -> Result<(), MainError> {
             proxy.socket_path().display()
         );
         if proxy.kernel_rm() {
-            eprintln!("tpmd-simulator: the swtpm TCTI (TPMD_TRANSPORT) connects once per command, so through the kernel model every command is a new space; keep a connection with the unix socket or TPMD_MSSIM_TCTI");
+            eprintln!("tpmd-simulator: the swtpm TCTI (TPMD_TCP_TRANSPORT) connects once per command, so through the kernel model every command is a new space; keep a connection with TPMD_TRANSPORT or TPMD_MSSIM_TCTI");
         }
     }
     eprintln!(

@@ -3,8 +3,6 @@
 //! its TCP listener.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,6 +12,7 @@ use tpmd_simulator::kernel_rm::wire;
 use tpmd_simulator::latency::LatencyProfile;
 use tpmd_simulator::proxy::{Proxy, ProxyOptions};
 use tpmd_simulator::Simulator;
+use tpmd_tpm2::transport::{Connection, OpenEsys, Transport, TransportError};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -35,28 +34,22 @@ const EINVAL: i32 = 22;
 const EFAULT: i32 = 14;
 const E2BIG: i32 = 7;
 
-/// A raw client on the proxy's unix socket: one open of `/dev/tpmrm0`.
-struct Client(UnixStream);
+/// A raw client on the proxy's unix socket, through tpmd's own byte transport: one
+/// open of `/dev/tpmrm0`.
+struct Client(Connection);
 
 impl Client {
-    fn connect(proxy: &Proxy) -> Result<Client, std::io::Error> {
-        let stream = UnixStream::connect(proxy.socket_path())?;
-        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-        Ok(Client(stream))
+    fn connect(proxy: &Proxy) -> Result<Client, TransportError> {
+        let socket = Transport::SwtpmUnix(proxy.socket_path().to_path_buf());
+        Ok(Client(Connection::open(&socket, None)?))
     }
 
-    fn call(&mut self, command: &[u8]) -> Result<Vec<u8>, std::io::Error> {
-        self.0.write_all(command)?;
-        let mut response = vec![0u8; wire::HEADER_SIZE];
-        self.0.read_exact(&mut response)?;
-        let size = wire::size(&response).unwrap_or_default() as usize;
-        response.resize(size.max(wire::HEADER_SIZE), 0);
-        self.0.read_exact(&mut response[wire::HEADER_SIZE..])?;
-        Ok(response)
+    fn call(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
+        self.0.transmit(command)
     }
 
     /// The response code of `command`.
-    fn rc(&mut self, command: &[u8]) -> Result<u32, std::io::Error> {
+    fn rc(&mut self, command: &[u8]) -> Result<u32, TransportError> {
         Ok(wire::code(&self.call(command)?).unwrap_or(u32::MAX))
     }
 
@@ -459,7 +452,7 @@ fn the_tcp_listener_relays_swtpm_s_control_channel() -> TestResult {
 fn the_swtpm_tcti_opens_a_space_per_command() -> TestResult {
     let sim = kernel_rm()?;
     let proxy = proxy(&sim)?;
-    let mut ctx = sim.transport().open()?;
+    let mut ctx = sim.tcp_transport().open()?;
     assert_eq!(ctx.get_random(8)?.len(), 8);
     let session = ctx.start_auth_session(
         None,
