@@ -176,6 +176,12 @@ fn kernel_rm() -> Result<Simulator, Box<dyn std::error::Error>> {
     Ok(Simulator::start_temporary_with(ProxyOptions::kernel_rm())?)
 }
 
+/// With the TCP listeners, for TSS clients.
+fn kernel_rm_on_tcp() -> Result<Simulator, Box<dyn std::error::Error>> {
+    let options = ProxyOptions::kernel_rm().with_tcp_listeners();
+    Ok(Simulator::start_temporary_with(options)?)
+}
+
 #[test]
 fn each_connection_gets_its_own_virtual_handles_and_both_sign() -> TestResult {
     let sim = kernel_rm()?;
@@ -389,7 +395,7 @@ fn tss_esapi_signs_with_an_hmac_session_through_the_mssim_listener() -> TestResu
     use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
     use tss_esapi::utils::create_unrestricted_signing_ecc_public;
 
-    let sim = kernel_rm()?;
+    let sim = kernel_rm_on_tcp()?;
     let proxy = proxy(&sim)?;
     // The mssim TCTI keeps its connection: one space for the whole context.
     let tcti = proxy.mssim_tcti().ok_or("no mssim listener")?;
@@ -438,7 +444,7 @@ fn tss_esapi_signs_with_an_hmac_session_through_the_mssim_listener() -> TestResu
 
 #[test]
 fn the_tcp_listener_relays_swtpm_s_control_channel() -> TestResult {
-    let sim = kernel_rm()?;
+    let sim = kernel_rm_on_tcp()?;
     let port = proxy(&sim)?.tcp_port().ok_or("no TCP listener")?;
     let output = std::process::Command::new("swtpm_ioctl")
         .args(["--tcp", &format!("127.0.0.1:{}", port + 1), "-c"])
@@ -450,7 +456,7 @@ fn the_tcp_listener_relays_swtpm_s_control_channel() -> TestResult {
 
 #[test]
 fn the_swtpm_tcti_opens_a_space_per_command() -> TestResult {
-    let sim = kernel_rm()?;
+    let sim = kernel_rm_on_tcp()?;
     let proxy = proxy(&sim)?;
     let mut ctx = sim.tcp_transport().open()?;
     assert_eq!(ctx.get_random(8)?.len(), 8);

@@ -57,7 +57,9 @@
 //!   hibernation), an object's ContextLoad fails with TPM_RC_INTEGRITY. The kernel
 //!   does not forget the object: every later command on that space fails with EFAULT
 //!   until the file is closed. Only sessions that fail to load with TPM_RC_HANDLE or
-//!   TPM_RC_REFERENCE_H0 are forgotten, and the command goes on.
+//!   TPM_RC_REFERENCE_H0 are forgotten, and the command goes on; but a saved session's
+//!   ContextLoad after a reset fails with TPM_RC_INTEGRITY too (libtpms), so a space
+//!   that holds only a session is stuck the same way. The cure is to reopen.
 //! - libtpms' saved contexts are larger than most hardware's (about 1.5 KB for an
 //!   RSA-2048 key, 0.6 KB for ECC P-256), so three RSA keys do not fit in the kernel's
 //!   page: on swtpm the third RSA object of a space fails with ENOMEM.

@@ -7,10 +7,10 @@
 //! unix socket in a private 0700 directory and, optionally:
 //!
 //! - on loopback TCP port Q, where Q+1 relays swtpm's control channel, so that TSS
-//!   clients with the swtpm TCTI (tss-esapi, tpm2-tools, tpmd's `swtpm:` transport)
-//!   work unchanged. That TCTI opens a new connection for every command, so through
-//!   the kernel model each command is a fresh space: fine without the kernel model,
-//!   useless with it;
+//!   clients with the swtpm TCTI (tss-esapi, tpm2-tools) work unchanged. That TCTI
+//!   opens a new connection for every command, so through the kernel model each of its
+//!   commands is a fresh space: fine without the kernel model, useless with it.
+//!   (tpmd's own transport keeps its connection, over TCP or the unix socket.)
 //! - on loopback TCP port M with the Microsoft simulator protocol (M+1: platform
 //!   signals, acknowledged and ignored), for TSS clients with the `mssim` TCTI, which
 //!   keeps one connection, as an ESYS context on `/dev/tpmrm0` keeps one open file.
@@ -58,24 +58,25 @@ pub struct ProxyOptions {
 }
 
 impl ProxyOptions {
-    /// `/dev/tpmrm0` on swtpm's speed, on a unix socket and loopback TCP (swtpm and
-    /// mssim protocols).
+    /// `/dev/tpmrm0` at swtpm's speed, on the unix socket only.
     pub fn kernel_rm() -> ProxyOptions {
         ProxyOptions {
             kernel_rm: true,
-            latency: None,
-            tcp: true,
-            mssim: true,
+            ..ProxyOptions::default()
         }
     }
 
-    /// `/dev/tpm0` on swtpm's speed (counting only), on a unix socket and loopback TCP
-    /// (swtpm and mssim protocols).
+    /// `/dev/tpm0` at swtpm's speed (counting only), on the unix socket only.
     pub fn raw_device() -> ProxyOptions {
-        ProxyOptions {
-            kernel_rm: false,
-            ..ProxyOptions::kernel_rm()
-        }
+        ProxyOptions::default()
+    }
+
+    /// Also listen on loopback TCP, with the swtpm and the mssim protocols. Any local
+    /// user can connect there, unlike the unix socket in its 0700 directory.
+    pub fn with_tcp_listeners(mut self) -> ProxyOptions {
+        self.tcp = true;
+        self.mssim = true;
+        self
     }
 
     pub fn with_latency(mut self, profile: LatencyProfile) -> ProxyOptions {
