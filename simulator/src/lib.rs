@@ -12,12 +12,23 @@
 //! [`Simulator::transport`] then leads to the proxy.
 //!
 //! ```no_run
-//! # use tpmd_tpm2::transport::OpenEsys;
-//! # fn main() -> Result<(), tpmd_simulator::SimulatorError> {
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use tpmd_simulator::latency::LatencyProfile;
+//! use tpmd_simulator::proxy::ProxyOptions;
+//! use tpmd_tpm2::transport::Connection;
+//!
 //! let sim = tpmd_simulator::Simulator::start_temporary()?;
-//! let mut ctx = sim.transport().open()?;
-//! # drop(ctx);
+//! let connection = Connection::open(&sim.transport(), None)?;
+//! # drop(connection);
 //! sim.reset()?; // power-cycle: saved contexts become invalid, the SRK stays
+//!
+//! // /dev/tpmrm0 on a discrete TPM: each connection is one kernel space.
+//! let options = ProxyOptions::kernel_rm().with_latency(LatencyProfile::load("discrete")?);
+//! let rm = tpmd_simulator::Simulator::start_temporary_with(options)?;
+//! let connection = Connection::open(&rm.transport(), None)?;
+//! # drop(connection);
+//! let reached_the_tpm = rm.proxy().map(|proxy| proxy.counts());
+//! # drop(reached_the_tpm);
 //! # Ok(())
 //! # }
 //! ```

@@ -78,4 +78,4 @@ mod space;
 pub mod wire;
 
 pub use commands::CommandTable;
-pub use space::{Space, Tpm, WriteError, BACKING_BYTES, SLOTS};
+pub use space::{Space, Transmit, WriteError, BACKING_BYTES, SLOTS};

@@ -1,6 +1,6 @@
 //! One open of `/dev/tpmrm0`: the kernel's `struct tpm_space` and what
 //! drivers/char/tpm/tpm2-space.c does with it around each command. The TPM is reached
-//! through [`Tpm`], so this file does no I/O of its own.
+//! through [`Transmit`], so this file does no I/O of its own.
 //!
 //! Every step below sends the same TPM commands, in the same order, as the kernel, and
 //! reacts to the same response codes; comments name the kernel function each step
@@ -19,7 +19,7 @@ pub const BACKING_BYTES: usize = 4096;
 
 /// Sends one command to the TPM and returns its response. An `Err` is a failure of the
 /// transport to the TPM (the kernel's "system error").
-pub trait Tpm {
+pub trait Transmit {
     fn transmit(&mut self, command: &[u8]) -> std::io::Result<Vec<u8>>;
 }
 
@@ -72,7 +72,7 @@ impl Space {
     pub fn transact(
         &mut self,
         table: &CommandTable,
-        tpm: &mut dyn Tpm,
+        tpm: &mut dyn Transmit,
         command: &[u8],
     ) -> Result<Vec<u8>, WriteError> {
         // tpm_find_and_validate_cc
@@ -114,14 +114,14 @@ impl Space {
 
     /// The space is closed (`tpm2_del_space`): its sessions are flushed; its objects,
     /// already flushed after the last command, are forgotten.
-    pub fn close(&mut self, tpm: &mut dyn Tpm) {
+    pub fn close(&mut self, tpm: &mut dyn Transmit) {
         self.flush_sessions(tpm);
         *self = Space::default();
     }
 
     /// `tpm2_load_context`: the loaded handle, ENOENT when the TPM no longer knows the
     /// context (TPM_RC_HANDLE, TPM_RC_REFERENCE_H0), EFAULT on any other failure.
-    fn load_context(tpm: &mut dyn Tpm, context: &[u8]) -> Result<u32, WriteError> {
+    fn load_context(tpm: &mut dyn Transmit, context: &[u8]) -> Result<u32, WriteError> {
         let response = tpm
             .transmit(&wire::context_load(context))
             .map_err(|_| Errno::EFAULT)?;
@@ -138,7 +138,11 @@ impl Space {
     /// `tpm2_save_context`: the context, ENOENT when the handle is gone
     /// (TPM_RC_REFERENCE_H0), ENOMEM when it does not fit in the page after `used`
     /// bytes, EFAULT on any other failure.
-    fn save_context(tpm: &mut dyn Tpm, handle: u32, used: usize) -> Result<Vec<u8>, WriteError> {
+    fn save_context(
+        tpm: &mut dyn Transmit,
+        handle: u32,
+        used: usize,
+    ) -> Result<Vec<u8>, WriteError> {
         let response = tpm
             .transmit(&wire::context_save(handle))
             .map_err(|_| Errno::EFAULT)?;
@@ -155,18 +159,18 @@ impl Space {
     }
 
     /// `tpm2_flush_context`: the kernel ignores the outcome.
-    fn flush_handle(tpm: &mut dyn Tpm, handle: u32) {
+    fn flush_handle(tpm: &mut dyn Transmit, handle: u32) {
         let _ = tpm.transmit(&wire::flush_context(handle));
     }
 
-    fn flush_sessions(&self, tpm: &mut dyn Tpm) {
+    fn flush_sessions(&self, tpm: &mut dyn Transmit) {
         for &handle in self.sessions.iter().filter(|&&h| h != 0) {
             Self::flush_handle(tpm, handle);
         }
     }
 
     /// `tpm2_flush_space`: flushes the loaded objects and every session.
-    fn flush(&self, tpm: &mut dyn Tpm) {
+    fn flush(&self, tpm: &mut dyn Transmit) {
         for slot in self.objects {
             if let Slot::Loaded(handle) = slot {
                 Self::flush_handle(tpm, handle);
@@ -176,7 +180,7 @@ impl Space {
     }
 
     /// `tpm2_load_space`: every saved object, then every session, back into the TPM.
-    fn load(&mut self, tpm: &mut dyn Tpm) -> Result<(), WriteError> {
+    fn load(&mut self, tpm: &mut dyn Transmit) -> Result<(), WriteError> {
         let mut next = 0;
         for i in 0..SLOTS {
             match self.objects[i] {
@@ -252,7 +256,7 @@ impl Space {
     /// `tpm2_commit_space`: map the response, then save (and flush) the space.
     fn commit(
         &mut self,
-        tpm: &mut dyn Tpm,
+        tpm: &mut dyn Transmit,
         attrs: u32,
         cc: u32,
         mut response: Vec<u8>,
@@ -273,7 +277,7 @@ impl Space {
     /// object or session is flushed and the write fails with ENOMEM.
     fn map_response_handle(
         &mut self,
-        tpm: &mut dyn Tpm,
+        tpm: &mut dyn Transmit,
         attrs: u32,
         response: &mut [u8],
     ) -> Result<(), WriteError> {
@@ -343,7 +347,7 @@ impl Space {
     /// `tpm2_save_space`: every loaded object is saved and flushed; every session is
     /// saved (a saved session keeps its handle). An object or session the command
     /// ended is found gone (TPM_RC_REFERENCE_H0 on ContextSave) and forgotten.
-    fn save(&mut self, tpm: &mut dyn Tpm) -> Result<(), WriteError> {
+    fn save(&mut self, tpm: &mut dyn Transmit) -> Result<(), WriteError> {
         let mut contexts = Vec::new();
         let mut used = 0;
         for i in 0..SLOTS {

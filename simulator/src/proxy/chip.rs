@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::kernel_rm::{wire, Tpm};
+use crate::kernel_rm::{wire, Transmit};
 use crate::latency::LatencyProfile;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -164,7 +164,7 @@ impl ChipAccess<'_> {
     }
 }
 
-impl Tpm for ChipAccess<'_> {
+impl Transmit for ChipAccess<'_> {
     /// Sends a command as the kernel's `tpm_transmit` does, for `/dev/tpm0` and
     /// `/dev/tpmrm0` alike: a TPM_RC_RETRY or TPM_RC_TESTING answer is not returned
     /// but the command is sent again after 20, 40, 80... ms, up to 2 s.

@@ -37,7 +37,7 @@ use std::thread::JoinHandle;
 
 use nix::errno::Errno;
 
-use crate::kernel_rm::{wire, CommandTable, Space, Tpm};
+use crate::kernel_rm::{wire, CommandTable, Space, Transmit};
 use crate::latency::LatencyProfile;
 use crate::ports;
 use chip::{Chip, ChipAccess};

@@ -84,7 +84,7 @@ impl FakeTpm {
     }
 }
 
-impl Tpm for FakeTpm {
+impl Transmit for FakeTpm {
     fn transmit(&mut self, command: &[u8]) -> std::io::Result<Vec<u8>> {
         let cc = wire::code(command).unwrap_or_default();
         self.log.push(cc);
