@@ -533,3 +533,18 @@ fn a_delayed_command_holds_the_tpm_for_every_client() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn tpmd_s_own_command_path_provisions_the_srk_through_the_model() -> TestResult {
+    let sim = Simulator::start_in_tempdir(tpmd_simulator::Family::Tpm2, None, false)?
+        .with_proxy(ProxyOptions::kernel_rm())?;
+    let proxy = proxy(&sim)?;
+    let mut tpm = tpmd_tpm2::tpm::Tpm::open(&sim.transport(), None)?;
+    // CreatePrimary gets 0x80FFFFFF; EvictControl and FlushContext name it and are
+    // mapped to the TPM's handle.
+    assert!(tpmd_tpm2::srk::provision_srk(&mut tpm)?);
+    assert_eq!(proxy.counts().get(&0x120), Some(&1), "EvictControl");
+    let mut again = tpmd_tpm2::tpm::Tpm::open(&sim.transport(), None)?;
+    assert!(!tpmd_tpm2::srk::provision_srk(&mut again)?);
+    Ok(())
+}
