@@ -6,18 +6,37 @@
 //! connection open: tests and the daemon connect through [`Simulator::transport`].
 //! Dropping the [`Simulator`] stops swtpm (SIGTERM, then SIGKILL).
 //!
+//! [`Simulator::start_with`] puts a [`proxy::Proxy`] in front of swtpm that behaves like
+//! a real machine's TPM: the kernel resource manager of `/dev/tpmrm0`
+//! ([`kernel_rm`]), the latency of a real chip ([`latency`]), or both;
+//! [`Simulator::transport`] then leads to the proxy.
+//!
 //! ```no_run
-//! # use tpmd_tpm2::transport::OpenEsys;
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use tpmd_simulator::latency::LatencyProfile;
+//! use tpmd_simulator::proxy::ProxyOptions;
+//! use tpmd_tpm2::transport::Connection;
+//!
 //! let sim = tpmd_simulator::Simulator::start_temporary()?;
-//! let mut ctx = sim.transport().open()?;
-//! # drop(ctx);
+//! let connection = Connection::open(&sim.transport(), None)?;
+//! # drop(connection);
 //! sim.reset()?; // power-cycle: saved contexts become invalid, the SRK stays
+//!
+//! // /dev/tpmrm0 on a discrete TPM: each connection is one kernel space.
+//! let options = ProxyOptions::kernel_rm().with_latency(LatencyProfile::load("discrete")?);
+//! let rm = tpmd_simulator::Simulator::start_temporary_with(options)?;
+//! let connection = Connection::open(&rm.transport(), None)?;
+//! # drop(connection);
+//! let reached_the_tpm = rm.proxy().map(|proxy| proxy.counts());
+//! # drop(reached_the_tpm);
 //! # Ok(())
 //! # }
 //! ```
 
+pub mod kernel_rm;
+pub mod latency;
 mod ports;
+pub mod proxy;
 
 use std::ffi::OsStr;
 use std::fs::{DirBuilder, File, OpenOptions};
@@ -33,6 +52,8 @@ use nix::unistd::Pid;
 use tpmd_tpm2::srk::{provision_srk, SrkError};
 use tpmd_tpm2::tpm::Tpm;
 use tpmd_tpm2::transport::Transport;
+
+use crate::proxy::{Proxy, ProxyError, ProxyOptions};
 
 /// How long swtpm may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -162,6 +183,10 @@ pub enum SimulatorError {
     },
     #[error("the simulator answered Startup(CLEAR) with response code 0x{0:08x}; delete its state directory if this persists")]
     StartupRc(u32),
+    #[error("cannot start the proxy in front of the simulator: {0}")]
+    Proxy(#[from] ProxyError),
+    #[error("the kernel resource manager model needs a TPM 2.0 simulator; drop the TPM 1.2 option or the kernel resource manager")]
+    KernelRmNeedsTpm2,
     #[error("cannot stop swtpm (pid {pid}): {source}; kill it by hand")]
     Stop {
         pid: u32,
@@ -181,6 +206,7 @@ pub struct Simulator {
     state_dir: PathBuf,
     log: PathBuf,
     srk_created: bool,
+    proxy: Option<Proxy>,
     // Declared last so it is dropped after swtpm has been stopped in `Drop::drop`.
     temp: Option<tempfile::TempDir>,
 }
@@ -343,6 +369,33 @@ impl Simulator {
         Self::start_inner(opts, None)
     }
 
+    /// Starts swtpm as described by `opts`, then a proxy in front of it as described by
+    /// `proxy` (see [`proxy::Proxy`]); [`Simulator::transport`] leads to the proxy.
+    pub fn start_with(
+        opts: SimulatorOptions,
+        proxy: ProxyOptions,
+    ) -> Result<Simulator, SimulatorError> {
+        if proxy.kernel_rm && opts.family != Family::Tpm2 {
+            return Err(SimulatorError::KernelRmNeedsTpm2);
+        }
+        Self::start(opts)?.with_proxy(proxy)
+    }
+
+    /// Like [`Simulator::start_temporary`], behind a proxy as described by `proxy`.
+    pub fn start_temporary_with(proxy: ProxyOptions) -> Result<Simulator, SimulatorError> {
+        Self::start_temporary()?.with_proxy(proxy)
+    }
+
+    /// Puts a proxy in front of this simulator (replacing any earlier one).
+    pub fn with_proxy(mut self, proxy: ProxyOptions) -> Result<Simulator, SimulatorError> {
+        if proxy.kernel_rm && self.family != Family::Tpm2 {
+            return Err(SimulatorError::KernelRmNeedsTpm2);
+        }
+        self.proxy = None;
+        self.proxy = Some(Proxy::start(self.port, proxy)?);
+        Ok(self)
+    }
+
     /// Starts a provisioned TPM 2.0 simulator in a fresh temporary directory, removed
     /// when the simulator is dropped.
     pub fn start_temporary() -> Result<Simulator, SimulatorError> {
@@ -409,7 +462,7 @@ impl Simulator {
         };
         if opts.family == Family::Tpm2 && opts.provision_srk {
             // swtpm serves one client at a time: drop the connection before returning.
-            let mut tpm = Tpm::open(&sim.transport(), None)?;
+            let mut tpm = Tpm::open(&sim.swtpm_transport(), None)?;
             sim.srk_created = provision_srk(&mut tpm)?;
         }
         Ok(sim)
@@ -459,6 +512,7 @@ impl Simulator {
             state_dir: opts.state_dir.clone(),
             log: log.to_path_buf(),
             srk_created: false,
+            proxy: None,
             temp: None,
         };
         let deadline = Instant::now() + START_TIMEOUT;
@@ -508,9 +562,39 @@ impl Simulator {
         self.port.saturating_add(1)
     }
 
-    /// How to reach this simulator: `swtpm:host=127.0.0.1,port=P`.
+    /// How to reach this simulator: swtpm's data port (`swtpm:host=127.0.0.1,port=P`),
+    /// or with a proxy its unix socket: `tpmrm:path=...` for the kernel resource manager
+    /// model, where a client keeps one connection per space as it would keep
+    /// /dev/tpmrm0 open, else `swtpm:path=...`.
     pub fn transport(&self) -> Transport {
+        match &self.proxy {
+            Some(proxy) if proxy.kernel_rm() => {
+                Transport::KernelRmSocket(proxy.socket_path().to_path_buf())
+            }
+            Some(proxy) => Transport::SwtpmUnix(proxy.socket_path().to_path_buf()),
+            None => self.swtpm_transport(),
+        }
+    }
+
+    /// A TCP address for tss-esapi, whose swtpm TCTI takes a host and port only: the
+    /// proxy's TCP port if it has one, else swtpm's. That TCTI connects anew for every
+    /// command, so through the kernel model each of its commands is a fresh space; use
+    /// [`Proxy::mssim_tcti`] there.
+    pub fn tcp_transport(&self) -> Transport {
+        match self.proxy.as_ref().and_then(Proxy::tcp_port) {
+            Some(port) => Transport::swtpm_tcp(port),
+            None => self.swtpm_transport(),
+        }
+    }
+
+    /// swtpm itself, bypassing any proxy.
+    pub fn swtpm_transport(&self) -> Transport {
         Transport::swtpm_tcp(self.port)
+    }
+
+    /// The proxy in front of swtpm, if started with one.
+    pub fn proxy(&self) -> Option<&Proxy> {
+        self.proxy.as_ref()
     }
 
     pub fn state_dir(&self) -> &Path {
@@ -551,8 +635,16 @@ impl Simulator {
     /// Power-cycles the TPM: `swtpm_ioctl -i` (TPM_Init) on the control channel, then
     /// Startup(CLEAR) on the data port. Afterwards transient objects, sessions and
     /// saved contexts are gone (ContextLoad fails); persistent objects such as the SRK
-    /// and NV stay. No client may hold the data connection while this runs.
+    /// and NV stay. No client may hold the data connection while this runs; the proxy,
+    /// if any, lets go of it and holds its clients back meanwhile.
     pub fn reset(&self) -> Result<(), SimulatorError> {
+        match &self.proxy {
+            Some(proxy) => proxy.with_tpm_released(|| self.power_cycle()),
+            None => self.power_cycle(),
+        }
+    }
+
+    fn power_cycle(&self) -> Result<(), SimulatorError> {
         self.init_only()?;
         let startup: &[u8] = match self.family {
             // TPM2_Startup(TPM_SU_CLEAR): TPM_ST_NO_SESSIONS, size 12, TPM_CC_Startup.
@@ -604,6 +696,8 @@ impl Simulator {
     }
 
     fn terminate(&mut self) -> Result<(), SimulatorError> {
+        // The proxy's clients go first, so none of them talks to a dying swtpm.
+        self.proxy = None;
         let Some(mut child) = self.child.take() else {
             return Ok(());
         };

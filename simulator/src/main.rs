@@ -1,5 +1,6 @@
 //! `tpmd-simulator`: runs a swtpm TPM simulator in the foreground until SIGINT or
-//! SIGTERM, and prints where to reach it.
+//! SIGTERM, optionally behind a proxy that models the kernel resource manager and a
+//! real TPM's latency, and prints where to reach it.
 
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
@@ -8,12 +9,17 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use nix::sys::signal::{SigSet, Signal};
+use tpmd_simulator::latency::{LatencyError, LatencyProfile};
+use tpmd_simulator::proxy::ProxyOptions;
 use tpmd_simulator::{Family, Simulator, SimulatorError, SimulatorOptions};
 
 /// Run a swtpm TPM simulator for tpmd on 127.0.0.1.
 ///
 /// Once ready, prints `TPMD_TRANSPORT=swtpm:host=127.0.0.1,port=P` on stdout; stops
-/// swtpm on SIGINT or SIGTERM.
+/// swtpm on SIGINT or SIGTERM. With --kernel-rm or --latency, a proxy stands in front
+/// of swtpm: TPMD_TRANSPORT is then its unix socket (`swtpm:path=...`), and stdout also
+/// gives a TCTI for tpm2-tools and tss-esapi (`TPMD_MSSIM_TCTI=mssim:...`) and the
+/// proxy's swtpm-protocol TCP port (`TPMD_TCP_TRANSPORT=swtpm:host=...,port=Q`).
 #[derive(Debug, Parser)]
 #[command(name = "tpmd-simulator", version)]
 struct Args {
@@ -30,12 +36,22 @@ struct Args {
     /// Do not create the SRK at 0x81000001 (TPM 2.0) or take ownership (TPM 1.2).
     #[arg(long)]
     no_provision: bool,
+    /// Model the kernel resource manager: each connection to the proxy is one open of
+    /// /dev/tpmrm0 (TPM 2.0 only).
+    #[arg(long)]
+    kernel_rm: bool,
+    /// Delay each command like a real TPM: a profile file (TOML), or a built-in
+    /// profile: `discrete` or `firmware`.
+    #[arg(long, value_name = "PROFILE")]
+    latency: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
 enum MainError {
     #[error(transparent)]
     Simulator(#[from] SimulatorError),
+    #[error(transparent)]
+    Latency(#[from] LatencyError),
     #[error("cannot wait for signals: {0}")]
     Signals(#[from] nix::Error),
     #[error("swtpm exited unexpectedly ({0}); see its log in the state directory")]
@@ -56,6 +72,14 @@ fn run(args: Args) -> Result<(), MainError> {
     signals.add(Signal::SIGCHLD);
     signals.thread_block()?;
 
+    let latency = args
+        .latency
+        .as_deref()
+        .map(LatencyProfile::load)
+        .transpose()?;
+    if args.kernel_rm && family != Family::Tpm2 {
+        return Err(SimulatorError::KernelRmNeedsTpm2.into());
+    }
     let mut sim = match args.state_dir {
         Some(dir) => Simulator::start(SimulatorOptions {
             family,
@@ -65,10 +89,43 @@ fn run(args: Args) -> Result<(), MainError> {
         })?,
         None => Simulator::start_in_tempdir(family, args.port, !args.no_provision)?,
     };
+    if args.kernel_rm || latency.is_some() {
+        sim = sim.with_proxy(ProxyOptions {
+            kernel_rm: args.kernel_rm,
+            latency,
+            tcp: true,
+            mssim: true,
+        })?;
+    }
     let mut stdout = std::io::stdout();
     // If stdout is closed nobody learns the port, but the simulator still works.
     let _ = writeln!(stdout, "TPMD_TRANSPORT={}", sim.transport());
+    if let Some(proxy) = sim.proxy() {
+        if let Some(tcti) = proxy.mssim_tcti() {
+            let _ = writeln!(stdout, "TPMD_MSSIM_TCTI={tcti}");
+        }
+        let _ = writeln!(stdout, "TPMD_TCP_TRANSPORT={}", sim.tcp_transport());
+    }
     let _ = stdout.flush();
+    if let Some(proxy) = sim.proxy() {
+        let model = if proxy.kernel_rm() {
+            "the kernel resource manager (each connection is one /dev/tpmrm0 space)"
+        } else {
+            "a raw device (/dev/tpm0)"
+        };
+        let speed = proxy
+            .latency()
+            .map_or("swtpm's own speed".to_string(), |p| {
+                format!("latency profile {}", p.name())
+            });
+        eprintln!(
+            "tpmd-simulator: proxy in front of swtpm models {model}, at {speed}; unix socket {}",
+            proxy.socket_path().display()
+        );
+        if proxy.kernel_rm() {
+            eprintln!("tpmd-simulator: the swtpm TCTI (TPMD_TCP_TRANSPORT) connects once per command, so through the kernel model every command is a new space; keep a connection with TPMD_TRANSPORT or TPMD_MSSIM_TCTI");
+        }
+    }
     eprintln!(
         "tpmd-simulator: {} on port {} (control {}), state in {}, pid {}",
         sim.family(),

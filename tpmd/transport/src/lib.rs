@@ -30,6 +30,10 @@ const IO_TIMEOUT: Duration = Duration::from_secs(120);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// What the kernel answers on /dev/tpmrm0 when a connection would hold a fourth object.
 const ENOMEM: i32 = 12;
+const EFAULT: i32 = 14;
+const EINVAL: i32 = 22;
+/// Response codes of the kernel model that stand for a failed write().
+const MODEL_ERRNO: u32 = 0x000B_F000;
 const EBUSY: i32 = 16;
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +54,11 @@ pub enum TransportError {
     },
     #[error("the kernel resource manager on {target} refused the command: one connection may hold at most 3 objects")]
     KernelRmFull { target: String },
+    /// The kernel resource manager failed the command (EFAULT once the TPM lost the
+    /// connection's saved contexts, EINVAL for a handle it no longer maps): what the
+    /// connection held is gone, and a new connection is needed.
+    #[error("the kernel resource manager on {target} failed the command (errno {errno}); the connection's objects are lost")]
+    KernelRmFailed { target: String, errno: i32 },
     #[error("the TPM at {target} sent a response of {size} bytes, which is not a TPM response")]
     BadSize { target: String, size: usize },
 }
@@ -59,7 +68,9 @@ impl TransportError {
     pub fn is_connection_lost(&self) -> bool {
         matches!(
             self,
-            TransportError::Io { .. } | TransportError::BadSize { .. }
+            TransportError::Io { .. }
+                | TransportError::BadSize { .. }
+                | TransportError::KernelRmFailed { .. }
         )
     }
 }
@@ -113,10 +124,13 @@ impl Connection {
         // A stream that failed mid-exchange is out of step; the next command opens a
         // new one (on a kernel resource manager, a new space: the caller knows that
         // what it held is gone because this command failed).
-        let broken = matches!(
-            result,
-            Err(TransportError::Io { .. } | TransportError::BadSize { .. })
-        );
+        let result = match result {
+            Ok(response) if matches!(self.transport, Transport::KernelRmSocket(_)) => {
+                refused_by_model(response, &self.target)
+            }
+            other => other,
+        };
+        let broken = result.as_ref().is_err_and(|e| e.is_connection_lost());
         if !self.transport.connects_per_command() && !broken {
             self.channel = Some(channel);
         }
@@ -230,6 +244,32 @@ fn exchange(
     Ok(response)
 }
 
+/// What a failed write to a kernel resource manager means.
+fn kernel_rm_error(errno: i32, target: &str) -> Option<TransportError> {
+    let target = target.to_string();
+    match errno {
+        ENOMEM => Some(TransportError::KernelRmFull { target }),
+        EFAULT | EINVAL => Some(TransportError::KernelRmFailed { target, errno }),
+        _ => None,
+    }
+}
+
+/// The kernel model answers where the kernel would fail write() with a header-only
+/// response whose code is `MODEL_ERRNO | errno` (the simulator crate's `kernel_rm`).
+fn refused_by_model(response: Vec<u8>, target: &str) -> Result<Vec<u8>, TransportError> {
+    let code = counter::command_code(&response).unwrap_or(0);
+    if code & 0xFFFF_F000 != MODEL_ERRNO {
+        return Ok(response);
+    }
+    let errno = (code & 0xFFF) as i32;
+    Err(
+        kernel_rm_error(errno, target).unwrap_or_else(|| TransportError::KernelRmFailed {
+            target: target.to_string(),
+            errno,
+        }),
+    )
+}
+
 fn check_size(response: &[u8], target: &str) -> Result<(), TransportError> {
     let declared = response
         .get(2..6)
@@ -286,6 +326,22 @@ mod tests {
         assert_eq!(server.join().unwrap(), command);
         assert_eq!(counter.get(0x144), 1);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_kernel_models_errno_answers_are_transport_errors() {
+        let ok = vec![0x80, 0x01, 0, 0, 0, 10, 0, 0, 0, 0];
+        assert_eq!(refused_by_model(ok.clone(), "t").unwrap(), ok);
+        let tpm_error = vec![0x80, 0x01, 0, 0, 0, 10, 0, 0, 0x09, 0x02];
+        assert!(refused_by_model(tpm_error, "t").is_ok());
+        let full = vec![0x80, 0x01, 0, 0, 0, 10, 0, 0x0B, 0xF0, 0x0C];
+        assert!(matches!(
+            refused_by_model(full, "t"),
+            Err(TransportError::KernelRmFull { .. })
+        ));
+        let fault = vec![0x80, 0x01, 0, 0, 0, 10, 0, 0x0B, 0xF0, 0x0E];
+        let err = refused_by_model(fault, "t").unwrap_err();
+        assert!(err.is_connection_lost(), "{err}");
     }
 
     #[test]

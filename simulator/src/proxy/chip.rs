@@ -1,0 +1,186 @@
+//! The proxy's single path to swtpm: one connection, one lock for the whole TPM (the
+//! kernel's chip lock), a count of every command by code, and the latency model.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::kernel_rm::{wire, Transmit};
+use crate::latency::LatencyProfile;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// swtpm takes seconds for an RSA key generation; far beyond that it is stuck.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Larger than any TPM 2.0 or 1.2 response.
+const MAX_RESPONSE: usize = 64 * 1024;
+
+/// The connection to swtpm's data port, opened on first use and reopened after an error.
+#[derive(Debug)]
+pub(crate) struct Upstream {
+    addr: SocketAddr,
+    stream: Option<TcpStream>,
+}
+
+impl Upstream {
+    pub(crate) fn new(port: u16) -> Upstream {
+        Upstream {
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            stream: None,
+        }
+    }
+
+    /// Closes the connection, so that another client of swtpm (which serves one at a
+    /// time) can be served.
+    pub(crate) fn disconnect(&mut self) {
+        self.stream = None;
+    }
+
+    fn connected(&mut self) -> io::Result<&mut TcpStream> {
+        if self.stream.is_none() {
+            let stream = TcpStream::connect_timeout(&self.addr, CONNECT_TIMEOUT)?;
+            stream.set_read_timeout(Some(RESPONSE_TIMEOUT))?;
+            stream.set_nodelay(true)?;
+            self.stream = Some(stream);
+        }
+        self.stream
+            .as_mut()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
+    }
+
+    /// Sends one command and reads its response.
+    pub(crate) fn exchange(&mut self, command: &[u8]) -> io::Result<Vec<u8>> {
+        let result = Self::exchange_on(self.connected()?, command);
+        if result.is_err() {
+            self.stream = None;
+        }
+        result
+    }
+
+    fn exchange_on(stream: &mut TcpStream, command: &[u8]) -> io::Result<Vec<u8>> {
+        stream.write_all(command)?;
+        let mut response = vec![0u8; wire::HEADER_SIZE];
+        stream.read_exact(&mut response)?;
+        let size = wire::size(&response).unwrap_or_default() as usize;
+        if !(wire::HEADER_SIZE..=MAX_RESPONSE).contains(&size) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("swtpm sent a response of {size} bytes"),
+            ));
+        }
+        response.resize(size, 0);
+        stream.read_exact(&mut response[wire::HEADER_SIZE..])?;
+        Ok(response)
+    }
+}
+
+/// What every client thread shares.
+#[derive(Debug)]
+pub(crate) struct Chip {
+    upstream: Mutex<Upstream>,
+    counts: Mutex<BTreeMap<u32, u64>>,
+    latency: Option<LatencyProfile>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panicking client thread must not take the TPM away from the others.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Chip {
+    pub(crate) fn new(swtpm_port: u16, latency: Option<LatencyProfile>) -> Chip {
+        Chip {
+            upstream: Mutex::new(Upstream::new(swtpm_port)),
+            counts: Mutex::new(BTreeMap::new()),
+            latency,
+        }
+    }
+
+    /// Takes the chip lock: until the returned value is dropped, nobody else reaches
+    /// the TPM.
+    pub(crate) fn access(&self) -> ChipAccess<'_> {
+        ChipAccess {
+            upstream: lock(&self.upstream),
+            chip: self,
+        }
+    }
+
+    pub(crate) fn counts(&self) -> BTreeMap<u32, u64> {
+        lock(&self.counts).clone()
+    }
+
+    pub(crate) fn reset_counts(&self) {
+        lock(&self.counts).clear();
+    }
+
+    pub(crate) fn latency(&self) -> Option<&LatencyProfile> {
+        self.latency.as_ref()
+    }
+}
+
+/// The chip lock, held.
+pub(crate) struct ChipAccess<'a> {
+    upstream: MutexGuard<'a, Upstream>,
+    chip: &'a Chip,
+}
+
+impl ChipAccess<'_> {
+    /// A command that is neither counted nor delayed: what the kernel sends at boot.
+    pub(crate) fn transmit_uncounted(&mut self, command: &[u8]) -> io::Result<Vec<u8>> {
+        self.upstream.exchange(command)
+    }
+
+    pub(crate) fn disconnect(&mut self) {
+        self.upstream.disconnect();
+    }
+}
+
+/// TPM_RC_RETRY and TPM_RC_TESTING: the kernel sends the command again.
+const RC_RETRY: u32 = 0x922;
+const RC_TESTING: u32 = 0x90A;
+const CC_SELF_TEST: u32 = 0x143;
+/// The kernel's first wait before a resend (TPM2_DURATION_SHORT); each wait doubles,
+/// and it gives up once the wait would exceed TPM2_DURATION_LONG.
+const RETRY_FIRST_WAIT: Duration = Duration::from_millis(20);
+const RETRY_LAST_WAIT: Duration = Duration::from_millis(2000);
+
+impl ChipAccess<'_> {
+    /// One attempt: counted, sent, and with a latency profile held until the profile's
+    /// time for the command has passed since it was sent.
+    fn attempt(&mut self, cc: u32, command: &[u8]) -> io::Result<Vec<u8>> {
+        *lock(&self.chip.counts).entry(cc).or_default() += 1;
+        let sent = Instant::now();
+        let response = self.upstream.exchange(command)?;
+        if let Some(profile) = &self.chip.latency {
+            let target = profile.sample(cc, wire::key_kind(command, &response));
+            if let Some(rest) = target.checked_sub(sent.elapsed()) {
+                std::thread::sleep(rest);
+            }
+        }
+        Ok(response)
+    }
+}
+
+impl Transmit for ChipAccess<'_> {
+    /// Sends a command as the kernel's `tpm_transmit` does, for `/dev/tpm0` and
+    /// `/dev/tpmrm0` alike: a TPM_RC_RETRY or TPM_RC_TESTING answer is not returned
+    /// but the command is sent again after 20, 40, 80... ms, up to 2 s.
+    fn transmit(&mut self, command: &[u8]) -> io::Result<Vec<u8>> {
+        let cc = wire::code(command).unwrap_or_default();
+        let mut wait = RETRY_FIRST_WAIT;
+        loop {
+            let response = self.attempt(cc, command)?;
+            let rc = wire::code(&response).unwrap_or_default();
+            let again = (rc == RC_RETRY || (rc == RC_TESTING && cc != CC_SELF_TEST))
+                && wait <= RETRY_LAST_WAIT;
+            if !again {
+                return Ok(response);
+            }
+            std::thread::sleep(wait);
+            wait *= 2;
+        }
+    }
+}
