@@ -16,8 +16,9 @@ use tss_esapi::handles::{PersistentTpmHandle, SessionHandle, TpmHandle};
 use tss_esapi::interface_types::algorithm::HashingAlgorithm;
 use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::structures::{
-    Digest, HashScheme, HashcheckTicket, SignatureScheme, SymmetricDefinition,
+    Digest, HashScheme, HashcheckTicket, Private, Public, SignatureScheme, SymmetricDefinition,
 };
+use tss_esapi::traits::UnMarshall;
 use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
 
 /// Throughput and latency of one benchmark row.
@@ -66,10 +67,19 @@ pub fn raw_tpm2_floor(
     how: RawSession,
     scheme: RawScheme,
 ) -> Stats {
-    let (_, blob) = KeyBlob::parse(key_pem).unwrap();
-    let KeyPrivate::Loadable(private) = blob.private else {
+    let blob = KeyBlob::parse(key_pem).unwrap();
+    let KeyPrivate::Loadable(private) = &blob.private else {
         panic!("expected a loadable key")
     };
+    let private = Private::try_from(
+        tpmd_api::marshal::parse_tpm2b(private, "private")
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    let public =
+        Public::unmarshall(tpmd_api::marshal::parse_tpm2b(&blob.public_bytes, "public").unwrap())
+            .unwrap();
     let mut ctx = sim.transport().open().unwrap();
     let srk = ctx
         .execute_without_session(|c| {
@@ -89,7 +99,7 @@ pub fn raw_tpm2_floor(
         )
         .unwrap();
     ctx.set_sessions((session, None, None));
-    let key = ctx.load(srk.into(), private, blob.public).unwrap();
+    let key = ctx.load(srk.into(), private, public).unwrap();
     if how == RawSession::Password {
         ctx.set_sessions((Some(AuthSession::Password), None, None));
     }

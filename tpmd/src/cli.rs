@@ -50,9 +50,17 @@ pub struct Args {
     #[arg(long, env = "TPMD_SIMULATOR_STATE")]
     pub simulator_state: Option<PathBuf>,
 
-    /// How many keys may be loaded in the TPM at once; more are swapped in and out.
-    #[arg(long, env = "TPMD_MAX_LOADED_KEYS", default_value_t = 3)]
-    pub max_loaded_keys: usize,
+    /// How many keys may stay loaded at once; more are swapped in and out [default: on a
+    /// TPM tpmd owns, its free slots minus the reserve; on /dev/tpmrm0, 32 connections;
+    /// on a TPM 1.2, 3].
+    #[arg(long, env = "TPMD_MAX_LOADED_KEYS")]
+    pub max_loaded_keys: Option<usize>,
+
+    /// On /dev/tpm0: transient object slots left free for the machine's other TPM users
+    /// (the kernel's resource manager swaps their objects in for each command)
+    /// [default: 2; 0 on a simulator].
+    #[arg(long, env = "TPMD_RESERVE_SLOTS")]
+    pub reserve_slots: Option<usize>,
 
     /// Log filter, e.g. info, debug, tpmd=trace.
     #[arg(long, env = "TPMD_LOG", default_value = "info")]

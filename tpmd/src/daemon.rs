@@ -112,7 +112,8 @@ pub fn run(args: Args) -> Result<(), RunError> {
     info!(%transport, "opening the TPM");
     let options = OpenOptions {
         family: args.family(),
-        budget: args.max_loaded_keys,
+        max_loaded: args.max_loaded_keys,
+        reserve: args.reserve_slots,
         srk_auth: args.srk_auth_file.as_deref().map(read_secret).transpose()?,
     };
     let worker = TpmWorker::start(move || backend::open(transport, options))?;

@@ -80,8 +80,13 @@ impl Upstream {
 pub(crate) struct Chip {
     upstream: Mutex<Upstream>,
     counts: Mutex<BTreeMap<u32, u64>>,
+    /// The same commands in the order they reached the TPM, up to [`SEQUENCE_LIMIT`].
+    sequence: Mutex<Vec<u32>>,
     latency: Option<LatencyProfile>,
 }
+
+/// Commands remembered in order; a long benchmark keeps its counts but not its order.
+const SEQUENCE_LIMIT: usize = 100_000;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panicking client thread must not take the TPM away from the others.
@@ -95,6 +100,7 @@ impl Chip {
         Chip {
             upstream: Mutex::new(Upstream::new(swtpm_port)),
             counts: Mutex::new(BTreeMap::new()),
+            sequence: Mutex::new(Vec::new()),
             latency,
         }
     }
@@ -112,8 +118,13 @@ impl Chip {
         lock(&self.counts).clone()
     }
 
+    pub(crate) fn sequence(&self) -> Vec<u32> {
+        lock(&self.sequence).clone()
+    }
+
     pub(crate) fn reset_counts(&self) {
         lock(&self.counts).clear();
+        lock(&self.sequence).clear();
     }
 
     pub(crate) fn latency(&self) -> Option<&LatencyProfile> {
@@ -152,6 +163,12 @@ impl ChipAccess<'_> {
     /// time for the command has passed since it was sent.
     fn attempt(&mut self, cc: u32, command: &[u8]) -> io::Result<Vec<u8>> {
         *lock(&self.chip.counts).entry(cc).or_default() += 1;
+        {
+            let mut sequence = lock(&self.chip.sequence);
+            if sequence.len() < SEQUENCE_LIMIT {
+                sequence.push(cc);
+            }
+        }
         let sent = Instant::now();
         let response = self.upstream.exchange(command)?;
         if let Some(profile) = &self.chip.latency {

@@ -295,6 +295,13 @@ impl Proxy {
         self.shared.chip.counts()
     }
 
+    /// The command codes that reached swtpm, in order, since start or the last
+    /// [`Proxy::reset_counts`] (the first 100000).
+    pub fn sequence(&self) -> Vec<u32> {
+        self.shared.chip.sequence()
+    }
+
+    /// Forgets the counts and the sequence.
     pub fn reset_counts(&self) {
         self.shared.chip.reset_counts();
     }

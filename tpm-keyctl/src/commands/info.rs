@@ -7,22 +7,47 @@ use super::Tpmd;
 use crate::error::CliResult;
 use crate::output;
 
+/// TPM commands tpmd sent per request it served, when it reports its commands.
+fn commands_per_request(c: &Counters) -> Option<f64> {
+    let total: u64 = c.tpm_commands.as_ref()?.values().sum();
+    let requests = c.requests.filter(|r| *r > 0)?;
+    Some(total as f64 / requests as f64)
+}
+
 fn counters_json(c: &Counters) -> Value {
     json!({
         "requests": c.requests, "hits": c.hits, "loads": c.loads,
         "context-loads": c.context_loads, "evictions": c.evictions, "retries": c.retries,
         "resets-recovered": c.resets_recovered, "failures": c.failures,
         "cached-keys": c.cached_keys, "loaded-keys": c.loaded_keys,
+        "tpm-commands": c.tpm_commands,
+        "tpm-commands-per-request": commands_per_request(c),
     })
 }
 
 fn counters_text(c: &Counters) -> String {
     let n = |v: Option<u64>| v.unwrap_or(0);
-    format!(
+    let mut text = format!(
         "requests {}  hits {}  loads {}  context loads {}  evictions {}  retries {}  resets recovered {}  failures {}  cached keys {}  loaded keys {}",
         n(c.requests), n(c.hits), n(c.loads), n(c.context_loads), n(c.evictions),
         n(c.retries), n(c.resets_recovered), n(c.failures), n(c.cached_keys), n(c.loaded_keys)
-    )
+    );
+    if let Some(commands) = &c.tpm_commands {
+        let mut by_count: Vec<(&String, &u64)> = commands.iter().collect();
+        by_count.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let list: Vec<String> = by_count
+            .iter()
+            .map(|(name, n)| format!("{name} {n}"))
+            .collect();
+        let per_request = commands_per_request(c)
+            .map(|r| format!("{r:.2} per request: "))
+            .unwrap_or_default();
+        text.push_str(&format!(
+            "\nTPM commands sent: {per_request}{}",
+            list.join("  ")
+        ));
+    }
+    text
 }
 
 pub async fn info(tpmd: &Tpmd, json_out: bool) -> CliResult<()> {

@@ -56,7 +56,7 @@ pub struct Info {
 }
 
 /// Resource manager counters, since tpmd started.
-#[derive(Debug, Default, Clone, Copy, SerializeDict, DeserializeDict, Type, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, SerializeDict, DeserializeDict, Type, PartialEq, Eq)]
 #[zbus(signature = "a{sv}", rename_all = "kebab-case")]
 pub struct Counters {
     pub requests: Option<u64>,
@@ -75,6 +75,9 @@ pub struct Counters {
     /// Keys currently in the cache, and how many of them are loaded in the TPM.
     pub cached_keys: Option<u64>,
     pub loaded_keys: Option<u64>,
+    /// Every command tpmd sent to the TPM, by name ("Sign", "Load"...; a hex code for
+    /// others). On /dev/tpmrm0 the kernel adds its own context swaps to these.
+    pub tpm_commands: Option<std::collections::HashMap<String, u64>>,
 }
 
 /// Options for `Generate`.

@@ -27,6 +27,7 @@ impl RmCounters {
             failures: Some(self.failures),
             cached_keys: Some(cached_keys as u64),
             loaded_keys: Some(loaded_keys as u64),
+            tpm_commands: None,
         }
     }
 }

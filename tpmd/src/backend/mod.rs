@@ -2,6 +2,7 @@
 //! service sees; `tpm2` and `tpm12` each implement it over their own stack and resource
 //! manager, and [`worker::TpmWorker`] runs every request on the one thread that owns it.
 
+pub mod cache;
 pub mod counters;
 pub mod error;
 pub mod family;
@@ -75,8 +76,12 @@ pub trait Backend: Send {
 pub struct OpenOptions {
     /// The family; detected when `None`.
     pub family: Option<Family>,
-    /// How many keys may be loaded at once.
-    pub budget: usize,
+    /// How many keys may be loaded at once; `None` for the transport's default (on a
+    /// TPM 2.0 we own, what its free slots allow; on /dev/tpmrm0, connections).
+    pub max_loaded: Option<usize>,
+    /// TPM 2.0 we own (/dev/tpm0): transient slots left free for the machine's other
+    /// TPM users; `None` for the default.
+    pub reserve: Option<usize>,
     /// The SRK's auth value (a password), when it is not a well-known secret. Only a TPM
     /// 1.2 SRK can have one: the TCG template's TPM 2.0 SRK has none.
     pub srk_auth: Option<Zeroizing<Vec<u8>>>,
@@ -95,13 +100,14 @@ pub fn open(
         Family::Tpm2 if options.srk_auth.is_some() => Err(TpmError::InvalidArgument(format!(
             "{transport} is a TPM 2.0, whose SRK has no auth value; drop the SRK auth option"
         ))),
-        Family::Tpm2 => Ok(Box::new(tpm2::Tpm2Backend::open(
-            transport,
-            options.budget,
-        )?)),
+        Family::Tpm2 => {
+            let strategy =
+                tpm2::Strategy::for_transport(&transport, options.max_loaded, options.reserve);
+            Ok(Box::new(tpm2::Tpm2Backend::open(transport, strategy)?))
+        }
         Family::Tpm12 => tpm12::open(
             transport,
-            options.budget,
+            options.max_loaded.unwrap_or(tpm12::DEFAULT_BUDGET),
             options.srk_auth.as_ref().map(|a| a.as_slice()),
         ),
     }

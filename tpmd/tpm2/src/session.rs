@@ -28,6 +28,8 @@ pub enum SessionError {
     MissingResponseAuth,
     #[error("this command has no sized first parameter to encrypt")]
     NoSizedParameter,
+    #[error("no session has been started")]
+    NotStarted,
 }
 
 /// Which parameters of a command travel encrypted.

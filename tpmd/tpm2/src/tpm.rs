@@ -12,6 +12,8 @@ pub enum TpmCallError {
     Transport(#[from] TransportError),
     #[error(transparent)]
     Wire(#[from] WireError),
+    #[error(transparent)]
+    Session(#[from] crate::session::SessionError),
     #[error("TPM2_{} failed with {rc}", cc::static_name(*command))]
     Tpm { command: u32, rc: ResponseCode },
 }

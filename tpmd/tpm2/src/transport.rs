@@ -9,7 +9,8 @@ use tss_esapi::tcti_ldr::{DeviceConfig, NetworkTPMConfig, TctiNameConf};
 use tss_esapi::Context;
 
 pub use tpmd_transport::{
-    Connection, NoTpm, ParseError, Transport, TransportError, KERNEL_RM_DEVICE, RAW_DEVICE,
+    CommandCounter, Connection, NoTpm, ParseError, Transport, TransportError, KERNEL_RM_DEVICE,
+    RAW_DEVICE,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -306,3 +306,32 @@ fn reads_properties() {
         ]
     );
 }
+
+#[test]
+fn decrypts_pkcs1_for_a_key_without_auth_under_a_session() {
+    let mut f = fixture();
+    let mut session = start_session(&mut f, true);
+    let (key, name, public) = create_and_load(&mut f, &mut session, true, b"");
+    let KeyParams::Rsa { modulus, .. } = &public.key else {
+        panic!()
+    };
+    let rsa_pub = rsa::RsaPublicKey::new(
+        rsa::BigUint::from_bytes_be(modulus),
+        rsa::BigUint::from(65537u32),
+    )
+    .unwrap();
+    let secret = b"session key material";
+    let ciphertext = rsa_pub
+        .encrypt(&mut rand::rngs::OsRng, rsa::Pkcs1v15Encrypt, secret)
+        .unwrap();
+    let response = run_hmac(
+        &mut f,
+        &mut session,
+        ops::rsa_decrypt(key, &ciphertext, DecryptScheme::Pkcs1, &[]),
+        &[&name],
+        b"",
+        Crypt::Both,
+    )
+    .unwrap();
+    assert_eq!(ops::parse_rsa_decrypt(&response).unwrap(), secret);
+}

@@ -16,6 +16,9 @@ use super::{Backend, DecryptRequest, Family, SignRequest, TpmError, TpmResult};
 use key::Key;
 pub use resource_manager::ResourceManager;
 
+/// Keys loaded at once on a TPM 1.2 unless configured.
+pub const DEFAULT_BUDGET: usize = 3;
+
 /// Opens a TPM 1.2 at `transport` with at most `budget` keys loaded at once. `srk_auth`
 /// is the SRK's password when it is not one of the well-known secrets.
 pub fn open(

@@ -9,7 +9,6 @@
 //! Startup, the session gone) every cached handle is dropped before it can be reused, so
 //! a stale handle never names another key.
 
-use std::collections::HashMap;
 use std::thread::sleep;
 use std::time::Duration;
 
@@ -18,6 +17,7 @@ use tpmd_tpm12::client::{ClientError, Tpm12};
 use tracing::{debug, info, warn};
 
 use super::key::{Key, KeyId};
+use crate::backend::cache::KeyCache;
 use crate::backend::counters::RmCounters;
 
 const ATTEMPTS: u32 = 8;
@@ -48,17 +48,20 @@ impl Failure {
 
 struct Entry {
     handle: Option<u32>,
-    last_used: u64,
     /// SaveContext of the key, taken when it was first evicted; it stays loadable (also
     /// across TPM resets, for a non-volatile key), so it is saved once.
     saved: Option<Vec<u8>>,
 }
 
+impl Entry {
+    fn is_loaded(&self) -> bool {
+        self.handle.is_some()
+    }
+}
+
 pub struct ResourceManager {
     tpm: Tpm12,
-    cache: HashMap<KeyId, Entry>,
-    loaded: Vec<KeyId>,
-    tick: u64,
+    cache: KeyCache<KeyId, Entry>,
     budget: usize,
     epoch: u64,
     pub(super) counters: RmCounters,
@@ -71,9 +74,7 @@ impl ResourceManager {
         let epoch = tpm.epoch();
         ResourceManager {
             tpm,
-            cache: HashMap::new(),
-            loaded: Vec::new(),
-            tick: 0,
+            cache: KeyCache::new(MAX_CACHED),
             budget: budget.max(1),
             epoch,
             counters: RmCounters::default(),
@@ -87,7 +88,8 @@ impl ResourceManager {
     }
 
     pub fn counters(&self) -> Counters {
-        self.counters.snapshot(self.cache.len(), self.loaded.len())
+        self.counters
+            .snapshot(self.cache.len(), self.cache.count(Entry::is_loaded))
     }
 
     /// Drops every cached handle if the TPM lost our state since we last looked,
@@ -106,10 +108,10 @@ impl ResourceManager {
     /// Forgets every loaded handle but `keep`'s; returns how many.
     fn invalidate_others(&mut self, keep: Option<KeyId>) -> usize {
         let stale: Vec<KeyId> = self
-            .loaded
-            .iter()
-            .filter(|id| Some(**id) != keep)
-            .copied()
+            .cache
+            .ids()
+            .into_iter()
+            .filter(|id| Some(*id) != keep && self.cache.get(id).is_some_and(Entry::is_loaded))
             .collect();
         for id in &stale {
             self.forget(*id);
@@ -118,7 +120,6 @@ impl ResourceManager {
     }
 
     fn forget(&mut self, id: KeyId) {
-        self.loaded.retain(|l| *l != id);
         if let Some(e) = self.cache.get_mut(&id) {
             e.handle = None;
         }
@@ -128,11 +129,8 @@ impl ResourceManager {
     /// when `save` (not at shutdown). False if there was nothing to evict.
     fn evict_lru(&mut self, keep: KeyId, save: bool) -> bool {
         let victim = self
-            .loaded
-            .iter()
-            .filter(|id| **id != keep)
-            .min_by_key(|id| self.cache.get(*id).map_or(0, |e| e.last_used))
-            .copied();
+            .cache
+            .least_recent(|id, e| e.is_loaded() && *id != keep);
         let Some(victim) = victim else {
             return false;
         };
@@ -161,23 +159,6 @@ impl ResourceManager {
         true
     }
 
-    fn trim_cache(&mut self) {
-        while self.cache.len() > MAX_CACHED {
-            let oldest = self
-                .cache
-                .iter()
-                .filter(|(_, e)| e.handle.is_none())
-                .min_by_key(|(_, e)| e.last_used)
-                .map(|(id, _)| *id);
-            match oldest {
-                Some(id) => {
-                    self.cache.remove(&id);
-                }
-                None => return,
-            }
-        }
-    }
-
     /// Runs a load (LoadKey2 or LoadContext), making room when the TPM is full and
     /// retrying TPM_RETRY.
     fn load_with_room(
@@ -190,7 +171,7 @@ impl ResourceManager {
             attempt += 1;
             match load(&mut self.tpm) {
                 Err(e) if e.is_out_of_space() && attempt < ATTEMPTS => {
-                    let fewer = self.loaded.len().max(1);
+                    let fewer = self.cache.count(Entry::is_loaded).max(1);
                     if !self.evict_lru(keep, true) {
                         return Err(e);
                     }
@@ -210,16 +191,16 @@ impl ResourceManager {
     /// if it has one (a tenth of LoadKey2's cost), else from its blob.
     fn ensure_loaded(&mut self, key: &Key) -> Result<u32, ClientError> {
         self.sync_epoch(None);
-        self.tick += 1;
-        let tick = self.tick;
-        if let Some(entry) = self.cache.get_mut(&key.id) {
-            entry.last_used = tick;
-            if let Some(handle) = entry.handle {
-                self.counters.hits += 1;
-                return Ok(handle);
-            }
+        let entry = self.cache.use_or_insert_with(key.id, || Entry {
+            handle: None,
+            saved: None,
+        });
+        if let Some(handle) = entry.handle {
+            self.counters.hits += 1;
+            return Ok(handle);
         }
-        while self.loaded.len() >= self.budget {
+        self.cache.trim(|e| !e.is_loaded());
+        while self.cache.count(Entry::is_loaded) >= self.budget {
             if !self.evict_lru(key.id, true) {
                 break;
             }
@@ -257,23 +238,19 @@ impl ResourceManager {
         // A new handle cannot belong to another live key: if a cached key claims it, the
         // TPM lost our keys behind our back and every other handle is stale.
         let aliased = self
-            .loaded
-            .iter()
-            .any(|id| *id != key.id && self.cache.get(id).and_then(|e| e.handle) == Some(handle));
+            .cache
+            .least_recent(|id, e| *id != key.id && e.handle == Some(handle))
+            .is_some();
         if aliased {
             info!("the TPM reused a handle we held: it was reset; reloading the other keys");
             self.counters.resets_recovered += 1;
             self.invalidate_others(Some(key.id));
         }
-        let entry = self.cache.entry(key.id).or_insert(Entry {
+        let entry = self.cache.use_or_insert_with(key.id, || Entry {
             handle: None,
-            last_used: tick,
             saved: None,
         });
         entry.handle = Some(handle);
-        entry.last_used = tick;
-        self.loaded.push(key.id);
-        self.trim_cache();
         Ok(handle)
     }
 

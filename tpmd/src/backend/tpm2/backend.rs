@@ -1,27 +1,50 @@
-//! [`Backend`] for a TPM 2.0: each request parses its key file and runs the matching
-//! operation on the resource manager.
+//! [`Backend`] for a TPM 2.0: each request finds its key file parsed in the cache (or
+//! parses it once) and runs the matching operation on the resource manager.
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use tpmd_api::dbus::{Counters, Info};
 use tpmd_tpm2::transport::Transport;
 
-use super::blob::KeyBlob;
-use super::{info, ops, ResourceManager};
+use super::blob::{key_id, KeyBlob, KeyId};
+use super::{info, ops, ResourceManager, Strategy};
 use crate::backend::{Backend, DecryptRequest, Family, SignRequest, TpmError, TpmResult};
+
+/// Parsed key files kept beside the resource manager's cache, so that a hot key costs a
+/// hash, not an ASN.1 and TPM2B parse.
+const MAX_PARSED: usize = 4096;
 
 pub struct Tpm2Backend {
     rm: ResourceManager,
+    parsed: HashMap<KeyId, Arc<KeyBlob>>,
 }
 
 impl Tpm2Backend {
-    pub fn open(transport: Transport, budget: usize) -> TpmResult<Tpm2Backend> {
+    pub fn open(transport: Transport, strategy: Strategy) -> TpmResult<Tpm2Backend> {
         Ok(Tpm2Backend {
-            rm: ResourceManager::open(transport, budget)?,
+            rm: ResourceManager::open(transport, strategy)?,
+            parsed: HashMap::new(),
         })
     }
 
     /// The resource manager itself, for benchmarks that measure it without D-Bus.
     pub fn resource_manager(&mut self) -> &mut ResourceManager {
         &mut self.rm
+    }
+
+    /// The key file `bytes`, parsed once.
+    pub fn blob(&mut self, bytes: &[u8]) -> TpmResult<Arc<KeyBlob>> {
+        let id = key_id(bytes);
+        if let Some(blob) = self.parsed.get(&id) {
+            return Ok(blob.clone());
+        }
+        let blob = KeyBlob::parse(bytes)?;
+        if self.parsed.len() >= MAX_PARSED {
+            self.parsed.clear();
+        }
+        self.parsed.insert(id, blob.clone());
+        Ok(blob)
     }
 }
 
@@ -51,8 +74,8 @@ impl Backend for Tpm2Backend {
     }
 
     fn import(&mut self, key: &[u8]) -> TpmResult<String> {
-        let (file, blob) = KeyBlob::parse(key)?;
-        Ok(ops::import(&mut self.rm, &file, &blob)?.to_pem())
+        let blob = self.blob(key)?;
+        Ok(ops::import(&mut self.rm, &blob)?.to_pem())
     }
 
     fn generate(&mut self, key_type: &str, auth: &[u8], parent: u32) -> TpmResult<String> {
@@ -60,8 +83,8 @@ impl Backend for Tpm2Backend {
     }
 
     fn sign(&mut self, key: &[u8], auth: &[u8], request: &SignRequest<'_>) -> TpmResult<Vec<u8>> {
-        let (file, blob) = KeyBlob::parse(key)?;
-        ops::sign(&mut self.rm, &file, &blob, auth, request)
+        let blob = self.blob(key)?;
+        ops::sign(&mut self.rm, &blob, auth, request)
     }
 
     fn decrypt(
@@ -70,10 +93,9 @@ impl Backend for Tpm2Backend {
         auth: &[u8],
         request: &DecryptRequest<'_>,
     ) -> TpmResult<Vec<u8>> {
-        let (file, blob) = KeyBlob::parse(key)?;
+        let blob = self.blob(key)?;
         ops::decrypt(
             &mut self.rm,
-            &file,
             &blob,
             auth,
             request.scheme,
@@ -87,11 +109,8 @@ impl Backend for Tpm2Backend {
     }
 
     fn reset_lockout(&mut self) -> TpmResult<()> {
-        // tss-esapi 7.7 lacks TPM2_DictionaryAttackLockReset; tpm2-tools has it and works
-        // beside tpmd through the kernel's resource manager.
-        Err(TpmError::Unsupported(
-            "tpmd cannot reset a TPM 2.0's lockout yet: run `tpm2_dictionarylockout --clear-lockout` (it works beside tpmd through /dev/tpmrm0)".into(),
-        ))
+        // The lockout hierarchy's auth value is empty unless someone set one.
+        ops::reset_lockout(&mut self.rm, &[])
     }
 
     fn lock_nv(&mut self) -> TpmResult<bool> {

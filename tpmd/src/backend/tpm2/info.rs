@@ -1,22 +1,11 @@
 //! What GetInfo reports about the TPM itself.
 
 use tpmd_api::dbus::Info;
-use tss_esapi::constants::{CapabilityType, PropertyTag};
-use tss_esapi::structures::CapabilityData;
-use tss_esapi::Context;
+use tpmd_tpm2::wire::ops::{self, pt, CapabilityData};
 
-use super::error::TpmResult;
+use super::error::{TpmError, TpmResult};
 use super::ops::KEY_TYPES;
-use super::resource_manager::ResourceManager;
-
-/// TPMA_PERMANENT.inLockout.
-const PERMANENT_IN_LOCKOUT: u32 = 1 << 9;
-
-fn property(ctx: &mut Context, tag: PropertyTag) -> Option<u32> {
-    ctx.execute_without_session(|ctx| ctx.get_tpm_property(tag))
-        .ok()
-        .flatten()
-}
+use super::resource_manager::{Authorization, ResourceManager};
 
 /// Four characters packed in a u32, as TPM vendor properties are.
 fn ascii(value: u32) -> String {
@@ -30,36 +19,48 @@ fn ascii(value: u32) -> String {
         .to_string()
 }
 
-fn algorithms(ctx: &mut Context) -> Vec<String> {
-    let caps =
-        ctx.execute_without_session(|ctx| ctx.get_capability(CapabilityType::Algorithms, 0, 64));
-    match caps {
-        Ok((CapabilityData::Algorithms(list), _)) => list
-            .iter()
-            .map(|p| format!("{:?}", p.algorithm_identifier()).to_lowercase())
+/// `count` consecutive TPM properties from `first`, as (tag, value).
+pub fn properties(rm: &mut ResourceManager, first: u32, count: u32) -> TpmResult<Vec<(u32, u32)>> {
+    let response = rm.execute(
+        &ops::get_capability(ops::CAP_TPM_PROPERTIES, first, count),
+        &Authorization::None,
+    )?;
+    match ops::parse_capability(&response) {
+        Ok((_, CapabilityData::Properties(list))) => Ok(list),
+        Ok(_) => Ok(Vec::new()),
+        Err(e) => Err(TpmError::from(tpmd_tpm2::tpm::TpmCallError::from(e))),
+    }
+}
+
+fn property(list: &[(u32, u32)], tag: u32) -> Option<u32> {
+    list.iter().find(|(t, _)| *t == tag).map(|(_, v)| *v)
+}
+
+fn algorithms(rm: &mut ResourceManager) -> Vec<String> {
+    let response = rm.execute(
+        &ops::get_capability(ops::CAP_ALGS, 0, 64),
+        &Authorization::None,
+    );
+    match response.map(|r| ops::parse_capability(&r)) {
+        Ok(Ok((_, CapabilityData::Algorithms(list)))) => list
+            .into_iter()
+            .map(|(alg, _)| tpmd_api::marshal::alg_name(alg).to_lowercase())
             .collect(),
         _ => Vec::new(),
     }
 }
 
 pub fn info(rm: &mut ResourceManager) -> TpmResult<Info> {
-    let srk_present = rm.persistent_handle(tpmd_tpm2::srk::SRK_HANDLE).is_ok();
-    let transport = rm.transport().to_string();
-    let counters = rm.counters();
-    let ctx = rm.context()?;
-    let vendor: String = [
-        PropertyTag::VendorString1,
-        PropertyTag::VendorString2,
-        PropertyTag::VendorString3,
-        PropertyTag::VendorString4,
-    ]
-    .into_iter()
-    .filter_map(|tag| property(ctx, tag))
-    .map(ascii)
-    .collect();
+    let srk_present = rm.persistent_public(tpmd_tpm2::srk::SRK_HANDLE).is_ok();
+    let fixed = properties(rm, pt::MANUFACTURER, 8)?;
+    let variable = properties(rm, pt::PERMANENT, 1)?;
+    let vendor: String = (0..4)
+        .filter_map(|i| property(&fixed, pt::VENDOR_STRING_1 + i))
+        .map(ascii)
+        .collect();
     let firmware = match (
-        property(ctx, PropertyTag::FirmwareVersion1),
-        property(ctx, PropertyTag::FirmwareVersion2),
+        property(&fixed, pt::FIRMWARE_VERSION_1),
+        property(&fixed, pt::FIRMWARE_VERSION_2),
     ) {
         (Some(a), Some(b)) => Some(format!(
             "{}.{}.{}.{}",
@@ -70,7 +71,7 @@ pub fn info(rm: &mut ResourceManager) -> TpmResult<Info> {
         )),
         _ => None,
     };
-    let algorithms = algorithms(ctx);
+    let algorithms = algorithms(rm);
     let key_types = KEY_TYPES
         .iter()
         .filter(|t| {
@@ -81,29 +82,29 @@ pub fn info(rm: &mut ResourceManager) -> TpmResult<Info> {
         .collect();
     Ok(Info {
         family: Some("2.0".into()),
-        manufacturer: property(ctx, PropertyTag::Manufacturer).map(ascii),
+        manufacturer: property(&fixed, pt::MANUFACTURER).map(ascii),
         vendor_string: Some(vendor),
         firmware_version: firmware,
         algorithms: Some(algorithms),
         key_types: Some(key_types),
         srk_present: Some(srk_present),
         srk_handle: Some(tpmd_tpm2::srk::SRK_HANDLE),
-        lockout: property(ctx, PropertyTag::Permanent).map(|p| p & PERMANENT_IN_LOCKOUT != 0),
+        lockout: property(&variable, pt::PERMANENT).map(|p| p & ops::PERMANENT_IN_LOCKOUT != 0),
         owned: None,
         nv_locked: None,
-        transport: Some(transport),
-        counters: Some(counters),
+        transport: Some(rm.transport().to_string()),
+        counters: Some(rm.counters()),
     })
 }
 
 /// "(TPM dictionary-attack counter N of M)" for wrong-auth messages.
 pub fn lockout_note(rm: &mut ResourceManager) -> String {
-    let Ok(ctx) = rm.context() else {
+    let Ok(list) = properties(rm, pt::LOCKOUT_COUNTER, 2) else {
         return String::new();
     };
     match (
-        property(ctx, PropertyTag::LockoutCounter),
-        property(ctx, PropertyTag::MaxAuthFail),
+        property(&list, pt::LOCKOUT_COUNTER),
+        property(&list, pt::MAX_AUTH_FAIL),
     ) {
         (Some(count), Some(max)) => format!(" (TPM dictionary-attack counter {count} of {max})"),
         _ => String::new(),

@@ -83,6 +83,18 @@ impl ResponseCode {
             || self.format_one() == Some(RC1_INTEGRITY)
     }
 
+    /// A handle or session we hold no longer exists in the TPM (a reset, or flushed by
+    /// someone else); unlike [`is_stale_state`](Self::is_stale_state), not an integrity
+    /// failure, which a blob for another TPM also causes.
+    pub fn is_lost_handle(self) -> bool {
+        let Some(code) = self.tpm() else {
+            return false;
+        };
+        code == TPM_RC_INITIALIZE
+            || (TPM_RC_REFERENCE_H0..=TPM_RC_REFERENCE_S6).contains(&code)
+            || self.format_one() == Some(RC1_HANDLE)
+    }
+
     pub fn is_initialize(self) -> bool {
         self.tpm() == Some(TPM_RC_INITIALIZE)
     }

@@ -1,110 +1,232 @@
-//! The in-process resource manager: the one owner of the TPM connection.
+//! The in-process resource manager: the one owner of our TPM connections.
 //!
-//! Keys are cached by the digest of their blob. A TPM has only a few object slots (three
-//! on swtpm), so at most `budget` keys are loaded at once; the least recently used one
-//! is evicted when another needs a slot or the TPM reports object memory full. An
-//! evicted key keeps its saved context (saved once, loadable many times), so its return
-//! costs a ContextLoad rather than a Load. Anything that invalidates what we hold (a TPM
-//! reset, a restarted simulator) is recovered from the blobs, which are always enough.
+//! Keys are cached by the digest of their key file. How a cached key stays ready
+//! depends on the transport ([`Strategy`]):
+//!
+//! - **Owned** (`/dev/tpm0`, a simulator): tpmd is the only program whose objects stay
+//!   in the TPM between commands, so a hot signature is exactly one TPM command. At most
+//!   `budget` keys stay loaded: the TPM's transient slots minus a reserve left free for
+//!   the machine's other TPM users (the kernel's own resource manager swaps their
+//!   objects in for each of their commands). The least recently used key is evicted with
+//!   its context saved once, so its return costs a ContextLoad rather than a Load.
+//! - **Kernel RM** (`/dev/tpmrm0`): before each command the kernel loads every object of
+//!   the connection, and afterwards saves and flushes them all. So each cached key gets
+//!   a connection of its own, holding it alone (and, for keys with an auth value, its
+//!   own salted session): a hot signature costs the kernel's minimum, 4 TPM commands
+//!   (6 with a session), whatever the number of keys.
+//!
+//! Anything that invalidates what we hold (a TPM reset, a restarted simulator, a
+//! connection the kernel gave up) is recovered from the key files, which are always
+//! enough.
 
-use std::collections::HashMap;
-use std::thread::sleep;
-use std::time::Duration;
-
-use tracing::{debug, info, warn};
-use tss_esapi::constants::{CapabilityType, StartupType};
-use tss_esapi::handles::{KeyHandle, ObjectHandle, PersistentTpmHandle, TpmHandle};
-use tss_esapi::interface_types::resource_handles::Hierarchy;
-use tss_esapi::interface_types::session_handles::AuthSession;
-use tss_esapi::structures::CapabilityData;
-use tss_esapi::structures::{Auth, Private};
-use tss_esapi::utils::TpmsContext;
-use tss_esapi::Context;
-use zeroize::Zeroizing;
-
-use super::blob::{KeyBlob, KeyId, KeyPrivate};
-use super::error::{TpmError, TpmResult, TssResultExt};
-use super::rc::ResponseCode;
-use super::session::{self, Crypt};
-use crate::backend::counters::RmCounters;
-use tpmd_api::dbus::Counters;
-use tpmd_tpm2::srk;
-use tpmd_tpm2::transport::{OpenEsys, Transport};
-
-mod auth;
+mod link;
 mod loading;
 mod recovery;
 mod slots;
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tpmd_api::dbus::Counters;
+use tpmd_api::public::TpmPublic;
+use tpmd_tpm2::session::Crypt;
+use tpmd_tpm2::srk::SRK_HANDLE;
+use tpmd_tpm2::transport::{CommandCounter, Transport};
+use tpmd_tpm2::wire::{cc, ops, Command, Response};
+use tracing::{info, warn};
+
+pub use link::Authorization;
+use link::Link;
+
+use super::blob::{KeyBlob, KeyId};
+use super::error::{TpmError, TpmResult};
+use crate::backend::cache::KeyCache;
+use crate::backend::counters::RmCounters;
+
 /// Pseudo key id of the ECC P-256 primary under the owner hierarchy (parent 0x40000001).
 const OWNER_PRIMARY_ID: KeyId = [0xFF; 32];
-const RETRY_LIMIT: u32 = 8;
-/// First transient object handle (TPM_HT_TRANSIENT << 24).
-const TRANSIENT_FIRST: u32 = 0x8000_0000;
 const DEFAULT_MAX_CACHED: usize = 4096;
+/// Kernel RM: connections (one per cached key) and sessions (one per connection of a
+/// key with an auth value; each holds one of the TPM's active-session slots, which the
+/// whole machine shares).
+const DEFAULT_KERNEL_LINKS: usize = 32;
+const DEFAULT_KERNEL_SESSIONS: usize = 4;
+/// Owned: transient slots left free for the machine's other TPM users.
+pub const DEFAULT_RESERVE: usize = 2;
 
-#[derive(Debug)]
-enum Source {
-    Blob(KeyBlob),
-    OwnerPrimary,
+/// How the resource manager keeps keys ready; see the module documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    Owned {
+        reserve: usize,
+        max_loaded: Option<usize>,
+    },
+    KernelRm {
+        max_links: usize,
+        max_sessions: usize,
+    },
+}
+
+impl Strategy {
+    /// The strategy for a transport: kernel RM for /dev/tpmrm0 and its model; owned for
+    /// the rest, with the default reserve on a device and none on a simulator (which
+    /// serves one client at a time, so nobody else can use its slots).
+    pub fn for_transport(
+        transport: &Transport,
+        max_loaded: Option<usize>,
+        reserve: Option<usize>,
+    ) -> Strategy {
+        if transport.is_kernel_rm() {
+            return Strategy::KernelRm {
+                max_links: max_loaded.unwrap_or(DEFAULT_KERNEL_LINKS).max(1),
+                max_sessions: DEFAULT_KERNEL_SESSIONS,
+            };
+        }
+        let default_reserve = match transport {
+            Transport::Device(_) => DEFAULT_RESERVE,
+            _ => 0,
+        };
+        Strategy::Owned {
+            reserve: reserve.unwrap_or(default_reserve),
+            max_loaded,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Strategy::Owned { reserve, .. } => {
+                format!("keys stay loaded in the TPM, {reserve} slot(s) left free for others")
+            }
+            Strategy::KernelRm { max_links, .. } => {
+                format!("one kernel resource manager connection per cached key (up to {max_links})")
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
+enum Source {
+    Blob(Arc<KeyBlob>),
+    OwnerPrimary,
+}
+
+/// Where a cached key is loaded, if anywhere.
+enum Residence {
+    Unloaded,
+    /// On the shared connection (owned strategy), at this handle.
+    Main(u32),
+    /// On its own connection (kernel RM strategy), at this handle.
+    Own(Link, u32),
+}
+
 struct Entry {
     source: Source,
-    handle: Option<KeyHandle>,
-    saved: Option<TpmsContext>,
-    last_used: u64,
-    /// The auth value ESYS holds for `handle`; setting it costs more than a fast TPM's
-    /// signature, so it is set only when it changes.
-    auth_on_handle: Zeroizing<Vec<u8>>,
+    residence: Residence,
+    /// An importable key file's private part once imported: loadable from then on.
+    imported: Option<Vec<u8>>,
+    /// Owned strategy: the context saved when the key was first evicted; it stays
+    /// loadable until the TPM is reset, so it is saved once.
+    saved: Option<Vec<u8>>,
+    /// The key's name, which HMAC sessions bind.
+    name: Vec<u8>,
+}
+
+impl Entry {
+    fn new(source: Source) -> Entry {
+        let name = match &source {
+            Source::Blob(blob) => blob.name.clone(),
+            Source::OwnerPrimary => Vec::new(),
+        };
+        Entry {
+            source,
+            residence: Residence::Unloaded,
+            imported: None,
+            saved: None,
+            name,
+        }
+    }
+
+    fn is_loaded(&self) -> bool {
+        !matches!(self.residence, Residence::Unloaded)
+    }
+
+    fn has_own_session(&self) -> bool {
+        matches!(&self.residence, Residence::Own(link, _) if link.has_session())
+    }
+}
+
+/// A persistent parent's public area and name, read once.
+#[derive(Debug, Clone)]
+struct ParentInfo {
+    public: TpmPublic,
+    public_bytes: Vec<u8>,
+    name: Vec<u8>,
+}
+
+/// Where a command runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum At {
+    Main,
+    Key(KeyId),
 }
 
 pub struct ResourceManager {
     transport: Transport,
-    ctx: Option<Context>,
-    session: Option<AuthSession>,
-    persistent: HashMap<u32, KeyHandle>,
-    cache: HashMap<KeyId, Entry>,
-    loaded: Vec<KeyId>,
-    tick: u64,
+    strategy: Strategy,
+    counter: CommandCounter,
+    /// Owned: the one connection. Kernel RM: the connection for commands that involve
+    /// no cached key.
+    main: Option<Link>,
+    cache: KeyCache<KeyId, Entry>,
+    parents: HashMap<u32, ParentInfo>,
+    /// Owned: how many keys may be loaded at once.
     budget: usize,
-    max_cached: usize,
     counters: RmCounters,
 }
 
-/// What a failed attempt needs before the next one.
-enum Recovery {
-    Reconnect,
-    Restart { startup: bool },
-}
-
 impl ResourceManager {
-    /// Opens the TPM. `budget` is how many keys may be loaded at once.
-    pub fn open(transport: Transport, budget: usize) -> TpmResult<ResourceManager> {
-        let ctx = transport
-            .open()
-            .map_err(|e| TpmError::Unavailable(e.to_string()))?;
-        Ok(ResourceManager {
+    pub fn open(transport: Transport, strategy: Strategy) -> TpmResult<ResourceManager> {
+        let counter = CommandCounter::default();
+        let main = Link::open(&transport, &counter)?;
+        let mut rm = ResourceManager {
             transport,
-            ctx: Some(ctx),
-            session: None,
-            persistent: HashMap::new(),
-            cache: HashMap::new(),
-            loaded: Vec::new(),
-            tick: 0,
-            budget: budget.max(1),
-            max_cached: DEFAULT_MAX_CACHED,
+            strategy,
+            counter,
+            main: Some(main),
+            cache: KeyCache::new(DEFAULT_MAX_CACHED),
+            parents: HashMap::new(),
+            budget: 1,
             counters: RmCounters::default(),
-        })
+        };
+        rm.started()?;
+        info!(transport = %rm.transport, strategy = %rm.strategy.describe(), budget = rm.budget, "TPM 2.0 resource manager ready");
+        Ok(rm)
     }
 
     pub fn transport(&self) -> &Transport {
         &self.transport
     }
 
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
+    }
+
+    /// Every command tpmd sent, by code.
+    pub fn command_counter(&self) -> &CommandCounter {
+        &self.counter
+    }
+
     pub fn counters(&self) -> Counters {
-        self.counters.snapshot(self.cache.len(), self.loaded.len())
+        let loaded = self.cache.count(Entry::is_loaded);
+        let mut counters = self.counters.snapshot(self.cache.len(), loaded);
+        counters.tpm_commands = Some(
+            self.counter
+                .snapshot()
+                .into_iter()
+                .map(|(code, n)| (cc::name(code), n))
+                .collect(),
+        );
+        counters
     }
 
     pub fn count_request(&mut self) {
@@ -115,178 +237,219 @@ impl ResourceManager {
         self.counters.failures += 1;
     }
 
-    /// The ESAPI context, reconnecting if the previous connection was lost.
-    pub fn context(&mut self) -> TpmResult<&mut Context> {
-        if self.ctx.is_none() {
+    /// The main connection, reconnecting if it was dropped.
+    fn main(&mut self) -> TpmResult<&mut Link> {
+        if self.main.is_none() {
             info!(transport = %self.transport, "reconnecting to the TPM");
-            let ctx = self
-                .transport
-                .open()
-                .map_err(|e| TpmError::Unavailable(e.to_string()))?;
-            self.ctx = Some(ctx);
+            self.main = Some(Link::open(&self.transport, &self.counter)?);
         }
-        self.ctx
+        self.main
             .as_mut()
             .ok_or_else(|| TpmError::Unavailable("no TPM connection".into()))
     }
 
-    /// Runs one TPM command, retrying the transient warnings with backoff.
-    pub fn retrying<T>(
+    /// Runs a command on the main connection.
+    pub fn execute(
         &mut self,
-        command: &'static str,
-        mut f: impl FnMut(&mut Context) -> tss_esapi::Result<T>,
-    ) -> TpmResult<T> {
-        let mut delay = Duration::from_millis(1);
-        let mut attempt = 0;
-        loop {
-            let result = f(self.context()?);
-            match result {
-                Err(e)
-                    if attempt < RETRY_LIMIT
-                        && ResponseCode::of(&e).is_some_and(|rc| rc.is_retryable()) =>
-                {
-                    attempt += 1;
-                    self.counters.retries += 1;
-                    debug!(command, attempt, "TPM asked to retry");
-                    sleep(delay);
-                    delay = (delay * 2).min(Duration::from_millis(200));
-                }
-                other => return other.tpm(command),
+        command: &Command,
+        authorization: &Authorization<'_>,
+    ) -> TpmResult<Response> {
+        self.execute_at(At::Main, command, authorization)
+    }
+
+    fn execute_at(
+        &mut self,
+        at: At,
+        command: &Command,
+        authorization: &Authorization<'_>,
+    ) -> TpmResult<Response> {
+        let salt = if matches!(authorization, Authorization::Hmac { .. }) {
+            self.salt_key()
+        } else {
+            None
+        };
+        let salt_ref = salt.as_ref().map(|(h, p)| (*h, p));
+        if at == At::Main && self.main.is_none() {
+            self.main()?;
+        }
+        let ResourceManager {
+            main,
+            cache,
+            counters,
+            ..
+        } = self;
+        let link = match at {
+            At::Main => main.as_mut(),
+            At::Key(id) => match cache.get_mut(&id).map(|e| &mut e.residence) {
+                Some(Residence::Own(link, _)) => Some(link),
+                _ => main.as_mut(),
+            },
+        }
+        .ok_or_else(|| TpmError::Unavailable("no TPM connection".into()))?;
+        Ok(link.execute(command, authorization, salt_ref, counters)?)
+    }
+
+    /// The SRK as the key sessions are salted to; `None` (unsalted) when there is none.
+    fn salt_key(&mut self) -> Option<(u32, TpmPublic)> {
+        match self.parent_info(SRK_HANDLE) {
+            Ok(info) => Some((SRK_HANDLE, info.public)),
+            Err(_) => {
+                warn!("no SRK: the authorization session is not salted");
+                None
             }
         }
     }
 
-    /// Runs `op` with `blob` loaded and its auth value set, recovering once from a lost
-    /// connection or a TPM reset.
-    pub fn with_key<T>(
+    /// A persistent key's public area and name, read once.
+    fn parent_info(&mut self, handle: u32) -> TpmResult<ParentInfo> {
+        if let Some(info) = self.parents.get(&handle) {
+            return Ok(info.clone());
+        }
+        let response = match self.execute(&ops::read_public(handle), &Authorization::None) {
+            Ok(r) => r,
+            Err(e) if e.response_code().is_some_and(|rc| rc.is_handle()) => {
+                return Err(TpmError::NoParent { handle })
+            }
+            Err(e) => return Err(e),
+        };
+        let (public_bytes, name) = ops::parse_read_public(&response)
+            .map_err(|e| TpmError::from(tpmd_tpm2::tpm::TpmCallError::from(e)))?;
+        let public = TpmPublic::from_tpm2b(&public_bytes).map_err(|e| TpmError::Stack {
+            command: "ReadPublic",
+            detail: e.to_string(),
+        })?;
+        let info = ParentInfo {
+            public,
+            public_bytes,
+            name,
+        };
+        self.parents.insert(handle, info.clone());
+        Ok(info)
+    }
+
+    /// Runs `op` on the main connection's TPM, with recovery (provisioning).
+    pub fn with_main_tpm<T>(
         &mut self,
-        blob: &KeyBlob,
+        mut op: impl FnMut(&mut tpmd_tpm2::tpm::Tpm) -> TpmResult<T>,
+    ) -> TpmResult<T> {
+        self.recovering(None, |rm| op(rm.main()?.tpm()))
+    }
+
+    /// A persistent key's TPM2B_PUBLIC.
+    pub fn persistent_public(&mut self, handle: u32) -> TpmResult<Vec<u8>> {
+        if handle >> 24 != 0x81 {
+            return Err(TpmError::InvalidArgument(format!(
+                "{handle:#010x} is not a persistent handle"
+            )));
+        }
+        Ok(self.parent_info(handle)?.public_bytes)
+    }
+
+    /// Forget what was read of persistent keys (after creating or evicting one), and the
+    /// session that may have been started unsalted for want of an SRK.
+    pub fn forget_persistent(&mut self) {
+        self.parents.clear();
+        if let Some(main) = self.main.as_mut() {
+            main.end_session();
+        }
+    }
+
+    /// Runs `op` on the key in `blob` with its auth value: the command `build` makes for
+    /// the key's handle, authorized as `crypt` and the auth value require. Recovers once
+    /// from a lost connection or a TPM reset.
+    pub fn with_key(
+        &mut self,
+        blob: &Arc<KeyBlob>,
         auth: &[u8],
         crypt: Crypt,
-        command: &'static str,
-        mut op: impl FnMut(&mut Context, KeyHandle) -> tss_esapi::Result<T>,
-    ) -> TpmResult<T> {
-        self.recovering(|rm| {
-            let started = std::time::Instant::now();
-            let handle = rm.ensure_loaded(blob.id, || Source::Blob(blob.clone()))?;
-            let auth_changed = rm
-                .cache
-                .get(&blob.id)
-                .is_none_or(|e| e.auth_on_handle.as_slice() != auth);
-            rm.prepare_auth(handle.into(), auth, auth_changed, crypt)?;
-            if auth_changed {
-                if let Some(entry) = rm.cache.get_mut(&blob.id) {
-                    entry.auth_on_handle = Zeroizing::new(auth.to_vec());
-                }
+        build: impl Fn(u32) -> Command,
+    ) -> TpmResult<Response> {
+        self.recovering(Some(blob.id), |rm| {
+            let handle = rm.ensure_loaded(blob)?;
+            let names = [blob.name.as_slice()];
+            let authorization = Authorization::for_entity(&names, auth, crypt);
+            if matches!(authorization, Authorization::Hmac { .. }) {
+                rm.make_room_for_session(blob.id);
             }
-            let prepared = started.elapsed();
-            let result = rm.retrying(command, |ctx| op(ctx, handle));
-            debug!(
-                command,
-                prepare_us = prepared.as_micros() as u64,
-                total_us = started.elapsed().as_micros() as u64,
-                "key operation"
-            );
-            if matches!(result, Err(TpmError::AuthFailed { .. })) {
-                // The failed HMAC leaves the session's nonces in doubt; start afresh.
-                rm.drop_session();
+            // Starting a salted session needs a slot for the SRK for a moment.
+            rm.with_free_slot(&[blob.id], |rm| {
+                rm.execute_at(At::Key(blob.id), &build(handle), &authorization)
+            })
+        })
+    }
+
+    /// Runs the command `build` makes for the loaded parent `parent` (Import, Create),
+    /// authorized with the parent's empty auth value and `crypt`, with recovery.
+    pub fn with_parent(
+        &mut self,
+        parent: u32,
+        crypt: Crypt,
+        build: impl Fn(u32) -> Command,
+    ) -> TpmResult<Response> {
+        self.recovering(None, |rm| {
+            let (handle, name, temporary) = rm.parent_on_main(parent)?;
+            let names = [name.as_slice()];
+            let authorization = Authorization::for_entity(&names, &[], crypt);
+            // Create builds its object inside the TPM, so it needs a free slot too.
+            let pinned = [OWNER_PRIMARY_ID];
+            let result =
+                rm.with_free_slot(&pinned, |rm| rm.execute(&build(handle), &authorization));
+            if temporary {
+                rm.flush_on_main(handle);
             }
             result
         })
     }
 
-    /// Runs `op` on the loaded parent `parent` (Import, Create), with recovery.
-    pub fn with_parent<T>(
-        &mut self,
-        parent: u32,
-        crypt: Crypt,
-        command: &'static str,
-        mut op: impl FnMut(&mut Context, KeyHandle) -> tss_esapi::Result<T>,
-    ) -> TpmResult<T> {
-        self.recovering(|rm| {
-            rm.check_loaded_objects_survive()?;
-            let (handle, parent_id) = rm.parent_handle(parent)?;
-            rm.prepare_auth(handle.into(), &[], false, crypt)?;
-            let pinned: Vec<KeyId> = parent_id.into_iter().collect();
-            rm.with_free_slot(&pinned, command, |ctx| op(ctx, handle))
+    /// The TPM2_Import of a key file's duplicate: its loadable TPM2B_PRIVATE.
+    pub fn import(&mut self, blob: &KeyBlob) -> TpmResult<Vec<u8>> {
+        self.with_parent(blob.parent, Crypt::Nothing, |parent| {
+            import_command(parent, blob)
         })
+        .and_then(|r| parse(ops::parse_import(&r)))
+        .map_err(|e| explain_load_failure(e, blob.parent))
     }
 
-    /// ESYS handle of a persistent object, looked up once.
-    pub fn persistent_handle(&mut self, handle: u32) -> TpmResult<KeyHandle> {
-        if let Some(h) = self.persistent.get(&handle) {
-            return Ok(*h);
-        }
-        let tpm_handle = PersistentTpmHandle::new(handle)
-            .map(TpmHandle::Persistent)
-            .map_err(|_| {
-                TpmError::InvalidArgument(format!("{handle:#010x} is not a persistent handle"))
-            })?;
-        let result = self
-            .context()?
-            .execute_without_session(|ctx| ctx.tr_from_tpm_public(tpm_handle));
-        let object = match result {
-            Ok(object) => object,
-            Err(e) => {
-                let rc = ResponseCode::of(&e);
-                if rc.is_some_and(|rc| rc.is_transport_failure()) {
-                    return Err(TpmError::from_tss("ReadPublic", e));
-                }
-                return Err(TpmError::NoParent { handle });
-            }
-        };
-        let key = KeyHandle::from(object);
-        self.persistent.insert(handle, key);
-        Ok(key)
-    }
-
-    /// Forget looked-up persistent handles (after creating or evicting one).
-    pub fn forget_persistent(&mut self) {
-        // The session may have been started unsalted for want of an SRK.
-        self.drop_session();
-        if let Some(ctx) = self.ctx.as_mut() {
-            for (_, h) in self.persistent.drain() {
-                let mut object = ObjectHandle::from(h);
-                let _ = ctx.tr_close(&mut object);
-            }
-        }
-    }
-
-    /// A loaded parent for `parent`, and its cache id if it occupies a slot.
-    fn parent_handle(&mut self, parent: u32) -> TpmResult<(KeyHandle, Option<KeyId>)> {
-        if parent == tpmd_api::OWNER_HIERARCHY_HANDLE {
-            let h = self.ensure_loaded(OWNER_PRIMARY_ID, || Source::OwnerPrimary)?;
-            return Ok((h, Some(OWNER_PRIMARY_ID)));
-        }
-        if parent >> 24 == 0x81 {
-            return Ok((self.persistent_handle(parent)?, None));
-        }
-        Err(TpmError::Unsupported(format!(
-            "parent {parent:#010x} is neither a persistent key nor the owner hierarchy"
-        )))
-    }
-
-    /// Imports a duplicate and returns the loadable private part (the D-Bus Import).
-    pub fn import(&mut self, blob: &KeyBlob) -> TpmResult<Private> {
-        self.recovering(|rm| {
-            rm.check_loaded_objects_survive()?;
-            let (parent, parent_id) = rm.parent_handle(blob.parent)?;
-            let pinned: Vec<KeyId> = parent_id.into_iter().collect();
-            rm.import_with(parent, &pinned, blob)
-        })
-    }
-
-    /// Flushes every object we loaded; used at shutdown so nothing is left in the TPM.
+    /// Flushes every object we loaded and ends our sessions, before exit.
     pub fn flush_all(&mut self) {
-        for id in self.loaded.clone() {
-            let _ = self.evict(id);
+        for id in self.cache.ids() {
+            self.evict(id, false);
         }
-        self.drop_session();
+        if let Some(main) = self.main.as_mut() {
+            main.end_session();
+        }
     }
 }
 
 impl Drop for ResourceManager {
     fn drop(&mut self) {
         self.flush_all();
+    }
+}
+
+/// TPM2_Import of `blob` under the loaded `parent`.
+fn import_command(parent: u32, blob: &KeyBlob) -> Command {
+    match &blob.private {
+        super::blob::KeyPrivate::Importable { duplicate, seed } => {
+            ops::import(parent, &blob.public_bytes, duplicate, seed)
+        }
+        // Already loadable: an Import would fail; callers check the kind first.
+        super::blob::KeyPrivate::Loadable(private) => {
+            ops::import(parent, &blob.public_bytes, private, &[0, 0])
+        }
+    }
+}
+
+/// A response parser's failure as a backend error.
+fn parse<T>(result: Result<T, tpmd_tpm2::wire::WireError>) -> TpmResult<T> {
+    result.map_err(|e| TpmError::from(tpmd_tpm2::tpm::TpmCallError::from(e)))
+}
+
+/// A failed Load or Import of a key file, in terms of what to do.
+fn explain_load_failure(error: TpmError, parent: u32) -> TpmError {
+    match error.response_code() {
+        Some(rc) if rc.is_wrong_parent() => TpmError::WrongTpm { code: rc.0 },
+        _ if matches!(error, TpmError::NoParent { .. }) => TpmError::NoParent { handle: parent },
+        _ => error,
     }
 }

@@ -1,20 +1,58 @@
 //! Recovering from what invalidates the handles we hold: a lost connection, a TPM
-//! reset. Blobs are always enough to rebuild.
+//! reset, a connection the kernel gave up. Key files are always enough to rebuild.
+
+use tpmd_tpm2::wire::ops;
+use tracing::{info, warn};
 
 use super::*;
 
+/// What a failed attempt needs before the next one.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Recovery {
+    /// The connection failed: open a new one.
+    Reconnect,
+    /// The TPM no longer holds what we think it holds (a reset); `startup` if it waits
+    /// for TPM2_Startup.
+    Restart { startup: bool },
+}
+
 impl ResourceManager {
-    /// Runs `attempt`; if it failed because what we hold went stale, recovers and runs it
-    /// once more.
-    pub fn recovering<T>(
+    /// Once the main connection is open: an owned TPM is started if it waits for it,
+    /// left with no stale objects of ours, and its slot budget sized.
+    pub(super) fn started(&mut self) -> TpmResult<()> {
+        match self.property(ops::pt::HR_TRANSIENT_AVAIL) {
+            Err(e) if e.response_code().is_some_and(|rc| rc.is_initialize()) => {
+                self.startup();
+            }
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+        if matches!(self.strategy, Strategy::Owned { .. }) {
+            self.flush_leftovers()?;
+            self.recompute_budget();
+        }
+        Ok(())
+    }
+
+    fn startup(&mut self) {
+        info!("the TPM was reset and waits for TPM2_Startup; starting it");
+        if let Err(e) = self.execute(&ops::startup(ops::SU_CLEAR), &Authorization::None) {
+            warn!(error = %e, "TPM2_Startup failed");
+        }
+    }
+
+    /// Runs `attempt`; if it failed because what we hold went stale, recovers and runs
+    /// it once more. `key` is the cached key the attempt used, if any.
+    pub(super) fn recovering<T>(
         &mut self,
+        key: Option<KeyId>,
         mut attempt: impl FnMut(&mut Self) -> TpmResult<T>,
     ) -> TpmResult<T> {
         match attempt(self) {
             Err(e) => match Self::recovery_for(&e) {
                 Some(recovery) => {
                     warn!(error = %e, "recovering TPM state and retrying");
-                    self.recover(recovery);
+                    self.recover(recovery, key)?;
                     attempt(self)
                 }
                 None => Err(e),
@@ -23,97 +61,68 @@ impl ResourceManager {
         }
     }
 
-    pub(super) fn recovery_for(error: &TpmError) -> Option<Recovery> {
+    fn recovery_for(error: &TpmError) -> Option<Recovery> {
         if matches!(error, TpmError::Unavailable(_)) {
             return Some(Recovery::Reconnect);
         }
         let rc = error.response_code()?;
-        rc.is_stale_state().then_some(Recovery::Restart {
+        rc.is_lost_handle().then_some(Recovery::Restart {
             startup: rc.is_initialize(),
         })
     }
 
-    pub(super) fn recover(&mut self, recovery: Recovery) {
+    fn recover(&mut self, recovery: Recovery, key: Option<KeyId>) -> TpmResult<()> {
         self.counters.resets_recovered += 1;
-        match recovery {
-            Recovery::Reconnect => {
-                // Dropping the context releases whatever ESYS still tracks.
-                self.ctx = None;
-                self.session = None;
-                self.persistent.clear();
+        match self.strategy {
+            Strategy::KernelRm { .. } => {
+                // Each connection finds out for itself; this one starts afresh.
+                if let Some(id) = key {
+                    self.evict(id, false);
+                }
+                match recovery {
+                    Recovery::Reconnect => self.main = None,
+                    Recovery::Restart { startup: true } => self.startup(),
+                    Recovery::Restart { startup: false } => {}
+                }
+                Ok(())
             }
-            Recovery::Restart { startup } => {
-                self.close_all_handles();
-                if startup {
-                    if let Ok(ctx) = self.context() {
-                        if let Err(e) = ctx.startup(StartupType::Clear) {
-                            warn!(error = %e, "TPM2_Startup after reset failed");
+            Strategy::Owned { .. } => {
+                self.lost_loaded_objects(None);
+                match recovery {
+                    Recovery::Reconnect => {
+                        self.main = None;
+                        self.main()?;
+                        self.started()
+                    }
+                    Recovery::Restart { startup } => {
+                        if startup {
+                            self.startup();
                         }
+                        self.recompute_budget();
+                        Ok(())
                     }
                 }
             }
         }
-        for id in std::mem::take(&mut self.loaded) {
+    }
+
+    /// Owned: the TPM was reset and no longer holds our loaded objects or our session:
+    /// forget their handles without flushing (they may now name other objects), but
+    /// `keep`'s, and the contexts saved before the reset, which no longer load.
+    pub(super) fn lost_loaded_objects(&mut self, keep: Option<KeyId>) {
+        for id in self.cache.ids() {
+            if Some(id) == keep {
+                continue;
+            }
             if let Some(entry) = self.cache.get_mut(&id) {
-                entry.handle = None;
-            }
-        }
-    }
-
-    /// Forgets every transient ESYS handle without talking to the TPM: after a reset they
-    /// are dead. Persistent objects (the SRK) survive a reset, and so do their handles.
-    pub(super) fn close_all_handles(&mut self) {
-        let Some(ctx) = self.ctx.as_mut() else {
-            return;
-        };
-        ctx.clear_sessions();
-        let mut handles: Vec<ObjectHandle> = self
-            .loaded
-            .iter()
-            .filter_map(|id| self.cache.get(id).and_then(|e| e.handle))
-            .map(ObjectHandle::from)
-            .collect();
-        if let Some(session) = self.session.take() {
-            handles.push(ObjectHandle::from(tss_esapi::handles::SessionHandle::from(
-                session,
-            )));
-        }
-        for mut handle in handles {
-            let _ = ctx.tr_close(&mut handle);
-        }
-    }
-
-    /// A TPM reset empties the TPM without telling us. Before the TPM hands out another
-    /// object handle, make sure it still holds every object we think is loaded: else a
-    /// new object could take the number of a stale one, and since commands without
-    /// secrets use password sessions (which do not bind the object's name), a stale
-    /// handle would then silently refer to the wrong key. The count of transient
-    /// handles is per connection on /dev/tpmrm0 too, so it is a sound check; it costs
-    /// one GetCapability per load, none per cache hit.
-    pub(super) fn check_loaded_objects_survive(&mut self) -> TpmResult<()> {
-        if self.loaded.is_empty() {
-            return Ok(());
-        }
-        let (data, _) = self.retrying("GetCapability", |ctx| {
-            ctx.execute_without_session(|ctx| {
-                ctx.get_capability(CapabilityType::Handles, TRANSIENT_FIRST, 64)
-            })
-        })?;
-        let in_tpm = match data {
-            CapabilityData::Handles(list) => list.len(),
-            _ => return Ok(()),
-        };
-        if in_tpm < self.loaded.len() {
-            warn!(
-                in_tpm,
-                ours = self.loaded.len(),
-                "the TPM no longer holds our loaded keys (was it reset?); reloading from blobs"
-            );
-            self.recover(Recovery::Restart { startup: false });
-            for entry in self.cache.values_mut() {
                 entry.saved = None;
+                if matches!(entry.residence, Residence::Main(_)) {
+                    entry.residence = Residence::Unloaded;
+                }
             }
         }
-        Ok(())
+        if let Some(main) = self.main.as_mut() {
+            main.forget_session();
+        }
     }
 }

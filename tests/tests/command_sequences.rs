@@ -1,0 +1,228 @@
+//! The exact TPM commands behind each kind of signature, on each transport, as they
+//! reach the TPM: tpmd on a TPM it owns (a simulator behind a recording proxy, as on
+//! /dev/tpm0) and on the model of the kernel resource manager (/dev/tpmrm0), for a first
+//! use, a hot signature, a signature after eviction and one after a TPM reset, with and
+//! without an auth value.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use sha2::{Digest, Sha256};
+use tpmd_api::dbus::{scheme, GenerateOptions};
+use tpmd_simulator::proxy::ProxyOptions;
+use tpmd_simulator::Simulator;
+use tpmd_tests::TestEnv;
+use tpmd_tpm2::wire::cc;
+
+/// The names of the commands that reached the TPM since the last call, and forgets them.
+/// A Sign repeated at once is the kernel's own resend after TPM_RC_RETRY (which swtpm
+/// answers to the first use of a dictionary-attack-protected key after a start), not
+/// tpmd's doing, so it is counted once.
+fn reached(env: &TestEnv) -> Vec<String> {
+    let proxy = env.sim.proxy().expect("a proxy");
+    let mut sequence: Vec<String> = proxy.sequence().into_iter().map(cc::name).collect();
+    proxy.reset_counts();
+    sequence.dedup_by(|a, b| a == b && a == "Sign");
+    sequence
+}
+
+/// Whether `got` is `want` with one `extra` inserted anywhere: a command the kernel sends
+/// when it notices a closed connection, on its own time.
+fn with_one_more(got: &[String], want: &[&str], extra: &str) -> bool {
+    (0..got.len()).any(|i| {
+        got[i] == extra && {
+            let mut rest = got.to_vec();
+            rest.remove(i);
+            rest == names(want)
+        }
+    })
+}
+
+fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+async fn start(kernel_rm: bool, extra: &[&str]) -> TestEnv {
+    let options = if kernel_rm {
+        ProxyOptions::kernel_rm()
+    } else {
+        ProxyOptions::raw_device()
+    };
+    let sim = Simulator::start_temporary_with(options).unwrap();
+    TestEnv::start_on(sim, extra).await
+}
+
+struct Keys {
+    plain: Vec<u8>,
+    pin: Vec<u8>,
+}
+
+async fn keys(env: &TestEnv) -> Keys {
+    let proxy = env.proxy().await;
+    let plain = proxy
+        .generate("ecc-p256", &[], GenerateOptions::default())
+        .await
+        .unwrap();
+    let pin = proxy
+        .generate("ecc-p256", b"1234", GenerateOptions::default())
+        .await
+        .unwrap();
+    Keys { plain, pin }
+}
+
+async fn sign(env: &TestEnv, key: &[u8], auth: &[u8]) {
+    let digest = Sha256::digest(b"sequence");
+    env.proxy()
+        .await
+        .sign(key, auth, scheme::ECDSA, "sha256", &digest)
+        .await
+        .unwrap_or_else(|e| panic!("sign: {e}"));
+}
+
+const OWNED_FIRST: &[&str] = &["Load", "Sign"];
+const OWNED_HOT: &[&str] = &["Sign"];
+/// The kernel loads the connection's object before each command and saves and flushes
+/// it afterwards.
+const KERNEL_FIRST: &[&str] = &[
+    "Load",
+    "ContextSave",
+    "FlushContext",
+    "ContextLoad",
+    "Sign",
+    "ContextSave",
+    "FlushContext",
+];
+const KERNEL_HOT: &[&str] = &["ContextLoad", "Sign", "ContextSave", "FlushContext"];
+/// With an auth value the connection's session is swapped too (saved, not flushed).
+const KERNEL_HOT_PIN: &[&str] = &[
+    "ContextLoad",
+    "ContextLoad",
+    "Sign",
+    "ContextSave",
+    "FlushContext",
+    "ContextSave",
+];
+
+#[tokio::test]
+async fn owned_tpm_first_use_and_hot_signatures() {
+    let env = start(false, &[]).await;
+    let keys = keys(&env).await;
+    reached(&env);
+    sign(&env, &keys.plain, &[]).await;
+    assert_eq!(reached(&env), names(OWNED_FIRST));
+    for _ in 0..3 {
+        sign(&env, &keys.plain, &[]).await;
+        assert_eq!(reached(&env), names(OWNED_HOT));
+    }
+    // The salted session, started once (for the PIN key's creation), serves it.
+    sign(&env, &keys.pin, b"1234").await;
+    assert_eq!(reached(&env), names(OWNED_FIRST));
+    sign(&env, &keys.pin, b"1234").await;
+    assert_eq!(reached(&env), names(OWNED_HOT));
+    // tpmd counts what it sends: one Sign per hot signature.
+    let counters = env.proxy().await.get_counters().await.unwrap();
+    let sent = counters.tpm_commands.unwrap();
+    assert_eq!(sent.get("Sign"), Some(&6), "{sent:?}");
+}
+
+#[tokio::test]
+async fn owned_tpm_after_eviction_and_after_a_reset() {
+    let env = start(false, &["--max-loaded-keys", "1"]).await;
+    let keys = keys(&env).await;
+    sign(&env, &keys.plain, &[]).await;
+    reached(&env);
+    // The other key needs the only slot: the first is saved once and flushed.
+    sign(&env, &keys.pin, b"1234").await;
+    assert_eq!(
+        reached(&env),
+        names(&["ContextSave", "FlushContext", "Load", "Sign"])
+    );
+    // Back again: its saved context loads (and the other key is saved the same way).
+    sign(&env, &keys.plain, &[]).await;
+    assert_eq!(
+        reached(&env),
+        names(&["ContextSave", "FlushContext", "ContextLoad", "Sign"])
+    );
+    // Evicted a second time, its context is not saved again.
+    sign(&env, &keys.pin, b"1234").await;
+    assert_eq!(
+        reached(&env),
+        names(&["FlushContext", "ContextLoad", "Sign"])
+    );
+
+    env.sim.reset().unwrap();
+    reached(&env);
+    // The stale handle fails; tpmd sizes the budget again, reloads and signs.
+    sign(&env, &keys.pin, b"1234").await;
+    let after_reset = reached(&env);
+    assert_eq!(
+        after_reset,
+        names(&["Sign", "GetCapability", "Load", "StartAuthSession", "Sign"]),
+        "{after_reset:?}"
+    );
+}
+
+#[tokio::test]
+async fn kernel_rm_first_use_hot_and_pin_signatures() {
+    let env = start(true, &[]).await;
+    let keys = keys(&env).await;
+    reached(&env);
+    sign(&env, &keys.plain, &[]).await;
+    assert_eq!(reached(&env), names(KERNEL_FIRST));
+    for _ in 0..3 {
+        sign(&env, &keys.plain, &[]).await;
+        assert_eq!(reached(&env), names(KERNEL_HOT));
+    }
+    sign(&env, &keys.pin, b"1234").await;
+    reached(&env);
+    for _ in 0..3 {
+        sign(&env, &keys.pin, b"1234").await;
+        assert_eq!(reached(&env), names(KERNEL_HOT_PIN));
+    }
+    // Many keys cost nothing more per hot signature: each has its own connection.
+    let proxy = env.proxy().await;
+    let mut more = Vec::new();
+    for _ in 0..5 {
+        more.push(
+            proxy
+                .generate("ecc-p256", &[], GenerateOptions::default())
+                .await
+                .unwrap(),
+        );
+    }
+    for key in &more {
+        sign(&env, key, &[]).await;
+    }
+    reached(&env);
+    for key in &more {
+        sign(&env, key, &[]).await;
+        assert_eq!(reached(&env), names(KERNEL_HOT));
+    }
+}
+
+#[tokio::test]
+async fn kernel_rm_after_eviction_and_after_a_reset() {
+    let env = start(true, &["--max-loaded-keys", "1"]).await;
+    let keys = keys(&env).await;
+    sign(&env, &keys.plain, &[]).await;
+    sign(&env, &keys.pin, b"1234").await;
+    reached(&env);
+    // The plain key's connection was closed for the PIN key's: it loads again.
+    sign(&env, &keys.plain, &[]).await;
+    let evicted = reached(&env);
+    // Closing the PIN key's connection makes the kernel flush its session.
+    assert!(
+        with_one_more(&evicted, KERNEL_FIRST, "FlushContext"),
+        "{evicted:?}"
+    );
+
+    env.sim.reset().unwrap();
+    reached(&env);
+    // The kernel cannot load the connection's context after the reset, flushes what it
+    // had loaded of the space and fails the connection; tpmd opens a new one and loads
+    // the key again.
+    sign(&env, &keys.plain, &[]).await;
+    let after_reset = reached(&env);
+    let mut want = names(&["ContextLoad", "FlushContext"]);
+    want.extend(names(KERNEL_FIRST));
+    assert_eq!(after_reset, want, "{after_reset:?}");
+}
