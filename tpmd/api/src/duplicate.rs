@@ -340,9 +340,15 @@ mod tests {
             let key = data_key(name);
             let open = wrap_for_parent(&key, b"", &parent, 0x8100_0001).unwrap();
             assert!(open.empty_auth);
-            assert!(open.public_area().unwrap().has_attributes(TPMA_OBJECT_NO_DA));
+            assert!(open
+                .public_area()
+                .unwrap()
+                .has_attributes(TPMA_OBJECT_NO_DA));
             let guarded = wrap_for_parent(&key, b"pin", &parent, 0x8100_0001).unwrap();
-            assert!(!guarded.public_area().unwrap().has_attributes(TPMA_OBJECT_NO_DA));
+            assert!(!guarded
+                .public_area()
+                .unwrap()
+                .has_attributes(TPMA_OBJECT_NO_DA));
         }
     }
 

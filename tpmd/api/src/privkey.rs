@@ -499,7 +499,9 @@ mod tests {
     }
 
     fn spki_pem(key: &SoftwareKey) -> String {
-        TpmPublic::for_software_key(key, false).to_spki_pem().unwrap()
+        TpmPublic::for_software_key(key, false)
+            .to_spki_pem()
+            .unwrap()
     }
 
     fn expected_spki(name: &str) -> String {

@@ -501,11 +501,7 @@ impl TpmPublic {
                 )
             }
         };
-        let da = if has_auth_value {
-            0
-        } else {
-            TPMA_OBJECT_NO_DA
-        };
+        let da = if has_auth_value { 0 } else { TPMA_OBJECT_NO_DA };
         TpmPublic::plain(attributes | da, params)
     }
 
