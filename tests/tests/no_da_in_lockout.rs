@@ -11,7 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, KeyType, ObjectClass};
@@ -19,51 +19,28 @@ use p256::ecdsa::signature::Verifier;
 use tpmd_simulator::Simulator;
 use tpmd_tests::pkcs11::Token;
 use tpmd_tests::ssh::{sign_and_verify, AgentProcess};
-use tpmd_tests::tools::{ok, openssl_genkey, openssl_verify, run};
+use tpmd_tests::tools::{ok, openssl_genkey, openssl_verify, run, tpm2_tools, tpm2_tools_ok};
 use tpmd_tests::TestEnv;
-
-/// A tpm2-tools command on the simulator's raw socket; transients are flushed after it,
-/// as nothing else manages the simulator's three object slots.
-fn tpm2(sim: &Simulator, dir: &Path, script: &str) -> Output {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!("{script}; rc=$?; tpm2_flushcontext -t; exit $rc"))
-        .current_dir(dir)
-        .env("TPM2TOOLS_TCTI", sim.transport().to_string())
-        .output()
-        .unwrap();
-    out
-}
-
-fn tpm2_ok(sim: &Simulator, dir: &Path, script: &str) -> String {
-    let out = tpm2(sim, dir, script);
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// DA parameters maxTries 3, recoveryTime and lockoutRecovery 600 s, then three wrong
 /// auth values for a DA-protected key: the TPM is in lockout.
 fn drive_into_lockout(sim: &Simulator, dir: &Path) {
-    tpm2_ok(sim, dir, "tpm2_dictionarylockout -s -n 3 -t 600 -l 600");
-    tpm2_ok(
+    tpm2_tools_ok(sim, dir, "tpm2_dictionarylockout -s -n 3 -t 600 -l 600");
+    tpm2_tools_ok(
         sim,
         dir,
         "tpm2_create -C 0x81000001 -G ecc -p right -u pin.pub -r pin.priv",
     );
     std::fs::write(dir.join("msg"), b"wrong guess").unwrap();
     for _ in 0..3 {
-        let out = tpm2(
+        let out = tpm2_tools(
             sim,
             dir,
             "tpm2_load -C 0x81000001 -u pin.pub -r pin.priv -c pin.ctx >/dev/null && tpm2_sign -c pin.ctx -p wrong -g sha256 -o sig msg",
         );
         assert!(!out.status.success(), "a wrong auth value was accepted");
     }
-    let state = tpm2_ok(sim, dir, "tpm2_getcap properties-variable");
+    let state = tpm2_tools_ok(sim, dir, "tpm2_getcap properties-variable");
     assert!(
         state
             .lines()
@@ -75,7 +52,7 @@ fn drive_into_lockout(sim: &Simulator, dir: &Path) {
 /// A key file as tpm-keyctl wrote it before noDA: imported with tpm2-tools (default
 /// attributes, no noDA) and put in a TSS2 PRIVATE KEY file.
 fn key_without_no_da(sim: &Simulator, dir: &Path, private_pem: &Path, out: &Path) {
-    tpm2_ok(
+    tpm2_tools_ok(
         sim,
         dir,
         &format!(
