@@ -72,8 +72,7 @@ impl Agent {
         })?;
         if session.bound_for_auth {
             return Err(AgentError::BadRequest(
-                "session-bind@openssh.com on a connection already bound for authentication"
-                    .into(),
+                "session-bind@openssh.com on a connection already bound for authentication".into(),
             ));
         }
         if session.binds >= MAX_BINDS {

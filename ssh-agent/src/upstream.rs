@@ -76,9 +76,9 @@ impl UpstreamLink {
         let client = match self.client.take() {
             Some(client) => client,
             None => {
-                let stream = UnixStream::connect(&self.path).await.map_err(|e| {
-                    fail(format!("cannot connect to {}: {e}", self.path.display()))
-                })?;
+                let stream = UnixStream::connect(&self.path)
+                    .await
+                    .map_err(|e| fail(format!("cannot connect to {}: {e}", self.path.display())))?;
                 let mut client = Client::new(stream);
                 for bind in &self.binds {
                     client.extension(bind.clone()).await.map_err(|e| {
@@ -125,8 +125,7 @@ impl UpstreamLink {
         if self.client.is_none() {
             return Ok(());
         }
-        let result = upstream_call!(self, "refused the session binding", |c| c
-            .extension(bind));
+        let result = upstream_call!(self, "refused the session binding", |c| c.extension(bind));
         if result.is_err() {
             // Replayed on the next connection, where it is refused again: the upstream's
             // keys are then unusable on this connection, as they would be directly.
@@ -136,8 +135,7 @@ impl UpstreamLink {
     }
 
     pub async fn identities(&mut self) -> Result<Vec<Identity>, AgentError> {
-        upstream_call!(self, "refused to list its keys", |c| c
-            .request_identities())
+        upstream_call!(self, "refused to list its keys", |c| c.request_identities())
     }
 
     pub async fn sign(&mut self, request: SignRequest) -> Result<ssh_key::Signature, AgentError> {

@@ -107,7 +107,10 @@ async fn lock_and_unlock() {
         .status
         .success()
     {
-        assert!(Instant::now() < deadline, "the right passphrase never unlocked");
+        assert!(
+            Instant::now() < deadline,
+            "the right passphrase never unlocked"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(ok(&agent.ssh_add(&["-l"])).contains("locked@tpm"));
