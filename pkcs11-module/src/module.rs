@@ -28,7 +28,11 @@ pub struct Module {
     pub sessions: Mutex<HashMap<CK_SESSION_HANDLE, SessionEntry>>,
     next_session: AtomicU64,
     /// The user PIN while logged in (login state is per application, not per session).
+    /// Only a verified PIN is ever stored here: other threads use it at once.
     pub pin: Mutex<Option<Zeroizing<Vec<u8>>>>,
+    /// Held through a C_Login's check of its PIN, so that concurrent logins are checked
+    /// one at a time and the second sees the first's outcome.
+    pub login_gate: Mutex<()>,
     pub identity: Mutex<Option<TokenIdentity>>,
 }
 
@@ -70,6 +74,7 @@ pub fn initialize(threaded: bool) -> Result<()> {
         sessions: Mutex::new(HashMap::new()),
         next_session: AtomicU64::new(1),
         pin: Mutex::new(None),
+        login_gate: Mutex::new(()),
         identity: Mutex::new(None),
     }));
     Ok(())

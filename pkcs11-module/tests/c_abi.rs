@@ -43,7 +43,7 @@ fn fake_key_file() -> &'static str {
 
 fn make_fake_key_file() -> String {
     let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
-    let public = TpmPublic::for_software_key(&SoftwareKey::Rsa(key));
+    let public = TpmPublic::for_software_key(&SoftwareKey::Rsa(key), false);
     TpmKeyFile {
         kind: KeyFileKind::Loadable,
         empty_auth: true,

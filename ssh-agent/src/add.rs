@@ -17,6 +17,7 @@ use tracing::info;
 use crate::agent::Agent;
 use crate::error::AgentError;
 use crate::keys::TpmKey;
+use crate::upstream::UpstreamLink;
 
 struct Constraints {
     confirm: bool,
@@ -45,12 +46,14 @@ fn read_constraints(constraints: &[KeyConstraint]) -> Result<Constraints, AgentE
     Ok(out)
 }
 
+/// `upstream`: the connection's own link to the upstream agent, which takes the keys a
+/// TPM cannot hold, with their constraints (destination constraints included) untouched.
 pub async fn add(
     agent: &Agent,
     identity: AddIdentity,
     constraints: Vec<KeyConstraint>,
+    upstream: Option<&mut UpstreamLink>,
 ) -> Result<(), AgentError> {
-    let limits = read_constraints(&constraints)?;
     let (privkey, comment) = match &identity.credential {
         Credential::Key { privkey, comment } => (privkey, comment.clone()),
         Credential::Cert { .. } => {
@@ -62,7 +65,7 @@ pub async fn add(
     let software = match software_key_from_ssh(privkey) {
         Ok(key) => key,
         Err(KeyReadError::UnsupportedKeyType(why)) => {
-            let Some(upstream) = &agent.upstream else {
+            let Some(upstream) = upstream else {
                 return Err(AgentError::Unsupported(format!(
                     "refused key \"{comment}\": {why}; or start the agent with --upstream SOCKET to keep such keys in another agent"
                 )));
@@ -85,6 +88,7 @@ pub async fn add(
             )))
         }
     };
+    let limits = read_constraints(&constraints)?;
     let public = software
         .public_ssh()
         .map_err(|e| AgentError::BadRequest(format!("refused key \"{comment}\": {e}")))?;

@@ -18,10 +18,11 @@ use zeroize::Zeroizing;
 use crate::config::Settings;
 use crate::error::AgentError;
 use crate::keys::{KeyStore, TpmKey};
+use crate::lock::LockState;
 use crate::sign::{self, Signed};
 use crate::socket::Peer;
 use crate::tpmd::{Tpmd, TpmdError};
-use crate::upstream::Upstream;
+use crate::upstream::{Upstream, UpstreamLink};
 
 /// What goes back to the client.
 pub enum Reply {
@@ -40,15 +41,37 @@ fn key_blob(key: &KeyData) -> Option<Vec<u8>> {
 /// Per-connection state.
 pub struct Session {
     pub peer: Peer,
-    /// session-bind@openssh.com: the host keys this connection was bound to.
-    pub bindings: Vec<KeyData>,
+    /// How many session-bind@openssh.com messages this connection accepted.
+    pub binds: usize,
+    /// The last bind was for user authentication: as in OpenSSH, nothing may be bound
+    /// after it.
+    pub bound_for_auth: bool,
+    /// Set by a bind with is_forwarding: the connection comes from another host through
+    /// `ssh -A`, the fingerprint of whose host key this is.
+    pub forwarded_to: Option<String>,
+    /// This connection's own connection to the upstream agent, if there is one.
+    pub upstream: Option<UpstreamLink>,
 }
 
 impl Session {
-    pub fn new(peer: Peer) -> Session {
-        Session {
-            peer,
-            bindings: Vec::new(),
+    /// The peer, and the forwarding it arrived through, for logs and prompts.
+    pub fn describe(&self) -> String {
+        match &self.forwarded_to {
+            Some(host) => format!(
+                "{} (forwarded: a client on host {host}, through ssh -A)",
+                self.peer.describe()
+            ),
+            None => self.peer.describe(),
+        }
+    }
+
+    /// Refuses what a forwarded connection may not do: change the agent's keys or their
+    /// auth values from a host the user is logged in to, and whose root can use the
+    /// forwarded socket.
+    pub fn refuse_if_forwarded(&self, what: &'static str) -> Result<(), AgentError> {
+        match &self.forwarded_to {
+            Some(_) => Err(AgentError::Forwarded(what)),
+            None => Ok(()),
         }
     }
 }
@@ -62,8 +85,7 @@ pub(crate) struct CachedAuth {
 pub struct Agent {
     pub(crate) store: Mutex<KeyStore>,
     /// SHA-256 of the lock passphrase while locked.
-    pub(crate) locked: Mutex<Option<Zeroizing<[u8; 32]>>>,
-    pub(crate) failed_unlocks: Mutex<u32>,
+    pub(crate) locked: Mutex<LockState>,
     pub(crate) auth_cache: Mutex<HashMap<KeyData, CachedAuth>>,
     pub(crate) auth_cache_time: Duration,
     pub(crate) tpmd: Tpmd,
@@ -80,13 +102,23 @@ impl Agent {
     pub fn new(settings: &Settings) -> Agent {
         Agent {
             store: Mutex::new(KeyStore::new(settings.key_dirs.clone())),
-            locked: Mutex::new(None),
-            failed_unlocks: Mutex::new(0),
+            locked: Mutex::new(LockState::default()),
             auth_cache: Mutex::new(HashMap::new()),
             auth_cache_time: settings.auth_cache,
             tpmd: Tpmd::new(settings.tpmd_wait, settings.session_bus),
             upstream: settings.upstream.clone().map(Upstream::new),
             save_wrapped: settings.save_wrapped.clone(),
+        }
+    }
+
+    /// The state of a new client connection.
+    pub fn session(&self, peer: Peer) -> Session {
+        Session {
+            peer,
+            binds: 0,
+            bound_for_auth: false,
+            forwarded_to: None,
+            upstream: self.upstream.as_ref().map(Upstream::link),
         }
     }
 
@@ -97,7 +129,7 @@ impl Agent {
     }
 
     pub(crate) fn is_locked(&self) -> bool {
-        lock_or_recover(&self.locked).is_some()
+        lock_or_recover(&self.locked).is_locked()
     }
 
     pub async fn handle(
@@ -107,36 +139,38 @@ impl Agent {
     ) -> Result<Reply, AgentError> {
         let ok = || Ok(Reply::Proto(Response::Success));
         match request {
-            Request::RequestIdentities => Ok(Reply::Identities(self.identities().await)),
-            Request::SignRequest(request) => self.sign(request, &session.peer).await,
+            Request::RequestIdentities => Ok(Reply::Identities(self.identities(session).await)),
+            Request::SignRequest(request) => self.sign(request, session).await,
             Request::AddIdentity(identity) => {
-                self.add(identity, Vec::new()).await?;
+                session.refuse_if_forwarded("add keys")?;
+                self.add(identity, Vec::new(), session).await?;
                 ok()
             }
             Request::AddIdConstrained(AddIdentityConstrained {
                 identity,
                 constraints,
             }) => {
-                self.add(identity, constraints).await?;
+                session.refuse_if_forwarded("add keys")?;
+                self.add(identity, constraints, session).await?;
                 ok()
             }
             Request::RemoveIdentity(identity) => {
-                self.remove(identity).await?;
+                self.remove(identity, session).await?;
                 ok()
             }
             Request::RemoveAllIdentities => {
-                self.remove_all().await?;
+                self.remove_all(session).await?;
                 ok()
             }
             Request::Lock(passphrase) => {
-                self.lock(passphrase).await?;
+                self.lock(passphrase, session).await?;
                 ok()
             }
             Request::Unlock(passphrase) => {
-                self.unlock(passphrase).await?;
+                self.unlock(passphrase, session).await?;
                 ok()
             }
-            Request::Extension(extension) => self.extension(extension, session),
+            Request::Extension(extension) => self.extension(extension, session).await,
             Request::AddSmartcardKey(_)
             | Request::AddSmartcardKeyConstrained(_)
             | Request::RemoveSmartcardKey(_) => Err(AgentError::Unsupported(
@@ -145,7 +179,7 @@ impl Agent {
         }
     }
 
-    async fn identities(&self) -> Vec<(Vec<u8>, String)> {
+    async fn identities(&self, session: &mut Session) -> Vec<(Vec<u8>, String)> {
         if self.is_locked() {
             return Vec::new();
         }
@@ -166,7 +200,7 @@ impl Agent {
                 .collect();
             (ours, ids)
         };
-        if let Some(upstream) = &self.upstream {
+        if let Some(upstream) = session.upstream.as_mut() {
             match upstream.identities().await {
                 Ok(theirs) => {
                     for Identity { pubkey, comment } in theirs {
@@ -195,12 +229,12 @@ impl Agent {
         store.find(public).cloned()
     }
 
-    async fn sign(&self, request: SignRequest, peer: &Peer) -> Result<Reply, AgentError> {
+    async fn sign(&self, request: SignRequest, session: &mut Session) -> Result<Reply, AgentError> {
         if self.is_locked() {
             return Err(AgentError::Locked);
         }
         let Some(key) = self.find(&request.pubkey) else {
-            let Some(upstream) = &self.upstream else {
+            let Some(upstream) = session.upstream.as_mut() else {
                 return Err(AgentError::NoSuchKey);
             };
             let signature = upstream.sign(request).await?;
@@ -211,7 +245,7 @@ impl Agent {
             let prompt = format!(
                 "Allow use of key {}?\nKey fingerprint {fingerprint}.\nRequested by {}",
                 key.comment,
-                peer.describe()
+                session.describe()
             );
             if !crate::askpass::confirm(&prompt).await {
                 return Err(AgentError::NotConfirmed(key.comment));
@@ -222,7 +256,7 @@ impl Agent {
             "signing with {} and key \"{}\" for {}",
             plan.algorithm,
             key.comment,
-            peer.describe()
+            session.describe()
         );
         let auth = self.auth_for(&key).await?;
         let (blob, auth_ref, plan_ref) = (key.blob.as_slice(), auth.as_slice(), &plan);
@@ -294,14 +328,19 @@ impl Agent {
         &self,
         identity: AddIdentity,
         constraints: Vec<KeyConstraint>,
+        session: &mut Session,
     ) -> Result<(), AgentError> {
         if self.is_locked() {
             return Err(AgentError::Locked);
         }
-        crate::add::add(self, identity, constraints).await
+        crate::add::add(self, identity, constraints, session.upstream.as_mut()).await
     }
 
-    async fn remove(&self, identity: RemoveIdentity) -> Result<(), AgentError> {
+    async fn remove(
+        &self,
+        identity: RemoveIdentity,
+        session: &mut Session,
+    ) -> Result<(), AgentError> {
         if self.is_locked() {
             return Err(AgentError::Locked);
         }
@@ -314,20 +353,20 @@ impl Agent {
             lock_or_recover(&self.auth_cache).remove(&identity.pubkey);
             return Ok(());
         }
-        match &self.upstream {
+        match session.upstream.as_mut() {
             Some(upstream) => upstream.remove(identity).await,
             None => Err(AgentError::NoSuchKey),
         }
     }
 
-    async fn remove_all(&self) -> Result<(), AgentError> {
+    async fn remove_all(&self, session: &mut Session) -> Result<(), AgentError> {
         if self.is_locked() {
             return Err(AgentError::Locked);
         }
         lock_or_recover(&self.store).remove_all();
         lock_or_recover(&self.auth_cache).clear();
         info!("removed all keys");
-        if let Some(upstream) = &self.upstream {
+        if let Some(upstream) = session.upstream.as_mut() {
             if let Err(e) = upstream.remove_all().await {
                 warn!("removing all keys: {e}");
             }

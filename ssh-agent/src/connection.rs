@@ -12,7 +12,7 @@ use tokio::net::UnixStream;
 use tracing::{debug, warn};
 use zeroize::Zeroizing;
 
-use crate::agent::{Agent, Reply, Session};
+use crate::agent::{Agent, Reply};
 use crate::sign::Signed;
 use crate::socket::Peer;
 
@@ -89,9 +89,10 @@ fn encode(reply: Reply) -> Option<Vec<u8>> {
 }
 
 pub async fn serve(agent: Arc<Agent>, mut stream: UnixStream, peer: Peer) {
-    let who = peer.describe();
-    let mut session = Session::new(peer);
+    let mut session = agent.session(peer);
     loop {
+        // Re-read each time: a session-bind can reveal forwarding at any point.
+        let who = session.describe();
         let mut header = [0u8; 4];
         if stream.read_exact(&mut header).await.is_err() {
             return;

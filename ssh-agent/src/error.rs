@@ -22,6 +22,10 @@ pub enum AgentError {
     BadRequest(String),
     #[error("cannot save the wrapped key: {0}")]
     Save(std::io::Error),
+    #[error("refused to {0} for a connection forwarded from another host (ssh -A); do it on the machine where the agent runs")]
+    Forwarded(&'static str),
+    #[error("refused to unlock: a wrong passphrase was given {failures} time(s) in a row, so no passphrase is checked for another {wait_ms} ms")]
+    UnlockThrottled { failures: u32, wait_ms: u128 },
 }
 
 /// Errors that stop the agent from starting: shown to the user as one line.

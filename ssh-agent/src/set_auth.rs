@@ -89,7 +89,7 @@ pub fn run(key_file: &Path, given_socket: Option<&Path>) -> Result<(), String> {
             .map(|_| ())
             .map_err(|_| {
                 format!(
-                    "the agent at {} refused the auth value; is it tpmd-ssh-agent, unlocked, serving {}?",
+                    "the agent at {} refused the auth value; is it tpmd-ssh-agent, unlocked, serving {}, and not reached through agent forwarding (ssh -A refuses it)?",
                     socket.display(),
                     key_file.display()
                 )

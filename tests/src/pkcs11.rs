@@ -57,7 +57,8 @@ impl Token {
         Self::start_on(move || TestEnv::start_family(family))
     }
 
-    fn start_on<F: std::future::Future<Output = TestEnv>>(start: impl FnOnce() -> F) -> Token {
+    /// A token on the TestEnv that `start` makes (a simulator prepared by the test, say).
+    pub fn start_on<F: std::future::Future<Output = TestEnv>>(start: impl FnOnce() -> F) -> Token {
         let lock = PROCESS_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

@@ -142,6 +142,8 @@ pub fn free_port() -> u16 {
 pub struct Sshd {
     child: Child,
     pub port: u16,
+    /// The host's public key (OpenSSH format).
+    pub host_key_pub: PathBuf,
     pub authorized_keys: PathBuf,
     pub log: PathBuf,
     _dir: tempfile::TempDir,
@@ -208,6 +210,7 @@ impl Sshd {
                     return Sshd {
                         child,
                         port,
+                        host_key_pub: host_key.with_extension("pub"),
                         authorized_keys,
                         log,
                         _dir: dir,
@@ -234,6 +237,12 @@ impl Sshd {
 
     /// `ssh ... user@127.0.0.1 true` through the agent, with extra `-o` options.
     pub fn ssh_true(&self, agent: &AgentProcess, options: &[&str]) -> Output {
+        self.ssh(agent, options, "true")
+    }
+
+    /// `ssh ... user@127.0.0.1 REMOTE_COMMAND` through the agent, with extra `-o` options
+    /// (`ForwardAgent=yes` to give the remote command the agent).
+    pub fn ssh(&self, agent: &AgentProcess, options: &[&str], remote_command: &str) -> Output {
         let user = login_user();
         let mut command = agent.command("ssh");
         command.args([
@@ -260,7 +269,7 @@ impl Sshd {
             .arg("-p")
             .arg(self.port.to_string())
             .arg(format!("{user}@127.0.0.1"))
-            .arg("true");
+            .arg(remote_command);
         command.output().unwrap_or_else(|e| panic!("ssh: {e}"))
     }
 }

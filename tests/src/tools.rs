@@ -116,3 +116,27 @@ pub fn sign_and_verify(
         "openssl rejects the signature of {key} ({digest} {extra_sign:?})"
     );
 }
+
+/// Runs a shell script of tpm2-tools commands on a simulator nobody else is connected to
+/// (before tpmd starts, say), in `dir`. Transients are flushed after it, as nothing else
+/// manages the simulator's three object slots.
+pub fn tpm2_tools(sim: &tpmd_simulator::Simulator, dir: &Path, script: &str) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("{script}; rc=$?; tpm2_flushcontext -t; exit $rc"))
+        .current_dir(dir)
+        .env("TPM2TOOLS_TCTI", sim.transport().to_string())
+        .output()
+        .unwrap_or_else(|e| panic!("sh: {e}"))
+}
+
+/// [`tpm2_tools`], asserting success; returns stdout.
+pub fn tpm2_tools_ok(sim: &tpmd_simulator::Simulator, dir: &Path, script: &str) -> String {
+    let out = tpm2_tools(sim, dir, script);
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

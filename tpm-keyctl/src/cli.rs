@@ -28,8 +28,8 @@ pub struct Args {
 pub enum Command {
     /// Show the TPM: family, vendor, algorithms, SRK, resource manager counters.
     Info,
-    /// Check the TPM device, tpmd, the SRK, lockout and (TPM 1.2) NV lock; print fixes.
-    Doctor,
+    /// Check the TPM device, tpmd, the SRK, lockout, (TPM 1.2) NV lock and your key files; print fixes.
+    Doctor(DoctorArgs),
     /// Clear the TPM's dictionary-attack lockout (TPM 1.2; as root).
     ResetLockout,
     /// Lock NV so that writing it needs authorization (TPM 1.2; as root).
@@ -50,6 +50,12 @@ pub enum Command {
     Pubkey(PubkeyArgs),
     /// Sign a file (or stdin) with a TPM key.
     Sign(SignArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DoctorArgs {
+    /// More key files or directories to check, besides ~/.ssh and ~/.local/share/tpmd/keys.
+    pub keys: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

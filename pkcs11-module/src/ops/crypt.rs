@@ -74,10 +74,21 @@ impl Module {
         obj.key().cloned().ok_or(Pkcs11Error::KeyHandleInvalid)
     }
 
-    /// Signs with a key and an auth value; the one place a signature is made.
+    /// Signs with a key and the auth value it needs (the logged-in PIN, if any).
     pub fn sign_now(&self, key: &KeyEntry, mech: SignMech, input: &[u8]) -> Result<Vec<u8>> {
+        self.sign_with_auth(key, mech, input, self.auth_for(key)?)
+    }
+
+    /// Signs with a key and the given auth value; the one place a signature is made.
+    pub fn sign_with_auth(
+        &self,
+        key: &KeyEntry,
+        mech: SignMech,
+        input: &[u8],
+        auth: Zeroizing<Vec<u8>>,
+    ) -> Result<Vec<u8>> {
         let req = Arc::new(sign_request(key, mech, input)?);
-        let auth = Arc::new(self.auth_for(key)?);
+        let auth = Arc::new(auth);
         let blob = Arc::new(key.blob.clone());
         self.daemon
             .call(move |p| {

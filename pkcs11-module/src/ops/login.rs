@@ -1,4 +1,12 @@
 //! C_Login / C_Logout: the PIN is the auth value of the keys that have one.
+//!
+//! A PIN is checked before anyone can use it: C_Login signs once with a key that needs
+//! the PIN, presenting it through tpmd, and only on success stores it, which is what
+//! makes the application logged in. Until then other threads see no PIN and get
+//! CKR_USER_NOT_LOGGED_IN, so an unverified PIN never reaches the TPM from a C_Sign
+//! and never burns a second dictionary-attack try. The check is an ordinary Sign through
+//! tpmd, so a wrong PIN counts against the caller's budget there like any wrong auth
+//! value.
 
 use cryptoki_sys::{CKU_CONTEXT_SPECIFIC, CKU_USER, CK_USER_TYPE};
 use zeroize::Zeroizing;
@@ -22,6 +30,8 @@ impl Module {
             }
             _ => return Err(Pkcs11Error::UserTypeInvalid),
         }
+        // One check at a time: a second C_Login waits, then finds the user logged in.
+        let _gate = lock(&self.login_gate);
         if self.logged_in() {
             return Err(Pkcs11Error::UserAlreadyLoggedIn);
         }
@@ -29,19 +39,14 @@ impl Module {
         let probe = lock(&self.store).first_key_with_auth();
         let pin = Zeroizing::new(pin.to_vec());
         if let Some(key) = probe {
-            // A wrong PIN must fail here, not at the first signature; tpmd counts the
-            // failure against this caller's rate limit.
-            *lock(&self.pin) = Some(pin.clone());
             let mech = match key.parts {
                 PublicParts::Rsa { .. } => SignMech::RsaPkcsHash(Hash::Sha256),
                 PublicParts::Ec { .. } => SignMech::EcdsaHash(Hash::Sha256),
             };
-            let checked = self.sign_now(&key, mech, &[0u8; 32]);
-            if let Err(e) = checked {
-                *lock(&self.pin) = None;
-                return Err(e);
-            }
+            self.sign_with_auth(&key, mech, &[0u8; 32], pin.clone())?;
         }
+        // Without a key that needs it, there is nothing to check the PIN against: it
+        // becomes the auth value of the keys created from now on.
         *lock(&self.pin) = Some(pin);
         Ok(())
     }

@@ -1,8 +1,11 @@
-//! `doctor`: checks what tpmd needs from the machine and the TPM, and for each problem
-//! prints the command that fixes it. Works without tpmd running, to tell why it is not.
+//! `doctor`: checks what tpmd needs from the machine and the TPM, and the user's key
+//! files, and for each problem prints the command that fixes it. Works without tpmd
+//! running, to tell why it is not.
+
+mod key_files;
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use tpmd_api::dbus::Info;
@@ -220,7 +223,8 @@ fn tpm_findings(info: &Info) -> Vec<Finding> {
     findings
 }
 
-pub async fn run(user: bool, json_out: bool) -> CliResult<()> {
+/// `key_paths`: key files or directories to check besides ~/.ssh and the PKCS#11 store.
+pub async fn run(user: bool, json_out: bool, key_paths: &[PathBuf]) -> CliResult<()> {
     let mut findings = machine_findings();
     let tpmd = match Tpmd::connect(user).await {
         Ok(tpmd) => Some(tpmd),
@@ -235,6 +239,7 @@ pub async fn run(user: bool, json_out: bool) -> CliResult<()> {
             Err(e) => findings.push(not_running(CliError::from_daemon(e, user))),
         }
     }
+    findings.extend(key_files::findings(key_paths));
     output::print(json_out, &findings, |findings| {
         findings
             .iter()

@@ -38,7 +38,7 @@ pub async fn run(args: Args) -> CliResult<()> {
     let json = args.json;
     match args.command {
         Command::Pubkey(a) => pubkey::run(&a),
-        Command::Doctor => doctor::run(args.user, json).await,
+        Command::Doctor(a) => doctor::run(args.user, json, &a.keys).await,
         Command::Wrap(a) if a.parent_pub.is_some() => wrap::run(None, &a, json).await,
         command => {
             let tpmd = Tpmd::connect(args.user).await?;
@@ -51,7 +51,7 @@ pub async fn run(args: Args) -> CliResult<()> {
                 Command::Wrap(a) => wrap::run(Some(&tpmd), &a, json).await,
                 Command::Generate(a) => generate::run(&tpmd, &a, json).await,
                 Command::Sign(a) => sign::run(&tpmd, &a).await,
-                Command::Pubkey(_) | Command::Doctor => Ok(()),
+                Command::Pubkey(_) | Command::Doctor(_) => Ok(()),
             }
         }
     }

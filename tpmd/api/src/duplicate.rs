@@ -149,8 +149,8 @@ fn outer_wrap(
 ///
 /// `auth` becomes the key's password (empty for none; at most 32 bytes, the SHA-256
 /// digest size). The result is an importable TSS2 key file: public is the TPM2B_PUBLIC
-/// of [`TpmPublic::for_software_key`], private the TPM2B_PRIVATE duplicate and secret
-/// the TPM2B_ENCRYPTED_SECRET.
+/// of [`TpmPublic::for_software_key`] (noDA exactly when `auth` is empty), private the
+/// TPM2B_PRIVATE duplicate and secret the TPM2B_ENCRYPTED_SECRET.
 pub fn wrap_for_parent(
     key: &SoftwareKey,
     auth: &[u8],
@@ -158,7 +158,7 @@ pub fn wrap_for_parent(
     parent_handle: u32,
 ) -> Result<TpmKeyFile, DuplicateError> {
     key.check_for_tpm()?;
-    let public = TpmPublic::for_software_key(key);
+    let public = TpmPublic::for_software_key(key, !auth.is_empty());
     let max = digest_size_of(public.name_alg)?;
     if auth.len() > max {
         return Err(DuplicateError::AuthTooLong {
@@ -334,6 +334,25 @@ mod tests {
     }
 
     #[test]
+    fn no_da_exactly_for_keys_without_auth() {
+        let (_, parent) = rsa_parent();
+        for name in ["rsa2048-pkcs8.pem", "p256-sec1.pem"] {
+            let key = data_key(name);
+            let open = wrap_for_parent(&key, b"", &parent, 0x8100_0001).unwrap();
+            assert!(open.empty_auth);
+            assert!(open
+                .public_area()
+                .unwrap()
+                .has_attributes(TPMA_OBJECT_NO_DA));
+            let guarded = wrap_for_parent(&key, b"pin", &parent, 0x8100_0001).unwrap();
+            assert!(!guarded
+                .public_area()
+                .unwrap()
+                .has_attributes(TPMA_OBJECT_NO_DA));
+        }
+    }
+
+    #[test]
     fn ecc_key_sensitive_layout() {
         let (parent_key, parent) = rsa_parent();
         let key = data_key("p256-sec1.pem");
@@ -346,7 +365,7 @@ mod tests {
         let public = file.public_area().unwrap();
         assert_eq!(
             public.attributes,
-            TPMA_OBJECT_USER_WITH_AUTH | TPMA_OBJECT_SIGN
+            TPMA_OBJECT_USER_WITH_AUTH | TPMA_OBJECT_SIGN | TPMA_OBJECT_NO_DA
         );
         assert_eq!(public.key_type_name(), "ecc-p256");
     }

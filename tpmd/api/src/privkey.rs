@@ -499,7 +499,9 @@ mod tests {
     }
 
     fn spki_pem(key: &SoftwareKey) -> String {
-        TpmPublic::for_software_key(key).to_spki_pem().unwrap()
+        TpmPublic::for_software_key(key, false)
+            .to_spki_pem()
+            .unwrap()
     }
 
     fn expected_spki(name: &str) -> String {
@@ -573,7 +575,7 @@ mod tests {
             let want = String::from_utf8(data(&format!("{name}.pub"))).unwrap();
             assert_eq!(ssh_pub_line(&k), want.trim(), "{name}");
             // The TPM public area gives the same OpenSSH key.
-            let from_tpm = TpmPublic::for_software_key(&k.key)
+            let from_tpm = TpmPublic::for_software_key(&k.key, false)
                 .to_ssh_public_key(comment)
                 .unwrap();
             assert_eq!(from_tpm.to_openssh().unwrap(), want.trim(), "{name}");

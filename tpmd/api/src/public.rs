@@ -449,9 +449,13 @@ impl TpmPublic {
     ///
     /// nameAlg SHA256, no policy, no symmetric algorithm or scheme, and attributes
     /// userWithAuth|sign, plus decrypt for RSA. An imported key must not claim
-    /// fixedTPM, fixedParent or sensitiveDataOrigin, and keeps dictionary-attack
-    /// protection (no noDA).
-    pub fn for_software_key(key: &SoftwareKey) -> TpmPublic {
+    /// fixedTPM, fixedParent or sensitiveDataOrigin.
+    ///
+    /// A key without an auth value gets noDA: there is nothing to guess, and without it
+    /// the key would stop working whenever anyone's wrong auth values put the TPM in
+    /// dictionary-attack lockout. A key with an auth value keeps DA protection, which is
+    /// what makes guessing it slow.
+    pub fn for_software_key(key: &SoftwareKey, has_auth_value: bool) -> TpmPublic {
         let (attributes, params) = match key {
             SoftwareKey::Rsa(k) => {
                 let modulus = k.n().to_bytes_be();
@@ -497,7 +501,8 @@ impl TpmPublic {
                 )
             }
         };
-        TpmPublic::plain(attributes, params)
+        let da = if has_auth_value { 0 } else { TPMA_OBJECT_NO_DA };
+        TpmPublic::plain(attributes | da, params)
     }
 
     /// A public area with SHA-256 names and no policy, symmetric algorithm or scheme:
