@@ -95,6 +95,7 @@ fn run(args: Args) -> Result<(), MainError> {
             latency,
             tcp: true,
             mssim: true,
+            capture: false,
         })?;
     }
     let mut stdout = std::io::stdout();

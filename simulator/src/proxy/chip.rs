@@ -82,8 +82,12 @@ pub(crate) struct Chip {
     counts: Mutex<BTreeMap<u32, u64>>,
     /// The same commands in the order they reached the TPM, up to [`SEQUENCE_LIMIT`].
     sequence: Mutex<Vec<u32>>,
+    capture: Option<Mutex<Vec<u8>>>,
     latency: Option<LatencyProfile>,
 }
+
+/// Bytes of TPM traffic a capture keeps.
+const CAPTURE_LIMIT: usize = 64 << 20;
 
 /// Commands remembered in order; a long benchmark keeps its counts but not its order.
 const SEQUENCE_LIMIT: usize = 100_000;
@@ -96,11 +100,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Chip {
-    pub(crate) fn new(swtpm_port: u16, latency: Option<LatencyProfile>) -> Chip {
+    pub(crate) fn new(swtpm_port: u16, latency: Option<LatencyProfile>, capture: bool) -> Chip {
         Chip {
             upstream: Mutex::new(Upstream::new(swtpm_port)),
             counts: Mutex::new(BTreeMap::new()),
             sequence: Mutex::new(Vec::new()),
+            capture: capture.then(|| Mutex::new(Vec::new())),
             latency,
         }
     }
@@ -116,6 +121,22 @@ impl Chip {
 
     pub(crate) fn counts(&self) -> BTreeMap<u32, u64> {
         lock(&self.counts).clone()
+    }
+
+    pub(crate) fn capture(&self) -> Vec<u8> {
+        self.capture
+            .as_ref()
+            .map(|c| lock(c).clone())
+            .unwrap_or_default()
+    }
+
+    fn record(&self, bytes: &[u8]) {
+        if let Some(capture) = &self.capture {
+            let mut capture = lock(capture);
+            if capture.len() + bytes.len() <= CAPTURE_LIMIT {
+                capture.extend_from_slice(bytes);
+            }
+        }
     }
 
     pub(crate) fn sequence(&self) -> Vec<u32> {
@@ -169,8 +190,10 @@ impl ChipAccess<'_> {
                 sequence.push(cc);
             }
         }
+        self.chip.record(command);
         let sent = Instant::now();
         let response = self.upstream.exchange(command)?;
+        self.chip.record(&response);
         if let Some(profile) = &self.chip.latency {
             let target = profile.sample(cc, wire::key_kind(command, &response));
             if let Some(rest) = target.checked_sub(sent.elapsed()) {

@@ -55,6 +55,8 @@ pub struct ProxyOptions {
     pub tcp: bool,
     /// Also listen on loopback TCP with the Microsoft simulator protocol (mssim TCTI).
     pub mssim: bool,
+    /// Keep every byte that crosses to and from swtpm, as a bus sniffer would see it.
+    pub capture: bool,
 }
 
 impl ProxyOptions {
@@ -76,6 +78,12 @@ impl ProxyOptions {
     pub fn with_tcp_listeners(mut self) -> ProxyOptions {
         self.tcp = true;
         self.mssim = true;
+        self
+    }
+
+    /// Keep a capture of the TPM channel ([`Proxy::capture`]).
+    pub fn with_capture(mut self) -> ProxyOptions {
+        self.capture = true;
         self
     }
 
@@ -175,7 +183,7 @@ impl Proxy {
     /// kernel does at boot (not counted).
     pub fn start(swtpm_port: u16, options: ProxyOptions) -> Result<Proxy, ProxyError> {
         let ctrl_port = swtpm_port.checked_add(1).ok_or(ProxyError::NoFreePorts)?;
-        let chip = Chip::new(swtpm_port, options.latency.clone());
+        let chip = Chip::new(swtpm_port, options.latency.clone(), options.capture);
         let commands = if options.kernel_rm {
             let mut access = chip.access();
             let table = read_command_table(&mut access).map_err(|reason| ProxyError::Commands {
@@ -299,6 +307,12 @@ impl Proxy {
     /// [`Proxy::reset_counts`] (the first 100000).
     pub fn sequence(&self) -> Vec<u32> {
         self.shared.chip.sequence()
+    }
+
+    /// Every byte of every command and response that crossed to swtpm since start (with
+    /// [`ProxyOptions::with_capture`]; the first 64 MiB).
+    pub fn capture(&self) -> Vec<u8> {
+        self.shared.chip.capture()
     }
 
     /// Forgets the counts and the sequence.
