@@ -158,10 +158,17 @@ fn tpm_findings(info: &Info) -> Vec<Finding> {
     let mut findings = vec![Finding::ok(
         "resource manager",
         format!(
-            "tpmd serves TPM {} on {transport} and shares it between all clients",
-            info.family.as_deref().unwrap_or("?")
+            "tpmd serves TPM {} on {transport} and shares it between all clients{}",
+            info.family.as_deref().unwrap_or("?"),
+            info.resource_manager
+                .as_deref()
+                .map(|rm| format!(": {rm}"))
+                .unwrap_or_default()
         ),
     )];
+    if let Some(device) = transport_device_advice(&transport) {
+        findings.push(device);
+    }
     let srk = if tpm12 {
         match info.owned {
             Some(true) => Finding::ok("SRK", "ownership taken; the SRK exists"),
@@ -195,11 +202,7 @@ fn tpm_findings(info: &Info) -> Vec<Finding> {
             Status::Fail,
             "lockout",
             "the TPM is in dictionary-attack lockout after too many wrong auth values",
-            if tpm12 {
-                "wait for it to recover, or: sudo tpm-keyctl reset-lockout"
-            } else {
-                "wait for it to recover, or: `tpm2_dictionarylockout --clear-lockout`"
-            },
+            "wait for it to recover, or: sudo tpm-keyctl reset-lockout",
         ),
         Some(false) => Finding::ok("lockout", "not in dictionary-attack lockout"),
         None => Finding::problem(
@@ -221,6 +224,30 @@ fn tpm_findings(info: &Info) -> Vec<Finding> {
         });
     }
     findings
+}
+
+/// Why tpmd uses the device it uses, and whether another would suit this machine better.
+fn transport_device_advice(transport: &str) -> Option<Finding> {
+    let device = transport.strip_prefix("device:")?;
+    let rm_device = Path::new("/dev/tpmrm0").exists();
+    Some(if device.contains("tpmrm") {
+        Finding::ok(
+            "device",
+            "/dev/tpmrm0 (the default): the kernel shares the TPM with its other users (systemd-cryptenroll, clevis, tpm2-tools) at the cost of swapping tpmd's key in and out for every command",
+        )
+    } else if rm_device {
+        Finding::problem(
+            Status::Warn,
+            "device",
+            format!("{device} is exclusive: while tpmd holds it, every other TPM user must go through /dev/tpmrm0, and tpmd keeps slots free for them; signatures cost 1 TPM command instead of 4"),
+            "keep it if tpmd is the TPM's main user and speed matters (real TPMs take tens of milliseconds per command); else set TPMD_TPM=/dev/tpmrm0 (or remove --tpm) in tpmd.service",
+        )
+    } else {
+        Finding::ok(
+            "device",
+            format!("{device}: this kernel has no /dev/tpmrm0, so tpmd owns the TPM"),
+        )
+    })
 }
 
 /// `key_paths`: key files or directories to check besides ~/.ssh and the PKCS#11 store.

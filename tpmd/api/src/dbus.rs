@@ -52,6 +52,8 @@ pub struct Info {
     /// lets anyone write NV without authorization and wear it out.
     pub nv_locked: Option<bool>,
     pub transport: Option<String>,
+    /// How the resource manager keeps keys ready on this transport, in words.
+    pub resource_manager: Option<String>,
     pub counters: Option<Counters>,
 }
 

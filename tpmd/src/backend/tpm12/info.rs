@@ -31,6 +31,7 @@ pub fn info(rm: &mut ResourceManager, transport: String) -> TpmResult<Info> {
         owned,
         nv_locked,
         transport: Some(transport),
+        resource_manager: None,
         counters: Some(counters),
     })
 }

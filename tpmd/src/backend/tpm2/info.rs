@@ -93,6 +93,7 @@ pub fn info(rm: &mut ResourceManager) -> TpmResult<Info> {
         owned: None,
         nv_locked: None,
         transport: Some(rm.transport().to_string()),
+        resource_manager: Some(rm.describe()),
         counters: Some(rm.counters()),
     })
 }

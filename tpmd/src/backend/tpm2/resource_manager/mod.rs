@@ -211,6 +211,19 @@ impl ResourceManager {
         self.strategy
     }
 
+    /// The strategy and its current budget, in words.
+    pub fn describe(&self) -> String {
+        match self.strategy {
+            Strategy::Owned { reserve, .. } => format!(
+                "tpmd owns the TPM's object slots: up to {} key(s) stay loaded, {reserve} slot(s) left free for the machine's other TPM users; a hot signature is 1 TPM command",
+                self.budget
+            ),
+            Strategy::KernelRm { max_links, .. } => format!(
+                "the kernel's resource manager swaps every object of a connection around each command, so each cached key has a connection of its own (up to {max_links}); a hot signature is 4 TPM commands, 6 with an auth value"
+            ),
+        }
+    }
+
     /// Every command tpmd sent, by code.
     pub fn command_counter(&self) -> &CommandCounter {
         &self.counter
