@@ -88,8 +88,18 @@ impl ResourceManager {
     }
 
     pub fn counters(&self) -> Counters {
-        self.counters
-            .snapshot(self.cache.len(), self.cache.count(Entry::is_loaded))
+        let mut counters = self
+            .counters
+            .snapshot(self.cache.len(), self.cache.count(Entry::is_loaded));
+        counters.tpm_commands = Some(
+            self.tpm
+                .command_counter()
+                .snapshot()
+                .into_iter()
+                .map(|(ordinal, n)| (tpmd_tpm12::codec::consts::ord::name(ordinal), n))
+                .collect(),
+        );
+        counters
     }
 
     /// Drops every cached handle if the TPM lost our state since we last looked,

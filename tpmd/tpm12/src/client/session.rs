@@ -162,6 +162,11 @@ impl Tpm12 {
         &self.transport
     }
 
+    /// Every command sent so far, by ordinal.
+    pub fn command_counter(&self) -> &CommandCounter {
+        &self.counter
+    }
+
     pub(crate) fn nonce() -> Nonce {
         let mut n = [0u8; 20];
         OsRng.fill_bytes(&mut n);

@@ -34,6 +34,41 @@ pub mod ord {
     pub const FLUSH_SPECIFIC: u32 = 0xBA;
     pub const NV_DEFINE_SPACE: u32 = 0xCC;
     pub const NV_READ_VALUE: u32 = 0xCF;
+
+    const NAMES: &[(u32, &str)] = &[
+        (OIAP, "OIAP"),
+        (OSAP, "OSAP"),
+        (TAKE_OWNERSHIP, "TakeOwnership"),
+        (EXTEND, "Extend"),
+        (PCR_READ, "PcrRead"),
+        (UNBIND, "UnBind"),
+        (CREATE_WRAP_KEY, "CreateWrapKey"),
+        (GET_PUB_KEY, "GetPubKey"),
+        (SIGN, "Sign"),
+        (SET_CAPABILITY, "SetCapability"),
+        (RESET_LOCK_VALUE, "ResetLockValue"),
+        (LOAD_KEY2, "LoadKey2"),
+        (GET_RANDOM, "GetRandom"),
+        (GET_CAPABILITY, "GetCapability"),
+        (READ_PUBEK, "ReadPubek"),
+        (OWNER_READ_INTERNAL_PUB, "OwnerReadInternalPub"),
+        (STARTUP, "Startup"),
+        (SAVE_CONTEXT, "SaveContext"),
+        (LOAD_CONTEXT, "LoadContext"),
+        (FLUSH_SPECIFIC, "FlushSpecific"),
+        (NV_DEFINE_SPACE, "NV_DefineSpace"),
+        (NV_READ_VALUE, "NV_ReadValue"),
+    ];
+
+    /// The ordinal's name as the TPM 1.2 specification spells it (without `TPM_`), or
+    /// its value in hex.
+    pub fn name(ordinal: u32) -> String {
+        NAMES
+            .iter()
+            .find(|(o, _)| *o == ordinal)
+            .map(|(_, n)| n.to_string())
+            .unwrap_or_else(|| format!("{ordinal:#x}"))
+    }
 }
 
 /// Reserved key handles.
