@@ -1,8 +1,8 @@
-//! A swtpm TPM simulator on loopback TCP, for tpmd's tests and `tpmd --simulator`.
+//! A swtpm TPM simulator for tpmd's tests and `tpmd --simulator`.
 //!
-//! [`Simulator::start`] runs `swtpm socket` as a child process with its state in a
-//! directory, waits until it listens, and (for TPM 2.0) provisions the SRK at
-//! 0x81000001. swtpm serves one client at a time, so the harness never keeps a
+//! [`Simulator::start`] runs `swtpm socket` on loopback TCP as a child process with its
+//! state in a directory, waits until it listens, and (for TPM 2.0) provisions the SRK
+//! at 0x81000001. swtpm serves one client at a time, so the harness never keeps a
 //! connection open: tests and the daemon connect through [`Simulator::transport`].
 //! Dropping the [`Simulator`] stops swtpm (SIGTERM, then SIGKILL).
 //!
@@ -10,6 +10,10 @@
 //! a real machine's TPM: the kernel resource manager of `/dev/tpmrm0`
 //! ([`kernel_rm`]), the latency of a real chip ([`latency`]), or both;
 //! [`Simulator::transport`] then leads to the proxy.
+//!
+//! [`Simulator::start_private`] is what `tpmd --simulator` runs: swtpm listens on no
+//! TCP port, only its user can reach it (unix sockets of mode 0600 in a 0700
+//! directory), and it exits with the process that started it, even after `kill -9`.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -33,38 +37,42 @@
 //! # }
 //! ```
 
+mod control;
+mod error;
 pub mod kernel_rm;
 pub mod latency;
 mod ports;
+mod private;
+mod process;
 pub mod proxy;
+mod tcp;
 
-use std::ffi::OsStr;
-use std::fs::{DirBuilder, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use tpmd_tpm2::srk::{provision_srk, SrkError};
+use tpmd_tpm2::srk::provision_srk;
 use tpmd_tpm2::tpm::Tpm;
 use tpmd_tpm2::transport::Transport;
 
-use crate::proxy::{Proxy, ProxyError, ProxyOptions};
+pub(crate) use crate::control::raw_command;
+use crate::control::{startup_command, ControlChannel};
+pub use crate::error::SimulatorError;
+use crate::process::{find_program, lock_holder, lock_taken, prepare_state_dir, setup_tpm12};
+use crate::proxy::{Proxy, ProxyOptions, Upstream};
 
 /// How long swtpm may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long swtpm gets to exit after SIGTERM before SIGKILL.
 const STOP_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long a TPM command sent by the harness may take (Startup after a reset).
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a start waits for another swtpm to let go of the state directory's lock: on
+/// a restart right after a crash, the old swtpm is still on its way out.
+const LOCK_WAIT: Duration = Duration::from_secs(3);
 /// How many port pairs auto-selection tries when another process takes one first.
 const PORT_RETRIES: u32 = 5;
-const LOG_FILE: &str = "swtpm.log";
-const LOG_MARKER: &str = "--- tpmd-simulator:";
 
 /// Which TPM the simulator emulates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -113,88 +121,6 @@ impl SimulatorOptions {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum SimulatorError {
-    #[error("`{0}` is not on PATH; install it with `apt-get install swtpm swtpm-tools`")]
-    MissingProgram(&'static str),
-    #[error("the parent directory of the state directory {0} does not exist; create it first or choose another state directory")]
-    StateDirParentMissing(PathBuf),
-    #[error("{0} exists but is not a directory; choose another state directory")]
-    StateDirNotDirectory(PathBuf),
-    #[error(
-        "cannot create the state directory {path}: {source}; check the permissions of its parent"
-    )]
-    StateDir {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("cannot create a temporary state directory: {0}; check that TMPDIR is writable")]
-    TempDir(#[source] io::Error),
-    #[error(
-        "cannot open the swtpm log {path}: {source}; check that the state directory is writable"
-    )]
-    Log {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("no free pair of loopback ports found; free some ports or pass an explicit port")]
-    NoFreePorts,
-    #[error("cannot run {program}: {source}; check that swtpm is installed correctly")]
-    Spawn {
-        program: &'static str,
-        #[source]
-        source: io::Error,
-    },
-    #[error("swtpm_setup could not prepare TPM 1.2 state in {dir} ({status}): {log_tail}; delete the directory and try again")]
-    Setup {
-        dir: PathBuf,
-        status: ExitStatus,
-        log_tail: String,
-    },
-    #[error("swtpm exited during startup ({status}); see {log}: {log_tail}")]
-    Exited {
-        status: ExitStatus,
-        log: PathBuf,
-        log_tail: String,
-    },
-    #[error("swtpm did not listen on 127.0.0.1:{port} within {} s; see {log}: {log_tail}", START_TIMEOUT.as_secs())]
-    StartTimeout {
-        port: u16,
-        log: PathBuf,
-        log_tail: String,
-    },
-    #[error("cannot connect to the simulator: {0}")]
-    Connect(#[from] tpmd_tpm2::transport::TransportError),
-    #[error("cannot provision the simulator's SRK: {0}")]
-    Srk(#[from] SrkError),
-    #[error("swtpm_ioctl -i on control port {port} failed ({status}): {output}; is the simulator still running?")]
-    Init {
-        port: u16,
-        status: ExitStatus,
-        output: String,
-    },
-    #[error("cannot send Startup to the simulator on port {port}: {source}; swtpm serves one client at a time, so disconnect other clients before reset()")]
-    Startup {
-        port: u16,
-        #[source]
-        source: io::Error,
-    },
-    #[error("the simulator answered Startup(CLEAR) with response code 0x{0:08x}; delete its state directory if this persists")]
-    StartupRc(u32),
-    #[error("cannot start the proxy in front of the simulator: {0}")]
-    Proxy(#[from] ProxyError),
-    #[error("the kernel resource manager model needs a TPM 2.0 simulator; drop the TPM 1.2 option or the kernel resource manager")]
-    KernelRmNeedsTpm2,
-    #[error("cannot stop swtpm (pid {pid}): {source}; kill it by hand")]
-    Stop {
-        pid: u32,
-        #[source]
-        source: io::Error,
-    },
-}
-
 /// A running swtpm. Dropping it stops swtpm; a temporary state directory is removed
 /// afterwards.
 #[derive(Debug)]
@@ -202,169 +128,21 @@ pub struct Simulator {
     child: Option<Child>,
     pid: u32,
     family: Family,
+    /// swtpm's TCP data port; 0 for a private simulator, which has none.
     port: u16,
+    control: ControlChannel,
     state_dir: PathBuf,
     log: PathBuf,
     srk_created: bool,
     proxy: Option<Proxy>,
-    // Declared last so it is dropped after swtpm has been stopped in `Drop::drop`.
-    temp: Option<tempfile::TempDir>,
-}
-
-/// Finds `program` on PATH.
-fn find_program(program: &'static str) -> Result<PathBuf, SimulatorError> {
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join(program))
-        .find(|path| {
-            path.metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-        .ok_or(SimulatorError::MissingProgram(program))
-}
-
-fn prepare_state_dir(dir: &Path) -> Result<(), SimulatorError> {
-    match dir.metadata() {
-        Ok(meta) if meta.is_dir() => return Ok(()),
-        Ok(_) => return Err(SimulatorError::StateDirNotDirectory(dir.to_path_buf())),
-        Err(_) => {}
-    }
-    let parent = match dir.parent() {
-        Some(p) if p.as_os_str().is_empty() => Path::new("."),
-        Some(p) => p,
-        None => Path::new("/"),
-    };
-    if !parent.is_dir() {
-        return Err(SimulatorError::StateDirParentMissing(dir.to_path_buf()));
-    }
-    DirBuilder::new()
-        .mode(0o700)
-        .create(dir)
-        .map_err(|source| SimulatorError::StateDir {
-            path: dir.to_path_buf(),
-            source,
-        })
-}
-
-fn open_log(path: &Path) -> Result<File, SimulatorError> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|source| SimulatorError::Log {
-            path: path.to_path_buf(),
-            source,
-        })
-}
-
-/// The last few lines the log got since the most recent start marker, on one line.
-fn log_tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let since_start = text
-        .rfind(LOG_MARKER)
-        .and_then(|at| text[at..].split_once('\n'))
-        .map_or(text.as_str(), |(_, rest)| rest);
-    let lines: Vec<&str> = since_start
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    let tail = lines[lines.len().saturating_sub(5)..].join(" | ");
-    if tail.is_empty() {
-        "(log is empty)".to_string()
-    } else {
-        tail
-    }
-}
-
-fn log_command(
-    log: &Path,
-    program: &Path,
-    args: &[&OsStr],
-) -> Result<(Stdio, Stdio), SimulatorError> {
-    let mut file = open_log(log)?;
-    let line = std::iter::once(program.as_os_str())
-        .chain(args.iter().copied())
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join(" ");
-    // Best effort: a failed marker write only makes error messages less precise.
-    let _ = writeln!(file, "{LOG_MARKER} {line}");
-    let err = file.try_clone().map_err(|source| SimulatorError::Log {
-        path: log.to_path_buf(),
-        source,
-    })?;
-    Ok((Stdio::from(file), Stdio::from(err)))
-}
-
-/// Creates TPM 1.2 state with a well-known owner and SRK if `dir` has none yet.
-/// Creates a TPM 1.2's state: endorsement key always; owner and SRK with the well-known
-/// secrets when `take_ownership` (otherwise the TPM is left unowned, as shipped).
-fn setup_tpm12(dir: &Path, log: &Path, take_ownership: bool) -> Result<(), SimulatorError> {
-    if dir.join("tpm-00.permall").exists() {
-        return Ok(());
-    }
-    let program = find_program("swtpm_setup")?;
-    let mut args: Vec<&OsStr> = vec![
-        OsStr::new("--tpmstate"),
-        dir.as_os_str(),
-        OsStr::new("--createek"),
-    ];
-    if take_ownership {
-        args.extend([
-            OsStr::new("--take-ownership"),
-            OsStr::new("--owner-well-known"),
-            OsStr::new("--srk-well-known"),
-        ]);
-    }
-    args.push(OsStr::new("--not-overwrite"));
-    let (stdout, stderr) = log_command(log, &program, &args)?;
-    let status = Command::new(&program)
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr)
-        .status()
-        .map_err(|source| SimulatorError::Spawn {
-            program: "swtpm_setup",
-            source,
-        })?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(SimulatorError::Setup {
-            dir: dir.to_path_buf(),
-            status,
-            log_tail: log_tail(log),
-        })
-    }
-}
-
-/// Sends a command to the TPM on the data port and returns the response code.
-fn raw_command(port: u16, command: &[u8]) -> io::Result<u32> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let mut stream = TcpStream::connect_timeout(&addr, COMMAND_TIMEOUT)?;
-    stream.set_read_timeout(Some(COMMAND_TIMEOUT))?;
-    stream.set_write_timeout(Some(COMMAND_TIMEOUT))?;
-    stream.write_all(command)?;
-    // Header: tag (2), size (4), response code (4).
-    let mut header = [0u8; 10];
-    stream.read_exact(&mut header)?;
-    Ok(u32::from_be_bytes([
-        header[6], header[7], header[8], header[9],
-    ]))
-}
-
-enum Launch {
-    Ready(Simulator),
-    /// swtpm exited before listening: with auto-selected ports, most likely because
-    /// another process took a port between selection and bind.
-    Exited(SimulatorError),
+    // Declared after the proxy and removed after swtpm has been stopped in
+    // `Drop::drop`: a private simulator's socket directory, then a temporary state.
+    socket_dir: Option<tempfile::TempDir>,
+    _temp: Option<tempfile::TempDir>,
 }
 
 impl Simulator {
-    /// Starts swtpm as described by `opts` and waits until it listens.
+    /// Starts swtpm on loopback TCP as described by `opts` and waits until it listens.
     pub fn start(opts: SimulatorOptions) -> Result<Simulator, SimulatorError> {
         Self::start_inner(opts, None)
     }
@@ -386,10 +164,14 @@ impl Simulator {
         Self::start_temporary()?.with_proxy(proxy)
     }
 
-    /// Puts a proxy in front of this simulator (replacing any earlier one).
+    /// Puts a proxy in front of this simulator (replacing any earlier one). A private
+    /// simulator keeps the proxy it was started with.
     pub fn with_proxy(mut self, proxy: ProxyOptions) -> Result<Simulator, SimulatorError> {
         if proxy.kernel_rm && self.family != Family::Tpm2 {
             return Err(SimulatorError::KernelRmNeedsTpm2);
+        }
+        if self.is_private() {
+            return Err(SimulatorError::Proxy(proxy::ProxyError::PrivateProxy));
         }
         self.proxy = None;
         self.proxy = Some(Proxy::start(self.port, proxy)?);
@@ -409,12 +191,7 @@ impl Simulator {
         port: Option<u16>,
         provision_srk: bool,
     ) -> Result<Simulator, SimulatorError> {
-        let temp = tempfile::Builder::new()
-            .prefix("tpmd-simulator-")
-            .tempdir()
-            .map_err(SimulatorError::TempDir)?;
-        std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o700))
-            .map_err(SimulatorError::TempDir)?;
+        let temp = temp_state_dir()?;
         let opts = SimulatorOptions {
             family,
             state_dir: temp.path().to_path_buf(),
@@ -424,20 +201,147 @@ impl Simulator {
         Self::start_inner(opts, Some(temp))
     }
 
+    /// Starts a simulator that only its user can reach and that cannot outlive this
+    /// process, behind a proxy as described by `proxy` (the kernel resource manager
+    /// model and a latency profile are allowed, TCP listeners are not):
+    ///
+    /// - swtpm listens on no TCP port. Its data channel is a socket pair whose other end
+    ///   the proxy holds; clients reach the TPM through the proxy's unix socket
+    ///   ([`Simulator::transport`]). Its control channel ([`Simulator::control_socket`],
+    ///   for `swtpm_ioctl --unix`) and the proxy's socket are mode 0600, in a fresh
+    ///   directory of mode 0700 inside the state directory.
+    /// - swtpm runs with `--terminate`: when its data channel closes, it exits. The
+    ///   kernel closes the channel when this process dies, however it dies.
+    /// - A start right after such a death waits (briefly) for the old swtpm to let go
+    ///   of the state directory's lock.
+    ///
+    /// `opts.port` must be `None`.
+    pub fn start_private(
+        opts: SimulatorOptions,
+        proxy: ProxyOptions,
+    ) -> Result<Simulator, SimulatorError> {
+        if opts.port.is_some() {
+            return Err(SimulatorError::PrivatePort);
+        }
+        if proxy.kernel_rm && opts.family != Family::Tpm2 {
+            return Err(SimulatorError::KernelRmNeedsTpm2);
+        }
+        if proxy.tcp || proxy.mssim {
+            return Err(SimulatorError::Proxy(proxy::ProxyError::PrivateTcp));
+        }
+        let swtpm = find_program("swtpm")?;
+        prepare_state_dir(&opts.state_dir)?;
+        let log = opts.state_dir.join(process::LOG_FILE);
+        if opts.family == Family::Tpm12 {
+            setup_tpm12(&opts.state_dir, &log, opts.provision_srk)?;
+        }
+        let socket_dir = private::socket_dir(&opts.state_dir)?;
+        let ctrl = socket_dir.path().join(private::CTRL_SOCKET);
+        let lock_deadline = Instant::now() + LOCK_WAIT;
+        let (child, channel) = loop {
+            match private::launch(&swtpm, opts.family, &opts.state_dir, &ctrl, &log)? {
+                private::Launched::Ready { child, channel } => break (child, channel),
+                private::Launched::Exited(status) => {
+                    Self::wait_for_lock(&opts.state_dir, &log, lock_deadline, || {
+                        SimulatorError::Exited {
+                            status,
+                            log: log.clone(),
+                            log_tail: process::log_tail(&log),
+                        }
+                    })?;
+                }
+            }
+        };
+        // swtpm holds the state's lock now: no other simulator uses this state.
+        private::remove_stale_socket_dirs(&opts.state_dir, socket_dir.path());
+        let mut sim = Simulator {
+            pid: child.id(),
+            child: Some(child),
+            family: opts.family,
+            port: 0,
+            control: ControlChannel::Unix(ctrl),
+            state_dir: opts.state_dir.clone(),
+            log,
+            srk_created: false,
+            proxy: None,
+            socket_dir: None,
+            _temp: None,
+        };
+        let upstream = Upstream::pair(channel).map_err(|source| SimulatorError::Spawn {
+            program: "swtpm",
+            source,
+        })?;
+        let socket = socket_dir.path().join(private::TPM_SOCKET);
+        sim.socket_dir = Some(socket_dir);
+        sim.proxy = Some(Proxy::start_private(upstream, socket, proxy)?);
+        if opts.family == Family::Tpm2 && opts.provision_srk {
+            let mut tpm = Tpm::open(&sim.transport(), None)?;
+            sim.srk_created = provision_srk(&mut tpm)?;
+        }
+        if let Some(proxy) = &sim.proxy {
+            // What users measure starts here.
+            proxy.reset_counts();
+        }
+        Ok(sim)
+    }
+
+    /// Like [`Simulator::start_private`], in a fresh temporary state directory removed
+    /// when the simulator is dropped.
+    pub fn start_private_in_tempdir(
+        family: Family,
+        provision_srk: bool,
+        proxy: ProxyOptions,
+    ) -> Result<Simulator, SimulatorError> {
+        let temp = temp_state_dir()?;
+        let opts = SimulatorOptions {
+            family,
+            state_dir: temp.path().to_path_buf(),
+            port: None,
+            provision_srk,
+        };
+        let mut sim = Self::start_private(opts, proxy)?;
+        sim._temp = Some(temp);
+        Ok(sim)
+    }
+
+    /// After swtpm exited during startup: waits a little if another swtpm holds the
+    /// state's lock (and `deadline` has not passed), else fails with `exited()`.
+    fn wait_for_lock(
+        state_dir: &Path,
+        log: &Path,
+        deadline: Instant,
+        exited: impl FnOnce() -> SimulatorError,
+    ) -> Result<(), SimulatorError> {
+        if !lock_taken(log) {
+            return Err(exited());
+        }
+        if Instant::now() >= deadline {
+            return Err(SimulatorError::StateInUse {
+                dir: state_dir.to_path_buf(),
+                holder: lock_holder(state_dir),
+            });
+        }
+        tracing::debug!(
+            "another swtpm holds the lock on {}; waiting",
+            state_dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        Ok(())
+    }
+
     fn start_inner(
         opts: SimulatorOptions,
         temp: Option<tempfile::TempDir>,
     ) -> Result<Simulator, SimulatorError> {
         let swtpm = find_program("swtpm")?;
         prepare_state_dir(&opts.state_dir)?;
-        let log = opts.state_dir.join(LOG_FILE);
+        let log = opts.state_dir.join(process::LOG_FILE);
         if opts.family == Family::Tpm12 {
             setup_tpm12(&opts.state_dir, &log, opts.provision_srk)?;
         }
-        let mut temp = temp;
+        let lock_deadline = Instant::now() + LOCK_WAIT;
         let mut attempt = 0;
-        let mut sim = loop {
-            attempt += 1;
+        let (child, port) = loop {
             let port = match opts.port {
                 Some(port) => {
                     ports::reserve_pair(port);
@@ -445,20 +349,35 @@ impl Simulator {
                 }
                 None => ports::pick_pair(64).ok_or(SimulatorError::NoFreePorts)?,
             };
-            match Self::launch(&swtpm, &opts, port, &log)? {
-                Launch::Ready(mut sim) => {
-                    sim.temp = temp.take();
-                    break sim;
-                }
-                Launch::Exited(err) => {
+            match tcp::launch(&swtpm, opts.family, &opts.state_dir, port, &log)? {
+                tcp::Launched::Ready(child) => break (child, port),
+                tcp::Launched::Exited(err) => {
                     ports::release_pair(port);
-                    let port_taken = log_tail(&log).contains("Address already in use");
-                    if opts.port.is_some() || !port_taken || attempt >= PORT_RETRIES {
+                    let port_taken = process::log_tail(&log).contains("Address already in use");
+                    if !port_taken {
+                        Self::wait_for_lock(&opts.state_dir, &log, lock_deadline, || err)?;
+                        continue;
+                    }
+                    attempt += 1;
+                    if opts.port.is_some() || attempt >= PORT_RETRIES {
                         return Err(err);
                     }
                     tracing::debug!("swtpm exited during startup, retrying on other ports: {err}");
                 }
             }
+        };
+        let mut sim = Simulator {
+            pid: child.id(),
+            child: Some(child),
+            family: opts.family,
+            port,
+            control: ControlChannel::Tcp(port.saturating_add(1)),
+            state_dir: opts.state_dir.clone(),
+            log,
+            srk_created: false,
+            proxy: None,
+            socket_dir: None,
+            _temp: temp,
         };
         if opts.family == Family::Tpm2 && opts.provision_srk {
             // swtpm serves one client at a time: drop the connection before returning.
@@ -468,104 +387,43 @@ impl Simulator {
         Ok(sim)
     }
 
-    fn launch(
-        swtpm: &Path,
-        opts: &SimulatorOptions,
-        port: u16,
-        log: &Path,
-    ) -> Result<Launch, SimulatorError> {
-        let ctrl_port = port.checked_add(1).ok_or(SimulatorError::NoFreePorts)?;
-        let server = format!("type=tcp,port={port}");
-        let ctrl = format!("type=tcp,port={ctrl_port}");
-        let mut state = std::ffi::OsString::from("dir=");
-        state.push(&opts.state_dir);
-        let mut args: Vec<&OsStr> = vec![OsStr::new("socket")];
-        if opts.family == Family::Tpm2 {
-            args.push(OsStr::new("--tpm2"));
-        }
-        args.extend([
-            OsStr::new("--server"),
-            OsStr::new(&server),
-            OsStr::new("--ctrl"),
-            OsStr::new(&ctrl),
-            OsStr::new("--tpmstate"),
-            &state,
-            OsStr::new("--flags"),
-            OsStr::new("not-need-init,startup-clear"),
-        ]);
-        let (stdout, stderr) = log_command(log, swtpm, &args)?;
-        let child = Command::new(swtpm)
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr)
-            .spawn()
-            .map_err(|source| SimulatorError::Spawn {
-                program: "swtpm",
-                source,
-            })?;
-        let mut sim = Simulator {
-            pid: child.id(),
-            child: Some(child),
-            family: opts.family,
-            port,
-            state_dir: opts.state_dir.clone(),
-            log: log.to_path_buf(),
-            srk_created: false,
-            proxy: None,
-            temp: None,
-        };
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Some(status) = sim.try_wait()? {
-                return Ok(Launch::Exited(SimulatorError::Exited {
-                    status,
-                    log: log.to_path_buf(),
-                    log_tail: log_tail(log),
-                }));
-            }
-            if sim.listening() {
-                return Ok(Launch::Ready(sim));
-            }
-            if Instant::now() >= deadline {
-                // `sim` is dropped here, which stops swtpm.
-                return Err(SimulatorError::StartTimeout {
-                    port,
-                    log: log.to_path_buf(),
-                    log_tail: log_tail(log),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+    /// Whether this simulator was started with [`Simulator::start_private`].
+    pub fn is_private(&self) -> bool {
+        matches!(self.control, ControlChannel::Unix(_))
     }
 
-    /// Whether our swtpm (not some other process) listens on both ports and accepts.
-    fn listening(&self) -> bool {
-        let ours = [self.port, self.ctrl_port()]
-            .iter()
-            .map(|&p| ports::listened_by(self.pid, p))
-            .all(|owned| owned != Some(false));
-        ours && TcpStream::connect_timeout(
-            &SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)),
-            Duration::from_millis(200),
-        )
-        .is_ok()
-    }
-
-    /// The TPM data port (P).
+    /// The TPM data port (P); 0 for a private simulator, which has none.
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// The swtpm control port (P+1).
+    /// The swtpm control port (P+1); 0 for a private simulator (see
+    /// [`Simulator::control_socket`]).
     pub fn ctrl_port(&self) -> u16 {
-        self.port.saturating_add(1)
+        match self.control {
+            ControlChannel::Tcp(port) => port,
+            ControlChannel::Unix(_) => 0,
+        }
+    }
+
+    /// A private simulator's control channel, a unix socket for `swtpm_ioctl --unix`.
+    pub fn control_socket(&self) -> Option<&Path> {
+        match &self.control {
+            ControlChannel::Unix(path) => Some(path),
+            ControlChannel::Tcp(_) => None,
+        }
+    }
+
+    /// A private simulator's socket directory (mode 0700), which holds the proxy's
+    /// socket and swtpm's control socket.
+    pub fn socket_dir(&self) -> Option<&Path> {
+        self.socket_dir.as_ref().map(tempfile::TempDir::path)
     }
 
     /// How to reach this simulator: swtpm's data port (`swtpm:host=127.0.0.1,port=P`),
     /// or with a proxy its unix socket: `tpmrm:path=...` for the kernel resource manager
     /// model, where a client keeps one connection per space as it would keep
-    /// /dev/tpmrm0 open, else `swtpm:path=...`.
+    /// /dev/tpmrm0 open, else `swtpm:path=...`. A private simulator always has a proxy.
     pub fn transport(&self) -> Transport {
         match &self.proxy {
             Some(proxy) if proxy.kernel_rm() => {
@@ -579,7 +437,8 @@ impl Simulator {
     /// A TCP address for tss-esapi, whose swtpm TCTI takes a host and port only: the
     /// proxy's TCP port if it has one, else swtpm's. That TCTI connects anew for every
     /// command, so through the kernel model each of its commands is a fresh space; use
-    /// [`Proxy::mssim_tcti`] there.
+    /// [`Proxy::mssim_tcti`] there. A private simulator has no TCP address: this is
+    /// then [`Simulator::transport`].
     pub fn tcp_transport(&self) -> Transport {
         match self.proxy.as_ref().and_then(Proxy::tcp_port) {
             Some(port) => Transport::swtpm_tcp(port),
@@ -587,9 +446,15 @@ impl Simulator {
         }
     }
 
-    /// swtpm itself, bypassing any proxy.
+    /// swtpm itself, bypassing any proxy. A private simulator cannot be reached around
+    /// its proxy: this is then [`Simulator::transport`].
     pub fn swtpm_transport(&self) -> Transport {
-        Transport::swtpm_tcp(self.port)
+        match (&self.control, &self.proxy) {
+            (ControlChannel::Unix(_), Some(proxy)) => {
+                Transport::SwtpmUnix(proxy.socket_path().to_path_buf())
+            }
+            _ => Transport::swtpm_tcp(self.port),
+        }
     }
 
     /// The proxy in front of swtpm, if started with one.
@@ -633,29 +498,23 @@ impl Simulator {
     }
 
     /// Power-cycles the TPM: `swtpm_ioctl -i` (TPM_Init) on the control channel, then
-    /// Startup(CLEAR) on the data port. Afterwards transient objects, sessions and
+    /// Startup(CLEAR) on the data channel. Afterwards transient objects, sessions and
     /// saved contexts are gone (ContextLoad fails); persistent objects such as the SRK
-    /// and NV stay. No client may hold the data connection while this runs; the proxy,
-    /// if any, lets go of it and holds its clients back meanwhile.
+    /// and NV stay. No client may hold swtpm's data connection while this runs; the
+    /// proxy, if any, holds its clients back meanwhile (and sends Startup itself on a
+    /// private simulator's channel, which it never lets go of).
     pub fn reset(&self) -> Result<(), SimulatorError> {
-        match &self.proxy {
-            Some(proxy) => proxy.with_tpm_released(|| self.power_cycle()),
-            None => self.power_cycle(),
-        }
-    }
-
-    fn power_cycle(&self) -> Result<(), SimulatorError> {
-        self.init_only()?;
-        let startup: &[u8] = match self.family {
-            // TPM2_Startup(TPM_SU_CLEAR): TPM_ST_NO_SESSIONS, size 12, TPM_CC_Startup.
-            Family::Tpm2 => &[0x80, 0x01, 0, 0, 0, 12, 0, 0, 0x01, 0x44, 0, 0],
-            // TPM_Startup(TPM_ST_CLEAR): TPM_TAG_RQU_COMMAND, size 12, TPM_ORD_Startup.
-            Family::Tpm12 => &[0x00, 0xc1, 0, 0, 0, 12, 0, 0, 0, 0x99, 0, 1],
+        let startup = startup_command(self.family);
+        let rc = match &self.proxy {
+            Some(proxy) if self.is_private() => proxy.with_tpm_held(|send| {
+                self.init_only()?;
+                send(startup)
+                    .and_then(|response| control::response_code(&response))
+                    .map_err(|source| self.startup_error(source))
+            })?,
+            Some(proxy) => proxy.with_tpm_released(|| self.tcp_power_cycle(startup))?,
+            None => self.tcp_power_cycle(startup)?,
         };
-        let rc = raw_command(self.port, startup).map_err(|source| SimulatorError::Startup {
-            port: self.port,
-            source,
-        })?;
         if rc == 0 {
             Ok(())
         } else {
@@ -663,31 +522,23 @@ impl Simulator {
         }
     }
 
+    fn tcp_power_cycle(&self, startup: &[u8]) -> Result<u32, SimulatorError> {
+        self.init_only()?;
+        raw_command(self.port, startup).map_err(|source| self.startup_error(source))
+    }
+
+    fn startup_error(&self, source: std::io::Error) -> SimulatorError {
+        SimulatorError::Startup {
+            target: self.transport().to_string(),
+            source,
+        }
+    }
+
     /// Only the TPM_Init half of [`Simulator::reset`]: the TPM then refuses every
     /// command with TPM_RC_INITIALIZE until a client sends Startup. Useful to test a
     /// daemon that keeps its connection open across a reset.
     pub fn init_only(&self) -> Result<(), SimulatorError> {
-        let program = find_program("swtpm_ioctl")?;
-        let target = format!("127.0.0.1:{}", self.ctrl_port());
-        let output = Command::new(program)
-            .args(["--tcp", &target, "-i"])
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|source| SimulatorError::Spawn {
-                program: "swtpm_ioctl",
-                source,
-            })?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            let mut text = String::from_utf8_lossy(&output.stderr).into_owned();
-            text.push_str(&String::from_utf8_lossy(&output.stdout));
-            Err(SimulatorError::Init {
-                port: self.ctrl_port(),
-                status: output.status,
-                output: text.split_whitespace().collect::<Vec<_>>().join(" "),
-            })
-        }
+        self.control.init()
     }
 
     /// Stops swtpm (SIGTERM, SIGKILL after a few seconds) and waits for it.
@@ -696,7 +547,8 @@ impl Simulator {
     }
 
     fn terminate(&mut self) -> Result<(), SimulatorError> {
-        // The proxy's clients go first, so none of them talks to a dying swtpm.
+        // The proxy's clients go first, so none of them talks to a dying swtpm. A
+        // private swtpm's channel closes with the proxy, which alone ends swtpm.
         self.proxy = None;
         let Some(mut child) = self.child.take() else {
             return Ok(());
@@ -722,9 +574,22 @@ impl Simulator {
             child.kill().map_err(stop_err)?;
             child.wait().map(|_| ()).map_err(stop_err)
         })();
-        ports::release_pair(self.port);
+        if !self.is_private() {
+            ports::release_pair(self.port);
+        }
         result
     }
+}
+
+/// A fresh temporary state directory of mode 0700.
+fn temp_state_dir() -> Result<tempfile::TempDir, SimulatorError> {
+    let temp = tempfile::Builder::new()
+        .prefix("tpmd-simulator-")
+        .tempdir()
+        .map_err(SimulatorError::TempDir)?;
+    std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o700))
+        .map_err(SimulatorError::TempDir)?;
+    Ok(temp)
 }
 
 impl Drop for Simulator {

@@ -17,9 +17,13 @@ use tpmd_simulator::{Family, Simulator, SimulatorError, SimulatorOptions};
 ///
 /// Once ready, prints `TPMD_TRANSPORT=swtpm:host=127.0.0.1,port=P` on stdout; stops
 /// swtpm on SIGINT or SIGTERM. With --kernel-rm or --latency, a proxy stands in front
-/// of swtpm: TPMD_TRANSPORT is then its unix socket (`swtpm:path=...`), and stdout also
-/// gives a TCTI for tpm2-tools and tss-esapi (`TPMD_MSSIM_TCTI=mssim:...`) and the
-/// proxy's swtpm-protocol TCP port (`TPMD_TCP_TRANSPORT=swtpm:host=...,port=Q`).
+/// of swtpm: TPMD_TRANSPORT is then its unix socket (`swtpm:path=...`, or
+/// `tpmrm:path=...` with --kernel-rm), and stdout also gives a TCTI for tpm2-tools and
+/// tss-esapi (`TPMD_MSSIM_TCTI=mssim:...`) and the proxy's swtpm-protocol TCP port
+/// (`TPMD_TCP_TRANSPORT=swtpm:host=...,port=Q`).
+///
+/// With --private, nothing listens on TCP: TPMD_TRANSPORT is a unix socket only your
+/// user can reach, and swtpm exits with tpmd-simulator, even after `kill -9`.
 #[derive(Debug, Parser)]
 #[command(name = "tpmd-simulator", version)]
 struct Args {
@@ -28,8 +32,13 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
     /// Data port P; the control channel uses P+1. Default: a free pair.
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", conflicts_with = "private")]
     port: Option<u16>,
+    /// Reachable by your user only (unix sockets of mode 0600 in a 0700 directory, no
+    /// TCP), and swtpm exits when tpmd-simulator does, however it ends: what
+    /// `tpmd --simulator` runs.
+    #[arg(long)]
+    private: bool,
     /// Emulate a TPM 1.2 (well-known owner and SRK secrets) instead of a TPM 2.0.
     #[arg(long)]
     tpm12: bool,
@@ -80,28 +89,51 @@ fn run(args: Args) -> Result<(), MainError> {
     if args.kernel_rm && family != Family::Tpm2 {
         return Err(SimulatorError::KernelRmNeedsTpm2.into());
     }
-    let mut sim = match args.state_dir {
-        Some(dir) => Simulator::start(SimulatorOptions {
-            family,
-            state_dir: dir,
-            port: args.port,
-            provision_srk: !args.no_provision,
-        })?,
-        None => Simulator::start_in_tempdir(family, args.port, !args.no_provision)?,
-    };
-    if args.kernel_rm || latency.is_some() {
-        sim = sim.with_proxy(ProxyOptions {
+    let provision = !args.no_provision;
+    let mut sim = if args.private {
+        let proxy = ProxyOptions {
             kernel_rm: args.kernel_rm,
             latency,
-            tcp: true,
-            mssim: true,
-            capture: false,
-        })?;
-    }
+            ..ProxyOptions::default()
+        };
+        match args.state_dir {
+            Some(dir) => Simulator::start_private(
+                SimulatorOptions {
+                    family,
+                    state_dir: dir,
+                    port: None,
+                    provision_srk: provision,
+                },
+                proxy,
+            )?,
+            None => Simulator::start_private_in_tempdir(family, provision, proxy)?,
+        }
+    } else {
+        let sim = match args.state_dir {
+            Some(dir) => Simulator::start(SimulatorOptions {
+                family,
+                state_dir: dir,
+                port: args.port,
+                provision_srk: provision,
+            })?,
+            None => Simulator::start_in_tempdir(family, args.port, provision)?,
+        };
+        if args.kernel_rm || latency.is_some() {
+            sim.with_proxy(ProxyOptions {
+                kernel_rm: args.kernel_rm,
+                latency,
+                tcp: true,
+                mssim: true,
+                capture: false,
+            })?
+        } else {
+            sim
+        }
+    };
     let mut stdout = std::io::stdout();
     // If stdout is closed nobody learns the port, but the simulator still works.
     let _ = writeln!(stdout, "TPMD_TRANSPORT={}", sim.transport());
-    if let Some(proxy) = sim.proxy() {
+    if let Some(proxy) = sim.proxy().filter(|_| !sim.is_private()) {
         if let Some(tcti) = proxy.mssim_tcti() {
             let _ = writeln!(stdout, "TPMD_MSSIM_TCTI={tcti}");
         }
@@ -123,15 +155,17 @@ fn run(args: Args) -> Result<(), MainError> {
             "tpmd-simulator: proxy in front of swtpm models {model}, at {speed}; unix socket {}",
             proxy.socket_path().display()
         );
-        if proxy.kernel_rm() {
+        if proxy.kernel_rm() && !sim.is_private() {
             eprintln!("tpmd-simulator: the swtpm TCTI (TPMD_TCP_TRANSPORT) connects once per command, so through the kernel model every command is a new space; keep a connection with TPMD_TRANSPORT or TPMD_MSSIM_TCTI");
         }
     }
+    let channels = match sim.control_socket() {
+        Some(ctrl) => format!("private, control socket {}", ctrl.display()),
+        None => format!("on port {} (control {})", sim.port(), sim.ctrl_port()),
+    };
     eprintln!(
-        "tpmd-simulator: {} on port {} (control {}), state in {}, pid {}",
+        "tpmd-simulator: {} {channels}, state in {}, pid {}",
         sim.family(),
-        sim.port(),
-        sim.ctrl_port(),
         sim.state_dir().display(),
         sim.pid()
     );

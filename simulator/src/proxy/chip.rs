@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -16,33 +17,71 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Larger than any TPM 2.0 or 1.2 response.
 const MAX_RESPONSE: usize = 64 * 1024;
 
-/// The connection to swtpm's data port, opened on first use and reopened after an error.
+/// The byte stream to swtpm's data channel.
+#[derive(Debug)]
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    fn as_rw(&mut self) -> &mut dyn ReadWrite {
+        match self {
+            Stream::Tcp(s) => s,
+            Stream::Unix(s) => s,
+        }
+    }
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+/// The connection to swtpm's data channel. On a TCP port it is opened on first use and
+/// reopened after an error. A private simulator's channel is one end of a socket pair
+/// (the other is swtpm's): it cannot be reopened, and closing it ends swtpm.
 #[derive(Debug)]
 pub(crate) struct Upstream {
-    addr: SocketAddr,
-    stream: Option<TcpStream>,
+    /// `None` for the socket pair.
+    addr: Option<SocketAddr>,
+    stream: Option<Stream>,
 }
 
 impl Upstream {
-    pub(crate) fn new(port: u16) -> Upstream {
+    pub(crate) fn tcp(port: u16) -> Upstream {
         Upstream {
-            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            addr: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
             stream: None,
         }
     }
 
-    /// Closes the connection, so that another client of swtpm (which serves one at a
-    /// time) can be served.
-    pub(crate) fn disconnect(&mut self) {
-        self.stream = None;
+    pub(crate) fn pair(stream: UnixStream) -> io::Result<Upstream> {
+        stream.set_read_timeout(Some(RESPONSE_TIMEOUT))?;
+        Ok(Upstream {
+            addr: None,
+            stream: Some(Stream::Unix(stream)),
+        })
     }
 
-    fn connected(&mut self) -> io::Result<&mut TcpStream> {
+    /// Closes a TCP connection, so that another client of swtpm (which serves one at a
+    /// time) can be served. The socket pair is kept: it is swtpm's only channel.
+    pub(crate) fn disconnect(&mut self) {
+        if self.addr.is_some() {
+            self.stream = None;
+        }
+    }
+
+    fn connected(&mut self) -> io::Result<&mut Stream> {
         if self.stream.is_none() {
-            let stream = TcpStream::connect_timeout(&self.addr, CONNECT_TIMEOUT)?;
+            let Some(addr) = self.addr else {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotConnected,
+                    "the channel to the private swtpm broke; swtpm has exited",
+                ));
+            };
+            let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
             stream.set_read_timeout(Some(RESPONSE_TIMEOUT))?;
             stream.set_nodelay(true)?;
-            self.stream = Some(stream);
+            self.stream = Some(Stream::Tcp(stream));
         }
         self.stream
             .as_mut()
@@ -51,14 +90,16 @@ impl Upstream {
 
     /// Sends one command and reads its response.
     pub(crate) fn exchange(&mut self, command: &[u8]) -> io::Result<Vec<u8>> {
-        let result = Self::exchange_on(self.connected()?, command);
+        let result = Self::exchange_on(self.connected()?.as_rw(), command);
         if result.is_err() {
+            // Out of step with swtpm: on the socket pair this also ends swtpm, which
+            // is what a TPM that stopped answering deserves.
             self.stream = None;
         }
         result
     }
 
-    fn exchange_on(stream: &mut TcpStream, command: &[u8]) -> io::Result<Vec<u8>> {
+    fn exchange_on(stream: &mut dyn ReadWrite, command: &[u8]) -> io::Result<Vec<u8>> {
         stream.write_all(command)?;
         let mut response = vec![0u8; wire::HEADER_SIZE];
         stream.read_exact(&mut response)?;
@@ -100,9 +141,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Chip {
-    pub(crate) fn new(swtpm_port: u16, latency: Option<LatencyProfile>, capture: bool) -> Chip {
+    pub(crate) fn new(upstream: Upstream, latency: Option<LatencyProfile>, capture: bool) -> Chip {
         Chip {
-            upstream: Mutex::new(Upstream::new(swtpm_port)),
+            upstream: Mutex::new(upstream),
             counts: Mutex::new(BTreeMap::new()),
             sequence: Mutex::new(Vec::new()),
             capture: capture.then(|| Mutex::new(Vec::new())),
@@ -165,6 +206,7 @@ impl ChipAccess<'_> {
         self.upstream.exchange(command)
     }
 
+    /// Lets go of a TCP connection to swtpm (see [`Upstream::disconnect`]).
     pub(crate) fn disconnect(&mut self) {
         self.upstream.disconnect();
     }

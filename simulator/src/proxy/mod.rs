@@ -40,6 +40,7 @@ use nix::errno::Errno;
 use crate::kernel_rm::{wire, CommandTable, Space, Transmit};
 use crate::latency::LatencyProfile;
 use crate::ports;
+pub(crate) use chip::Upstream;
 use chip::{Chip, ChipAccess};
 
 const SOCKET_NAME: &str = "tpm.sock";
@@ -105,8 +106,12 @@ pub enum ProxyError {
     },
     #[error("no free pair of loopback ports for the proxy; free some ports")]
     NoFreePorts,
-    #[error("cannot read the TPM's command list from swtpm on port {port}: {reason}; is it a TPM 2.0 and running?")]
-    Commands { port: u16, reason: String },
+    #[error("cannot read the TPM's command list from swtpm on {swtpm}: {reason}; is it a TPM 2.0 and running?")]
+    Commands { swtpm: String, reason: String },
+    #[error("a private simulator is reachable through its unix socket only; TCP listeners are not offered")]
+    PrivateTcp,
+    #[error("a private simulator keeps the proxy it was started with; choose the proxy's options in start_private")]
+    PrivateProxy,
 }
 
 /// A client connection, kept so that stopping the proxy can end it.
@@ -130,7 +135,6 @@ impl Conn {
 struct Shared {
     chip: Chip,
     commands: Option<CommandTable>,
-    swtpm_ctrl: SocketAddr,
     stopping: AtomicBool,
     next_id: AtomicU64,
     conns: Mutex<BTreeMap<u64, Conn>>,
@@ -173,28 +177,17 @@ pub struct Proxy {
     socket: PathBuf,
     tcp_port: Option<u16>,
     mssim_port: Option<u16>,
-    // Declared last: removed after the listeners are gone.
-    _dir: tempfile::TempDir,
+    /// The directory of the socket when the proxy made it. Declared last: removed after
+    /// the listeners are gone.
+    dir: Option<tempfile::TempDir>,
 }
 
 impl Proxy {
     /// Starts a proxy for the swtpm whose data port is `swtpm_port` (control on the
-    /// next port). With the kernel model it first reads the TPM's command list, as the
-    /// kernel does at boot (not counted).
+    /// next port), listening in a fresh private directory. With the kernel model it
+    /// first reads the TPM's command list, as the kernel does at boot (not counted).
     pub fn start(swtpm_port: u16, options: ProxyOptions) -> Result<Proxy, ProxyError> {
         let ctrl_port = swtpm_port.checked_add(1).ok_or(ProxyError::NoFreePorts)?;
-        let chip = Chip::new(swtpm_port, options.latency.clone(), options.capture);
-        let commands = if options.kernel_rm {
-            let mut access = chip.access();
-            let table = read_command_table(&mut access).map_err(|reason| ProxyError::Commands {
-                port: swtpm_port,
-                reason,
-            })?;
-            drop(access);
-            Some(table)
-        } else {
-            None
-        };
         let dir = tempfile::Builder::new()
             .prefix("tpmd-proxy-")
             .tempdir()
@@ -202,14 +195,62 @@ impl Proxy {
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
             .map_err(ProxyError::Dir)?;
         let socket = dir.path().join(SOCKET_NAME);
-        let unix = UnixListener::bind(&socket).map_err(|source| ProxyError::Listen {
+        let ctrl = SocketAddr::from((Ipv4Addr::LOCALHOST, ctrl_port));
+        let mut proxy = Self::launch(
+            Upstream::tcp(swtpm_port),
+            Some(ctrl),
+            socket,
+            options,
+            &swtpm_port.to_string(),
+        )?;
+        proxy.dir = Some(dir);
+        Ok(proxy)
+    }
+
+    /// Starts a proxy for a private swtpm whose data channel is `upstream` (a socket
+    /// pair, see [`crate::Simulator::start_private`]), listening on `socket` (mode
+    /// 0600). The proxy then is the only way to swtpm, so it takes no TCP listeners.
+    pub(crate) fn start_private(
+        upstream: Upstream,
+        socket: PathBuf,
+        options: ProxyOptions,
+    ) -> Result<Proxy, ProxyError> {
+        if options.tcp || options.mssim {
+            return Err(ProxyError::PrivateTcp);
+        }
+        Self::launch(upstream, None, socket, options, "its socket pair")
+    }
+
+    fn launch(
+        upstream: Upstream,
+        swtpm_ctrl: Option<SocketAddr>,
+        socket: PathBuf,
+        options: ProxyOptions,
+        swtpm_name: &str,
+    ) -> Result<Proxy, ProxyError> {
+        let chip = Chip::new(upstream, options.latency.clone(), options.capture);
+        let commands = if options.kernel_rm {
+            let mut access = chip.access();
+            let table = read_command_table(&mut access).map_err(|reason| ProxyError::Commands {
+                swtpm: swtpm_name.to_string(),
+                reason,
+            })?;
+            drop(access);
+            Some(table)
+        } else {
+            None
+        };
+        let listen_err = |source| ProxyError::Listen {
             what: socket.display().to_string(),
             source,
-        })?;
+        };
+        let unix = UnixListener::bind(&socket).map_err(listen_err)?;
+        // The directory already keeps other users out; the mode says so again.
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
+            .map_err(listen_err)?;
         let shared = Arc::new(Shared {
             chip,
             commands,
-            swtpm_ctrl: SocketAddr::from((Ipv4Addr::LOCALHOST, ctrl_port)),
             stopping: AtomicBool::new(false),
             next_id: AtomicU64::new(0),
             conns: Mutex::new(BTreeMap::new()),
@@ -221,15 +262,20 @@ impl Proxy {
             socket,
             tcp_port: None,
             mssim_port: None,
-            _dir: dir,
+            dir: None,
         };
         if options.tcp {
-            let (data, ctrl, port) = Self::listen_pair()?;
+            let Some(ctrl) = swtpm_ctrl else {
+                return Err(ProxyError::PrivateTcp);
+            };
+            let (data, ctrl_listener, port) = Self::listen_pair()?;
             proxy.tcp_port = Some(port);
             proxy
                 .shared
                 .spawn(move |shared| accept_tcp(data, shared, Framing::Swtpm));
-            proxy.shared.spawn(move |shared| accept_ctrl(ctrl, shared));
+            proxy
+                .shared
+                .spawn(move |shared| accept_ctrl(ctrl_listener, ctrl, shared));
         }
         if options.mssim {
             let (data, platform, port) = Self::listen_pair()?;
@@ -320,12 +366,23 @@ impl Proxy {
         self.shared.chip.reset_counts();
     }
 
-    /// Runs `f` while holding the TPM with the proxy's connection to swtpm closed, so
-    /// that `f` can talk to swtpm itself (swtpm serves one client at a time).
+    /// Runs `f` while holding the TPM with the proxy's TCP connection to swtpm closed,
+    /// so that `f` can talk to swtpm itself (swtpm serves one client at a time).
     pub fn with_tpm_released<T>(&self, f: impl FnOnce() -> T) -> T {
         let mut access = self.shared.chip.access();
         access.disconnect();
         f()
+    }
+
+    /// Runs `f` while holding the TPM, with a function that sends a command to swtpm
+    /// through the proxy's own channel, neither counted nor delayed: how a private
+    /// simulator, whose only channel the proxy holds, is reset.
+    pub(crate) fn with_tpm_held<T>(
+        &self,
+        f: impl FnOnce(&mut dyn FnMut(&[u8]) -> io::Result<Vec<u8>>) -> T,
+    ) -> T {
+        let mut access = self.shared.chip.access();
+        f(&mut |command| access.transmit_uncounted(command))
     }
 
     fn wake_listeners(&self) {
@@ -356,6 +413,10 @@ impl Drop for Proxy {
         }
         for port in [self.tcp_port, self.mssim_port].into_iter().flatten() {
             ports::release_pair(port);
+        }
+        if self.dir.is_none() {
+            // In a directory someone else owns; ours goes with its directory.
+            let _ = std::fs::remove_file(&self.socket);
         }
     }
 }
@@ -432,13 +493,13 @@ fn accept_tcp(listener: TcpListener, shared: Arc<Shared>, framing: Framing) {
 }
 
 /// Relays swtpm's control channel unchanged, one upstream connection per client.
-fn accept_ctrl(listener: TcpListener, shared: Arc<Shared>) {
+fn accept_ctrl(listener: TcpListener, swtpm_ctrl: SocketAddr, shared: Arc<Shared>) {
     for client in listener.incoming() {
         if shared.stopping() {
             break;
         }
         let Ok(client) = client else { continue };
-        let Ok(upstream) = TcpStream::connect(shared.swtpm_ctrl) else {
+        let Ok(upstream) = TcpStream::connect(swtpm_ctrl) else {
             continue;
         };
         let clones = (
