@@ -12,7 +12,7 @@ use clap::Parser;
     name = "tpmd",
     version,
     about = "TPM key daemon: owns the TPM and serves org.tpmd.Daemon1 on D-Bus",
-    after_help = "Examples:\n  tpmd --user --simulator        run on an embedded TPM simulator, on your session bus\n  tpmd --system                  the system service (what tpmd.service runs)\n  tpmd --tpm /dev/tpm0 --user    use the raw device instead of the kernel resource manager"
+    after_help = "Examples:\n  tpmd --user --simulator        run on an embedded TPM simulator, on your session bus\n  tpmd --user --simulator --kernel-rm --latency discrete\n                                 the same, as /dev/tpmrm0 on a discrete TPM would be\n  tpmd --system                  the system service (what tpmd.service runs)\n  tpmd --tpm /dev/tpm0 --user    use the raw device instead of the kernel resource manager"
 )]
 pub struct Args {
     /// Serve on the system bus (the default).
@@ -27,13 +27,30 @@ pub struct Args {
     #[arg(long, env = "TPMD_BUS_ADDRESS")]
     pub address: Option<String>,
 
-    /// The TPM: /dev/tpmrm0, /dev/tpm0, or swtpm:host=H,port=P. Detected when not given.
+    /// The TPM: /dev/tpmrm0, /dev/tpm0, swtpm:host=H,port=P or swtpm:path=SOCKET.
+    /// Detected when not given.
     #[arg(long, env = "TPMD_TPM", conflicts_with = "simulator")]
     pub tpm: Option<String>,
 
     /// Run on an embedded swtpm simulator whose state persists in --simulator-state.
+    /// Only your user can reach it (no TCP), and it ends with tpmd.
     #[arg(long)]
     pub simulator: bool,
+
+    /// With --simulator: put a model of the kernel resource manager (/dev/tpmrm0)
+    /// between tpmd and the simulator.
+    #[arg(long, requires = "simulator", env = "TPMD_SIMULATOR_KERNEL_RM")]
+    pub kernel_rm: bool,
+
+    /// With --simulator: delay each TPM command as a real TPM would, after a profile:
+    /// `discrete`, `firmware` or a profile file (TOML, see simulator/profiles/).
+    #[arg(
+        long,
+        requires = "simulator",
+        env = "TPMD_SIMULATOR_LATENCY",
+        value_name = "PROFILE"
+    )]
+    pub latency: Option<String>,
 
     /// The TPM is a TPM 1.2: with --simulator, start a 1.2 simulator; with --tpm, drive the
     /// device or socket as a 1.2. Devices are otherwise detected through sysfs.

@@ -23,6 +23,9 @@ pub enum RunError {
     #[cfg(feature = "simulator")]
     #[error("{0}")]
     Simulator(#[from] tpmd_simulator::SimulatorError),
+    #[cfg(feature = "simulator")]
+    #[error("{0}")]
+    Latency(#[from] tpmd_simulator::latency::LatencyError),
     #[cfg(not(feature = "simulator"))]
     #[error("this tpmd was built without the embedded simulator")]
     NoSimulator,
@@ -69,32 +72,8 @@ fn choose_tpm(args: &Args) -> Result<(Transport, TpmGuard), RunError> {
     if args.simulator {
         #[cfg(feature = "simulator")]
         {
-            let state_dir = args.simulator_state_dir();
-            if let Some(parent) = state_dir.parent() {
-                // $XDG_STATE_HOME/tpmd may not exist yet on a fresh account.
-                use std::os::unix::fs::DirBuilderExt;
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(parent)
-                    .map_err(|e| RunError::StateDir {
-                        path: parent.to_path_buf(),
-                        source: e,
-                    })?;
-            }
-            let options = tpmd_simulator::SimulatorOptions {
-                family: if args.tpm12 {
-                    tpmd_simulator::Family::Tpm12
-                } else {
-                    tpmd_simulator::Family::Tpm2
-                },
-                state_dir,
-                port: None,
-                provision_srk: true,
-            };
-            let sim = tpmd_simulator::Simulator::start(options)?;
-            info!(state = %sim.state_dir().display(), port = sim.port(), "embedded TPM simulator started");
-            return Ok((sim.transport(), Some(Box::new(sim))));
+            let (transport, sim) = crate::embedded_simulator::start(args)?;
+            return Ok((transport, Some(Box::new(sim))));
         }
         #[cfg(not(feature = "simulator"))]
         return Err(RunError::NoSimulator);

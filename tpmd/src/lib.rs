@@ -5,5 +5,7 @@
 pub mod backend;
 pub mod cli;
 pub mod daemon;
+#[cfg(feature = "simulator")]
+pub mod embedded_simulator;
 pub mod logging;
 pub mod service;
