@@ -261,3 +261,25 @@ fn a_state_in_use_by_a_running_simulator_is_refused_naming_its_process() -> Test
     assert_eq!(rc_of(&first.transport())?, 0);
     Ok(())
 }
+
+#[test]
+fn a_start_waits_for_a_simulator_that_is_stopping() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let opts = SimulatorOptions::new(dir.path().join("state"));
+    let first = Simulator::start_private(opts.clone(), ProxyOptions::raw_device())?;
+    // The first lets go of the state shortly after the second has tried to take it.
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        drop(first);
+    });
+    let second = Simulator::start_private(opts, ProxyOptions::raw_device())?;
+    stopper.join().map_err(|_| "stopper panicked")?;
+    assert!(!second.srk_created());
+    assert_eq!(rc_of(&second.transport())?, 0);
+    let log = std::fs::read_to_string(second.log_path())?;
+    assert!(
+        log.contains("Could not lock access to lockfile"),
+        "the second start never found the state locked: {log}"
+    );
+    Ok(())
+}
