@@ -1,7 +1,8 @@
 //! `tpmd --simulator`, the real binary on a private bus: its swtpm cannot outlive it
 //! (kill -9 included) and an immediate restart serves the keys wrapped before; only its
 //! user can reach the simulator; if swtpm dies, tpmd ends too; `--kernel-rm` and
-//! `--latency` serve signatures through the kernel resource manager model.
+//! `--latency` serve signatures through the kernel resource manager model. And a
+//! user's own swtpm on a unix socket, `--tpm swtpm:path=...`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -400,4 +401,85 @@ async fn bad_simulator_options_are_one_clear_line() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--simulator"), "{stderr}");
+}
+
+/// A swtpm the test starts itself, as a user would, killed when dropped.
+struct OwnSwtpm(std::process::Child);
+
+impl Drop for OwnSwtpm {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_users_own_swtpm_on_a_unix_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    fs::create_dir(&state).unwrap();
+    let socket = dir.path().join("swtpm.sock");
+    let ctrl = dir.path().join("swtpm.ctrl");
+    // Dropped last, after tpmd.
+    let _swtpm = OwnSwtpm(
+        Command::new("swtpm")
+            .args(["socket", "--tpm2", "--server"])
+            .arg(format!("type=unixio,path={}", socket.display()))
+            .arg("--ctrl")
+            .arg(format!("type=unixio,path={}", ctrl.display()))
+            .arg("--tpmstate")
+            .arg(format!("dir={}", state.display()))
+            .args(["--flags", "not-need-init,startup-clear"])
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let transport = format!("swtpm:path={}", socket.display());
+    let bus = PrivateBus::start().unwrap();
+    let _tpmd = TpmdProcess::start(&bus, &transport, &[], dir.path().join("tpmd.log"))
+        .await
+        .unwrap();
+    let keyctl = |args: &[&str]| {
+        Command::new(binary("tpm-keyctl"))
+            .args(args)
+            .env("TPMD_BUS_ADDRESS", bus.address())
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    // A fresh swtpm has no SRK yet.
+    ok(&keyctl(&["srk", "create"]));
+    let info: serde_json::Value = serde_json::from_str(&ok(&keyctl(&["--json", "info"]))).unwrap();
+    assert_eq!(info["transport"], transport.as_str());
+    openssl_genkey(
+        &dir.path().join("k.pem"),
+        "EC",
+        &["ec_paramgen_curve:P-256"],
+    );
+    ok(&keyctl(&["wrap", "k.pem"]));
+    fs::write(dir.path().join("m"), "m").unwrap();
+    ok(&keyctl(&[
+        "sign",
+        "-k",
+        "k.pem.tpm",
+        "-i",
+        "m",
+        "-o",
+        "m.sig",
+    ]));
+    fs::write(
+        dir.path().join("k.pub"),
+        ok(&keyctl(&["pubkey", "k.pem.tpm"])),
+    )
+    .unwrap();
+    assert!(openssl_verify(
+        &dir.path().join("k.pub"),
+        &dir.path().join("m"),
+        &dir.path().join("m.sig"),
+        "sha256",
+        &[]
+    ));
 }
