@@ -3,7 +3,10 @@
 # embedded swtpm simulator on a private session bus with tpmd-ssh-agent beside it, then
 # shows a wrapped key working through tpm-keyctl, ssh-add/ssh-keygen and the PKCS#11
 # module. The simulator's state persists in $XDG_STATE_HOME/tpmd/simulator, so keys
-# wrapped today still work tomorrow. Pass --tpm12 to try a TPM 1.2 instead.
+# wrapped today still work tomorrow. Pass --tpm12 to try a TPM 1.2 instead; other
+# options go to tpmd, e.g. `--kernel-rm --latency discrete` for /dev/tpmrm0 on a
+# discrete TPM (slow on purpose). The simulator is reachable by your user only and
+# stops with tpmd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,15 +26,17 @@ if [ -z "${DBUS_SESSION_BUS_ADDRESS:-}" ]; then
   fi
 fi
 
-family=()
+tpmd_opts=()
 key_alg=(EC -pkeyopt ec_paramgen_curve:P-256)
-if [ "${1:-}" = "--tpm12" ]; then
-  family=(--tpm12)
-  key_alg=(RSA -pkeyopt rsa_keygen_bits:2048)
-fi
+for opt in "$@"; do
+  if [ "$opt" = "--tpm12" ]; then
+    key_alg=(RSA -pkeyopt rsa_keygen_bits:2048)
+  fi
+  tpmd_opts+=("$opt")
+done
 
 log="${XDG_RUNTIME_DIR:-/tmp}/tpmd-try.log"
-nohup "$bin/tpmd" --user --simulator "${family[@]}" >"$log" 2>&1 &
+nohup "$bin/tpmd" --user --simulator "${tpmd_opts[@]}" >"$log" 2>&1 &
 tpmd_pid=$!
 for _ in $(seq 100); do
   "$bin/tpm-keyctl" --user info >/dev/null 2>&1 && break
