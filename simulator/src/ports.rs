@@ -5,6 +5,8 @@ use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, TcpListener};
 use std::sync::Mutex;
 
+use rand::Rng;
+
 /// Ports this process has handed out and not yet released, so that two simulators
 /// started at the same moment in one test binary never get the same pair.
 static RESERVED: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
@@ -15,29 +17,74 @@ fn reserved() -> std::sync::MutexGuard<'static, BTreeSet<u16>> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Ports below this are left to system services.
+const LOWEST: u16 = 16384;
+
+/// The kernel's ephemeral port range, from which `connect()` and `bind(port 0)` take
+/// their local ports.
+fn ephemeral_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut ports = text.split_whitespace().map(|p| p.parse::<u16>().ok());
+            Some((ports.next()??, ports.next()??))
+        })
+        .unwrap_or((32768, 60999))
+}
+
+/// Where a pair may start: outside the ephemeral range. Inside it, every client
+/// connection takes a local port and keeps it for a minute in TIME_WAIT after closing;
+/// with a TPM client that connects anew for every command there are tens of thousands,
+/// and a listener cannot bind any of those ports. `bind(port 0)` even hands out only
+/// odd ports, whose even neighbour P+1 is just what `connect()` prefers.
+fn candidates() -> Vec<std::ops::RangeInclusive<u16>> {
+    let (low, high) = ephemeral_range();
+    [
+        (LOWEST, low.saturating_sub(2)),
+        (high.saturating_add(1), u16::MAX - 1),
+    ]
+    .into_iter()
+    .filter(|(first, last)| first < last)
+    .map(|(first, last)| first..=last)
+    .collect()
+}
+
 /// Finds a port P such that 127.0.0.1:P and 127.0.0.1:P+1 are both free right now,
-/// and reserves the pair in this process. The sockets are closed again before
-/// returning, so another process can still take them; the caller detects that by
-/// checking who listens (see [`listened_by`]) and retries.
+/// outside the ephemeral port range, and reserves the pair in this process. The sockets
+/// are closed again before returning, so another process can still take them; the
+/// caller detects that by checking who listens (see [`listened_by`]) and retries.
 pub(crate) fn pick_pair(attempts: u32) -> Option<u16> {
+    let ranges = candidates();
+    let total: u32 = ranges
+        .iter()
+        .map(|r| u32::from(r.end() - r.start()) + 1)
+        .sum();
+    if total == 0 {
+        return None;
+    }
+    let mut rng = rand::thread_rng();
     for _ in 0..attempts {
-        let Ok(first) = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)) else {
+        let mut index = rng.gen_range(0..total);
+        let Some(port) = ranges.iter().find_map(|range| {
+            let len = u32::from(range.end() - range.start()) + 1;
+            if index < len {
+                u16::try_from(index).ok().map(|i| range.start() + i)
+            } else {
+                index -= len;
+                None
+            }
+        }) else {
             continue;
         };
-        let Ok(addr) = first.local_addr() else {
-            continue;
-        };
-        let port = addr.port();
-        let Some(ctrl) = port.checked_add(1) else {
-            continue;
-        };
+        let ctrl = port + 1;
         let mut taken = reserved();
         if taken.contains(&port) || taken.contains(&ctrl) {
             continue;
         }
-        if TcpListener::bind((Ipv4Addr::LOCALHOST, ctrl)).is_err() {
+        let free = |p: u16| TcpListener::bind((Ipv4Addr::LOCALHOST, p));
+        let (Ok(_data), Ok(_ctrl)) = (free(port), free(ctrl)) else {
             continue;
-        }
+        };
         taken.insert(port);
         taken.insert(ctrl);
         return Some(port);
@@ -119,6 +166,19 @@ pub(crate) fn listened_by(pid: u32, port: u16) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pairs_are_outside_the_ephemeral_range() {
+        let (low, high) = ephemeral_range();
+        for _ in 0..20 {
+            let Some(port) = pick_pair(64) else {
+                panic!("no pair");
+            };
+            assert!(port >= LOWEST, "{port}");
+            assert!(port + 1 < low || port > high, "{port} in {low}-{high}");
+            release_pair(port);
+        }
+    }
 
     #[test]
     fn picked_pairs_are_distinct_until_released() {
