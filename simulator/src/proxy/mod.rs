@@ -24,6 +24,7 @@
 
 mod chip;
 mod mssim;
+mod workers;
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
@@ -42,6 +43,7 @@ use crate::latency::LatencyProfile;
 use crate::ports;
 pub(crate) use chip::Upstream;
 use chip::{Chip, ChipAccess};
+use workers::Workers;
 
 const SOCKET_NAME: &str = "tpm.sock";
 
@@ -139,6 +141,7 @@ struct Shared {
     next_id: AtomicU64,
     conns: Mutex<BTreeMap<u64, Conn>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    workers: Workers,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -255,6 +258,7 @@ impl Proxy {
             next_id: AtomicU64::new(0),
             conns: Mutex::new(BTreeMap::new()),
             threads: Mutex::new(Vec::new()),
+            workers: Workers::new(),
         });
         shared.spawn(move |shared| accept_unix(unix, shared));
         let mut proxy = Proxy {
@@ -398,6 +402,7 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
         self.wake_listeners();
+        self.shared.workers.close();
         for conn in lock(&self.shared.conns).values() {
             conn.shutdown();
         }
@@ -467,8 +472,8 @@ fn accept_unix(listener: UnixListener, shared: Arc<Shared>) {
             continue;
         };
         let id = shared.register(Conn::Unix(clone));
-        shared.spawn(move |shared| {
-            serve(stream, &shared, Framing::Swtpm);
+        Workers::run(&shared, move |shared| {
+            serve(stream, shared, Framing::Swtpm);
             shared.forget(id);
         });
     }
@@ -485,8 +490,8 @@ fn accept_tcp(listener: TcpListener, shared: Arc<Shared>, framing: Framing) {
             continue;
         };
         let id = shared.register(Conn::Tcp(clone));
-        shared.spawn(move |shared| {
-            serve(stream, &shared, framing);
+        Workers::run(&shared, move |shared| {
+            serve(stream, shared, framing);
             shared.forget(id);
         });
     }
