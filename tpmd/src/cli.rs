@@ -27,8 +27,7 @@ pub struct Args {
     #[arg(long, env = "TPMD_BUS_ADDRESS")]
     pub address: Option<String>,
 
-    /// The TPM: /dev/tpmrm0, /dev/tpm0, swtpm:host=H,port=P or swtpm:path=SOCKET.
-    /// Detected when not given.
+    /// The TPM: /dev/tpmrm0, /dev/tpm0, or swtpm:host=H,port=P. Detected when not given.
     #[arg(long, env = "TPMD_TPM", conflicts_with = "simulator")]
     pub tpm: Option<String>,
 
