@@ -251,6 +251,19 @@ async fn bad_input_gets_one_clear_line_and_writes_nothing() {
     assert_eq!(fs::read(env.path("k.pem.tpm")).unwrap(), before);
 }
 
+/// swtpm stops at RSA 3072: the error says what the TPM can hold (TPM2_TestParms), not a
+/// guess from a response code, and nothing is written.
+#[tokio::test]
+async fn a_key_size_the_tpm_cannot_hold_is_named() {
+    let env = TestEnv::start().await;
+    openssl_genkey(&env.path("big.pem"), "RSA", &["rsa_keygen_bits:4096"]);
+    fails_with(
+        &env.keyctl(&["wrap", "big.pem"]),
+        "this TPM cannot hold RSA 4096-bit keys; it supports RSA 1024, RSA 2048, RSA 3072, ECC P-256, ECC P-384",
+    );
+    assert!(!env.path("big.pem.tpm").exists());
+}
+
 #[tokio::test]
 async fn a_key_from_another_tpm_is_refused_clearly() {
     let env = TestEnv::start().await;

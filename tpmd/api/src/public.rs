@@ -286,49 +286,66 @@ impl TpmPublic {
         })
     }
 
+    fn key_type(&self) -> u16 {
+        match self.key {
+            KeyParams::Rsa { .. } => TPM_ALG_RSA,
+            KeyParams::Ecc { .. } => TPM_ALG_ECC,
+        }
+    }
+
+    /// Writes the TPMU_PUBLIC_PARMS: symmetric algorithm, scheme, and the key size or
+    /// curve (with its KDF).
+    fn put_parameters(&self, out: &mut Vec<u8>) {
+        match self.symmetric {
+            Some(sym) if sym.algorithm != TPM_ALG_NULL => {
+                put_u16(out, sym.algorithm);
+                put_u16(out, sym.key_bits);
+                put_u16(out, sym.mode);
+            }
+            _ => put_u16(out, TPM_ALG_NULL),
+        }
+        put_u16(out, self.scheme);
+        if scheme_has_hash(self.scheme) {
+            put_u16(out, self.scheme_hash);
+        }
+        match &self.key {
+            KeyParams::Rsa { bits, exponent, .. } => {
+                put_u16(out, *bits);
+                put_u32(out, *exponent);
+            }
+            KeyParams::Ecc { curve, .. } => {
+                put_u16(out, curve.tpm_id());
+                put_u16(out, self.kdf);
+                if self.kdf != TPM_ALG_NULL {
+                    put_u16(out, self.kdf_hash);
+                }
+            }
+        }
+    }
+
     /// Writes the TPMT_PUBLIC (no size prefix).
     pub fn marshal(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(400);
-        let key_type = match self.key {
-            KeyParams::Rsa { .. } => TPM_ALG_RSA,
-            KeyParams::Ecc { .. } => TPM_ALG_ECC,
-        };
-        put_u16(&mut out, key_type);
+        put_u16(&mut out, self.key_type());
         put_u16(&mut out, self.name_alg);
         put_u32(&mut out, self.attributes);
         put_tpm2b(&mut out, &self.auth_policy);
-        match self.symmetric {
-            Some(sym) if sym.algorithm != TPM_ALG_NULL => {
-                put_u16(&mut out, sym.algorithm);
-                put_u16(&mut out, sym.key_bits);
-                put_u16(&mut out, sym.mode);
-            }
-            _ => put_u16(&mut out, TPM_ALG_NULL),
-        }
-        put_u16(&mut out, self.scheme);
-        if scheme_has_hash(self.scheme) {
-            put_u16(&mut out, self.scheme_hash);
-        }
+        self.put_parameters(&mut out);
         match &self.key {
-            KeyParams::Rsa {
-                bits,
-                exponent,
-                modulus,
-            } => {
-                put_u16(&mut out, *bits);
-                put_u32(&mut out, *exponent);
-                put_tpm2b(&mut out, modulus);
-            }
-            KeyParams::Ecc { curve, x, y } => {
-                put_u16(&mut out, curve.tpm_id());
-                put_u16(&mut out, self.kdf);
-                if self.kdf != TPM_ALG_NULL {
-                    put_u16(&mut out, self.kdf_hash);
-                }
+            KeyParams::Rsa { modulus, .. } => put_tpm2b(&mut out, modulus),
+            KeyParams::Ecc { x, y, .. } => {
                 put_tpm2b(&mut out, x);
                 put_tpm2b(&mut out, y);
             }
         }
+        out
+    }
+
+    /// Writes the TPMT_PUBLIC_PARMS (type and parameters, as TPM2_TestParms takes them).
+    pub fn marshal_parms(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16);
+        put_u16(&mut out, self.key_type());
+        self.put_parameters(&mut out);
         out
     }
 

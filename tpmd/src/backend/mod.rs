@@ -57,6 +57,8 @@ pub trait Backend: Send {
         auth: &[u8],
         request: &DecryptRequest<'_>,
     ) -> TpmResult<Vec<u8>>;
+    /// The key file with `new_auth` as its auth value instead of `old_auth` (PEM text).
+    fn change_auth(&mut self, key: &[u8], old_auth: &[u8], new_auth: &[u8]) -> TpmResult<String>;
     /// Creates the storage root key if absent (takes ownership on a 1.2); true if created.
     fn create_srk(&mut self) -> TpmResult<bool>;
     /// Clears the dictionary-attack lockout: with the (empty) lockout auth on a TPM 2.0,

@@ -335,3 +335,69 @@ fn decrypts_pkcs1_for_a_key_without_auth_under_a_session() {
     .unwrap();
     assert_eq!(ops::parse_rsa_decrypt(&response).unwrap(), secret);
 }
+
+#[test]
+fn changes_an_auth_value_and_tests_parameters() {
+    let mut f = fixture();
+    let mut session = start_session(&mut f, true);
+    let tpl = template(false, true).marshal();
+    let srk_name = f.srk_name.clone();
+    let created = run_hmac(
+        &mut f,
+        &mut session,
+        ops::create(SRK_HANDLE, b"old", &tpl),
+        &[&srk_name],
+        &[],
+        Crypt::Command,
+    )
+    .unwrap();
+    let created = ops::parse_create(&created).unwrap();
+    let load = |f: &mut Fixture, private: &[u8]| {
+        let r = f
+            .tpm
+            .execute(
+                &ops::load(SRK_HANDLE, private, &created.public),
+                &[AuthCommand::password(&[])],
+            )
+            .unwrap();
+        ops::returned_handle(&r).unwrap()
+    };
+    let key = load(&mut f, &created.private);
+    let name = TpmPublic::from_tpm2b(&created.public)
+        .unwrap()
+        .name()
+        .unwrap();
+    let changed = run_hmac(
+        &mut f,
+        &mut session,
+        ops::object_change_auth(key, SRK_HANDLE, b"new"),
+        &[&name, &srk_name],
+        b"old",
+        Crypt::Command,
+    )
+    .unwrap();
+    let new_private = ops::parse_object_change_auth(&changed).unwrap();
+    f.tpm.execute(&ops::flush_context(key), &[]).unwrap();
+    let key = load(&mut f, &new_private);
+    run_hmac(
+        &mut f,
+        &mut session,
+        ops::sign(key, &[5u8; 32], SignScheme::Ecdsa, TPM_ALG_SHA256),
+        &[&name],
+        b"new",
+        Crypt::Nothing,
+    )
+    .unwrap();
+
+    // TestParms: swtpm holds RSA 3072 but not RSA 4096.
+    let mut rsa = template(true, false);
+    for (bits, supported) in [(3072u16, true), (4096, false)] {
+        rsa.key = KeyParams::Rsa {
+            bits,
+            exponent: 0,
+            modulus: vec![],
+        };
+        let answer = f.tpm.execute(&ops::test_parms(&rsa.marshal_parms()), &[]);
+        assert_eq!(answer.is_ok(), supported, "RSA {bits}: {answer:?}");
+    }
+}

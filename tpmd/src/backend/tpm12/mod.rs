@@ -116,6 +116,12 @@ impl Backend for Tpm12Backend {
         )
     }
 
+    fn change_auth(&mut self, _key: &[u8], _old: &[u8], _new: &[u8]) -> TpmResult<String> {
+        Err(TpmError::Unsupported(
+            "changing a key's auth value is not supported on a TPM 1.2 yet; wrap the original key again with the new one".into(),
+        ))
+    }
+
     fn create_srk(&mut self) -> TpmResult<bool> {
         ops::create_srk(&mut self.rm)
     }

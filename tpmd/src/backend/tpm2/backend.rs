@@ -104,6 +104,11 @@ impl Backend for Tpm2Backend {
         )
     }
 
+    fn change_auth(&mut self, key: &[u8], old_auth: &[u8], new_auth: &[u8]) -> TpmResult<String> {
+        let blob = self.blob(key)?;
+        Ok(ops::change_auth(&mut self.rm, &blob, old_auth, new_auth)?.to_pem())
+    }
+
     fn create_srk(&mut self) -> TpmResult<bool> {
         ops::create_srk(&mut self.rm)
     }

@@ -187,6 +187,64 @@ fn loadable_file(parent: u32, empty_auth: bool, public: Vec<u8>, private: Vec<u8
     }
 }
 
+/// Key sizes and curves tpmd asks a TPM about, as (template, words).
+fn probe_templates() -> Vec<(TpmPublic, String)> {
+    let mut list = Vec::new();
+    for bits in [1024u16, 2048, 3072, 4096] {
+        let mut t = template_for(KeyParams::Rsa {
+            bits,
+            exponent: 0,
+            modulus: Vec::new(),
+        });
+        t.attributes |= TPMA_OBJECT_DECRYPT;
+        list.push((t, format!("RSA {bits}")));
+    }
+    for (curve, name) in [(EccCurve::NistP256, "P-256"), (EccCurve::NistP384, "P-384")] {
+        list.push((
+            template_for(KeyParams::Ecc {
+                curve,
+                x: Vec::new(),
+                y: Vec::new(),
+            }),
+            format!("ECC {name}"),
+        ));
+    }
+    list
+}
+
+/// Refuses a key the TPM cannot hold, naming what it can (TPM2_TestParms), before an
+/// Import or Create would fail with a bare response code.
+fn check_supported(rm: &mut ResourceManager, public: &TpmPublic) -> TpmResult<()> {
+    if rm.supports(&public.marshal_parms())? {
+        return Ok(());
+    }
+    let mut can = Vec::new();
+    for (template, words) in probe_templates() {
+        if rm.supports(&template.marshal_parms())? {
+            can.push(words);
+        }
+    }
+    Err(TpmError::Unsupported(format!(
+        "this TPM cannot hold {} keys; it supports {}",
+        describe_key(public),
+        if can.is_empty() {
+            "no RSA or ECC key tpmd knows".to_string()
+        } else {
+            can.join(", ")
+        }
+    )))
+}
+
+fn describe_key(public: &TpmPublic) -> String {
+    match &public.key {
+        KeyParams::Rsa { bits, .. } => format!("RSA {bits}-bit"),
+        KeyParams::Ecc { curve, .. } => match curve {
+            EccCurve::NistP256 => "ECC P-256".into(),
+            EccCurve::NistP384 => "ECC P-384".into(),
+        },
+    }
+}
+
 /// TPM2_Import of an importable key file; returns the loadable key file.
 pub fn import(rm: &mut ResourceManager, blob: &KeyBlob) -> TpmResult<TpmKeyFile> {
     if !matches!(blob.private, super::blob::KeyPrivate::Importable { .. }) {
@@ -194,6 +252,7 @@ pub fn import(rm: &mut ResourceManager, blob: &KeyBlob) -> TpmResult<TpmKeyFile>
             "this key file is already loadable; there is nothing to import".into(),
         ));
     }
+    check_supported(rm, &blob.public)?;
     let private = rm.import(blob)?;
     Ok(loadable_file(
         blob.parent,
@@ -242,9 +301,20 @@ fn template(key_type: &str, empty_auth: bool) -> TpmResult<TpmPublic> {
             )))
         }
     };
-    Ok(TpmPublic {
+    let mut public = template_for(key);
+    public.attributes = attributes;
+    Ok(public)
+}
+
+/// An unrestricted key's template with the NULL schemes and no policy.
+fn template_for(key: KeyParams) -> TpmPublic {
+    TpmPublic {
         name_alg: TPM_ALG_SHA256,
-        attributes,
+        attributes: TPMA_OBJECT_FIXED_TPM
+            | TPMA_OBJECT_FIXED_PARENT
+            | TPMA_OBJECT_SENSITIVE_DATA_ORIGIN
+            | TPMA_OBJECT_USER_WITH_AUTH
+            | TPMA_OBJECT_SIGN,
         auth_policy: Vec::new(),
         symmetric: None,
         scheme: TPM_ALG_NULL,
@@ -252,7 +322,7 @@ fn template(key_type: &str, empty_auth: bool) -> TpmResult<TpmPublic> {
         kdf: TPM_ALG_NULL,
         kdf_hash: TPM_ALG_NULL,
         key,
-    })
+    }
 }
 
 /// TPM2_Create of a new key under `parent`; returns the loadable key file. The new
@@ -263,7 +333,9 @@ pub fn generate(
     auth: &[u8],
     parent: u32,
 ) -> TpmResult<TpmKeyFile> {
-    let template = template(key_type, auth.is_empty())?.marshal();
+    let template = template(key_type, auth.is_empty())?;
+    check_supported(rm, &template)?;
+    let template = template.marshal();
     let crypt = if auth.is_empty() {
         Crypt::Nothing
     } else {
@@ -285,6 +357,47 @@ pub fn generate(
         auth.is_empty(),
         created.public,
         created.private,
+    ))
+}
+
+/// TPM2_ObjectChangeAuth: the key file with `new_auth` instead of `old_auth`. A key
+/// keeps its dictionary-attack protection as it was made, so a change between an empty
+/// and a non-empty auth value is refused with the reason.
+pub fn change_auth(
+    rm: &mut ResourceManager,
+    blob: &Arc<KeyBlob>,
+    old_auth: &[u8],
+    new_auth: &[u8],
+) -> TpmResult<TpmKeyFile> {
+    let no_da = blob.public.attributes & TPMA_OBJECT_NO_DA != 0;
+    if old_auth.is_empty() != new_auth.is_empty() || (no_da && !new_auth.is_empty()) {
+        return Err(TpmError::InvalidArgument(if no_da {
+            "this key was made without an auth value, so the TPM does not count wrong guesses of one (noDA); wrap the original key again with `tpm-keyctl wrap -a`".into()
+        } else {
+            "a key with an auth value is protected against guessing and stops working while the TPM is in dictionary-attack lockout; to have a key without one, wrap the original key again without `-a`".into()
+        }));
+    }
+    if !handle::is_persistent(blob.parent) {
+        return Err(TpmError::Unsupported(format!(
+            "changing the auth value of a key under {:#010x} is not supported; wrap the original key again",
+            blob.parent
+        )));
+    }
+    let parent_name = rm.persistent_name(blob.parent)?;
+    let parent = blob.parent;
+    let response = rm.with_key_and(
+        blob,
+        old_auth,
+        Crypt::Command,
+        Some((parent, &parent_name)),
+        |key| ops::object_change_auth(key, parent, new_auth),
+    )?;
+    let private = parse(ops::parse_object_change_auth(&response))?;
+    Ok(loadable_file(
+        blob.parent,
+        new_auth.is_empty(),
+        blob.public_bytes.clone(),
+        private,
     ))
 }
 

@@ -31,6 +31,7 @@ pub const PCR_READ: u32 = 0x17E;
 pub const POLICY_PCR: u32 = 0x17F;
 pub const POLICY_RESTART: u32 = 0x180;
 pub const POLICY_GET_DIGEST: u32 = 0x189;
+pub const TEST_PARMS: u32 = 0x18A;
 pub const POLICY_PASSWORD: u32 = 0x18C;
 
 const NAMES: &[(u32, &str)] = &[
@@ -64,6 +65,7 @@ const NAMES: &[(u32, &str)] = &[
     (POLICY_PCR, "PolicyPCR"),
     (POLICY_RESTART, "PolicyRestart"),
     (POLICY_GET_DIGEST, "PolicyGetDigest"),
+    (TEST_PARMS, "TestParms"),
     (POLICY_PASSWORD, "PolicyPassword"),
 ];
 

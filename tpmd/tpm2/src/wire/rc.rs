@@ -53,6 +53,12 @@ impl ResponseCode {
         self.tpm() == Some(code)
     }
 
+    /// A format-one error: about a handle, parameter or session of the command itself,
+    /// not the TPM's state.
+    pub fn is_format_one(self) -> bool {
+        self.format_one().is_some()
+    }
+
     /// Transient: the same command may succeed if sent again a little later.
     pub fn is_retryable(self) -> bool {
         [TPM_RC_RETRY, TPM_RC_YIELDED, TPM_RC_TESTING, TPM_RC_NV_RATE]

@@ -179,6 +179,8 @@ pub struct ResourceManager {
     main: Option<Link>,
     cache: KeyCache<KeyId, Entry>,
     parents: HashMap<u32, ParentInfo>,
+    /// TPM2_TestParms answers, by TPMT_PUBLIC_PARMS.
+    supported: HashMap<Vec<u8>, bool>,
     /// Owned: how many keys may be loaded at once.
     budget: usize,
     counters: RmCounters,
@@ -195,6 +197,7 @@ impl ResourceManager {
             main: Some(main),
             cache: KeyCache::new(DEFAULT_MAX_CACHED),
             parents: HashMap::new(),
+            supported: HashMap::new(),
             budget: 1,
             counters: RmCounters::default(),
         };
@@ -348,6 +351,26 @@ impl ResourceManager {
         self.recovering(None, |rm| op(rm.main()?.tpm()))
     }
 
+    /// A persistent key's name, read once.
+    pub fn persistent_name(&mut self, handle: u32) -> TpmResult<Vec<u8>> {
+        Ok(self.parent_info(handle)?.name)
+    }
+
+    /// Whether the TPM can hold keys with these parameters (TPM2_TestParms), asked once
+    /// per parameter set.
+    pub fn supports(&mut self, parms: &[u8]) -> TpmResult<bool> {
+        if let Some(known) = self.supported.get(parms) {
+            return Ok(*known);
+        }
+        let answer = match self.execute(&ops::test_parms(parms), &Authorization::None) {
+            Ok(_) => true,
+            Err(e) if e.response_code().is_some_and(|rc| rc.is_format_one()) => false,
+            Err(e) => return Err(e),
+        };
+        self.supported.insert(parms.to_vec(), answer);
+        Ok(answer)
+    }
+
     /// A persistent key's TPM2B_PUBLIC.
     pub fn persistent_public(&mut self, handle: u32) -> TpmResult<Vec<u8>> {
         if handle >> 24 != 0x81 {
@@ -377,9 +400,23 @@ impl ResourceManager {
         crypt: Crypt,
         build: impl Fn(u32) -> Command,
     ) -> TpmResult<Response> {
+        self.with_key_and(blob, auth, crypt, None, build)
+    }
+
+    /// [`with_key`](Self::with_key) for a command that names a second handle after the
+    /// key, whose name the session binds too: `(handle, name)`.
+    pub fn with_key_and(
+        &mut self,
+        blob: &Arc<KeyBlob>,
+        auth: &[u8],
+        crypt: Crypt,
+        second: Option<(u32, &[u8])>,
+        build: impl Fn(u32) -> Command,
+    ) -> TpmResult<Response> {
         self.recovering(Some(blob.id), |rm| {
             let handle = rm.ensure_loaded(blob)?;
-            let names = [blob.name.as_slice()];
+            let mut names = vec![blob.name.as_slice()];
+            names.extend(second.map(|(_, name)| name));
             let authorization = Authorization::for_entity(&names, auth, crypt);
             if matches!(authorization, Authorization::Hmac { .. }) {
                 rm.make_room_for_session(blob.id);

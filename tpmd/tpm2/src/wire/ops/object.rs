@@ -100,6 +100,32 @@ pub fn parse_read_public(response: &Response) -> Result<(Vec<u8>, Vec<u8>), Wire
     Ok((public, name))
 }
 
+/// TPM2_ObjectChangeAuth: a new auth value for the loaded `object` under `parent`. It
+/// needs the object's admin authorization (its auth value, for keys without an admin
+/// policy), and the new value is the first parameter, for the session to encrypt.
+pub fn object_change_auth(object: u32, parent: u32, new_auth: &[u8]) -> Command {
+    let mut cmd = Command::new(cc::OBJECT_CHANGE_AUTH, &[object, parent], 1, 0);
+    put_tpm2b(&mut cmd.params, new_auth);
+    cmd
+}
+
+/// The object's new TPM2B_PRIVATE, loadable under the same parent.
+pub fn parse_object_change_auth(response: &Response) -> Result<Vec<u8>, WireError> {
+    let mut r = response.reader();
+    let private = sized(r.read_tpm2b("outPrivate")?);
+    r.finish("ObjectChangeAuth response")?;
+    Ok(private)
+}
+
+/// TPM2_TestParms of the algorithm parameters of a public area (TPMT_PUBLIC_PARMS: the
+/// type and its parameters, as in a TPMT_PUBLIC after nameAlg, attributes and policy):
+/// the TPM answers success if it can make or load such a key.
+pub fn test_parms(public_parms: &[u8]) -> Command {
+    let mut cmd = Command::new(cc::TEST_PARMS, &[], 0, 0);
+    cmd.params.extend_from_slice(public_parms);
+    cmd
+}
+
 /// TPM2_EvictControl by the owner: makes `object` persistent at `persistent`.
 pub fn evict_control(object: u32, persistent: u32) -> Command {
     let mut cmd = Command::new(cc::EVICT_CONTROL, &[handle::OWNER, object], 1, 0);
