@@ -24,6 +24,9 @@ packages=(
   trousers tpm-tools libtspi-dev
   # checking the unit files
   systemd
+  # the Debian package (packaging/deb.sh, packaging/test.sh): dpkg-shlibdeps, strip,
+  # lintian, man -l, setpriv
+  dpkg-dev binutils lintian man-db util-linux
 )
 
 missing=()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, checks formatting and lints, builds
 # every binary, runs every test against fresh swtpm simulators and private D-Bus
-# daemons, and checks the systemd/udev files.
+# daemons, and checks the systemd/udev files. Last, alone, as it installs the package
+# machine-wide: builds, installs, upgrades and purges the Debian package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,3 +21,6 @@ cargo test --workspace --locked -- --test-threads=2
 
 echo "== system files"
 ./tests/system-files.sh
+
+echo "== Debian package"
+./packaging/test.sh
