@@ -120,3 +120,59 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    /// Every long option of every (sub)command, with the page that must describe it.
+    fn options_by_page(cmd: &clap::Command, page: &str, out: &mut Vec<(String, String)>) {
+        for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+            if let Some(long) = arg.get_long() {
+                out.push((page.to_owned(), format!("--{long}")));
+            }
+        }
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            options_by_page(sub, &format!("{page}-{}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn each_binary_gets_its_pages_and_completions() {
+        let root = tempfile::tempdir().unwrap();
+        let args = Args {
+            root: root.path().to_owned(),
+            date: "2026-01-01".into(),
+        };
+        run(&args).unwrap();
+        for cmd in commands() {
+            cmd.clone().debug_assert();
+            let name = cmd.get_name().to_owned();
+            for path in [
+                format!("usr/share/bash-completion/completions/{name}"),
+                format!("usr/share/zsh/vendor-completions/_{name}"),
+                format!("usr/share/fish/vendor_completions.d/{name}.fish"),
+            ] {
+                let script = fs::read_to_string(root.path().join(&path)).unwrap();
+                assert!(script.contains(&name), "{path} does not complete {name}");
+            }
+            let mut options = Vec::new();
+            options_by_page(&cmd, &name, &mut options);
+            assert!(!options.is_empty(), "{name} has no options");
+            for (page, option) in options {
+                let file = root.path().join(format!("usr/share/man/man1/{page}.1"));
+                let text =
+                    fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+                // roff escapes each dash of an option.
+                let escaped = option.replace('-', "\\-");
+                assert!(
+                    text.contains(&escaped),
+                    "{page}(1) does not describe {option}"
+                );
+                assert!(text.contains(".TH"), "{page}(1) has no title");
+            }
+        }
+    }
+}
