@@ -283,6 +283,26 @@ if [ "$rendered" -gt 0 ] && [ "$rendered" -eq "$(printf '%s\n' "$pages" | wc -l)
     ok "man -l renders all $rendered installed man pages without warnings"
 fi
 
+if out=$(man -w tpm-keyctl tpm-keyctl-wrap tpmd tpmd-ssh-agent tpmd-simulator 2>&1); then
+    ok "man finds the pages by name (man tpm-keyctl, man tpm-keyctl-wrap...)"
+else
+    not_ok "man does not find the installed pages by name" "$out"
+fi
+
+# completes COMMAND WORD: what the installed bash completion offers for `COMMAND WORD<TAB>`.
+completes() {
+    bash -c 'source "/usr/share/bash-completion/completions/$1" &&
+        f=$(complete -p "$1" | sed -n "s/.* -F \([^ ]*\) .*/\1/p") &&
+        COMP_WORDS=("$1" "$2") COMP_CWORD=1 COMP_LINE="$1 $2" && COMP_POINT=${#COMP_LINE} &&
+        "$f" "$1" "$2" "$1" && echo "${COMPREPLY[*]}"' completes "$1" "$2" 2>&1
+}
+offered=$(completes tpm-keyctl wr)$'\n'$(completes tpmd --sim)$'\n'$(completes tpmd-ssh-agent --up)
+if [ "$offered" = $'wrap\n--simulator --simulator-state\n--upstream' ]; then
+    ok "bash completes tpm-keyctl wr<TAB>, tpmd --sim<TAB>, tpmd-ssh-agent --up<TAB>"
+else
+    not_ok "bash completion offers" "$offered"
+fi
+
 # --- the installed tpmd signs with a key wrapped by the installed tpm-keyctl ---------
 
 # A private bus that enforces what the system bus would: nobody owns or calls anything
