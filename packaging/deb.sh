@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
         shift 2
         ;;
     --no-build) build=no; shift ;;
-    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "deb.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done

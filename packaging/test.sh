@@ -93,6 +93,10 @@ restore() {
     if grep -qx 'group=created' "$file" && getent group tss >/dev/null; then
         $sudo groupdel tss
     fi
+    local dir
+    for dir in $(sed -n 's|^tmp=\(/tmp/tpmd-package-test\.[A-Za-z0-9]*\)$|\1|p' "$file"); do
+        $sudo rm -rf "$dir"
+    done
     $sudo rm -f "$file"
 }
 
@@ -117,6 +121,7 @@ fi
 {
     if getent passwd tpmd >/dev/null; then echo user=existed; else echo user=created; fi
     if getent group tss >/dev/null; then echo group=existed; else echo group=created; fi
+    echo "tmp=$tmp"
 } | $sudo tee "$state" >/dev/null
 
 for tool in lintian dpkg-deb apt-get dbus-daemon dbus-send openssl p11tool man systemd-analyze setpriv; do
