@@ -1,99 +1,101 @@
-//! ssh-add of a software key: wrapped for this TPM on the spot (the duplicate is built
-//! here, tpmd only imports it), only the wrapped blob is kept, and the private key is
-//! zeroized when the request is dropped. Keys a TPM cannot hold go to the upstream agent.
+//! ssh-add of a software key (or of a key with its certificate). A key the TPM can hold
+//! is wrapped for it on the spot (the duplicate is built here, tpmd only imports it) and
+//! only the wrapped blob is kept. A key no TPM can hold, or this TPM cannot, is kept in
+//! the agent's memory, passed to the upstream agent, or refused, as `--non-tpm-keys`
+//! says. The private key is wiped when the request is dropped.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use ssh_agent_lib::proto::{AddIdentity, AddIdentityConstrained, Credential, KeyConstraint};
+use ssh_agent_lib::proto::{AddIdentity, Credential, KeyConstraint};
+use ssh_agent_lib::proto::{EcdsaPrivateKey, PrivateKeyData};
+use ssh_key::private::{DsaKeypair, EcdsaKeypair, KeypairData, RsaKeypair};
+use ssh_key::public::{EcdsaPublicKey, KeyData};
 use tpmd_api::client::{wrap_and_import, WrapError};
 use tpmd_api::privkey::{software_key_from_ssh, KeyReadError};
 use tpmd_api::DaemonError;
 use tracing::info;
 
-use crate::agent::Agent;
+use crate::agent::{Agent, Session};
+use crate::config::NonTpmKeys;
+use crate::constraints::Limits;
 use crate::error::AgentError;
-use crate::keys::TpmKey;
-use crate::upstream::UpstreamLink;
+use crate::keys::{Backing, Held};
+use crate::memory::MemoryKey;
+use crate::tpmd::TpmdError;
+use crate::wire::KeyBlob;
 
-struct Constraints {
-    confirm: bool,
-    lifetime: Option<Duration>,
-}
-
-fn read_constraints(constraints: &[KeyConstraint]) -> Result<Constraints, AgentError> {
-    let mut out = Constraints {
-        confirm: false,
-        lifetime: None,
-    };
-    for constraint in constraints {
-        match constraint {
-            KeyConstraint::Lifetime(seconds) => {
-                out.lifetime = Some(Duration::from_secs(u64::from(*seconds)))
+/// The key pair a certificate's private half and its public key make together.
+fn keypair_of_certificate(
+    cert: &ssh_key::Certificate,
+    private: &PrivateKeyData,
+) -> Result<KeypairData, AgentError> {
+    let mismatch =
+        || AgentError::BadRequest("the certificate does not match its private key".into());
+    Ok(match (cert.public_key(), private) {
+        (KeyData::Rsa(public), PrivateKeyData::Rsa(private)) => KeypairData::Rsa(RsaKeypair {
+            public: public.clone(),
+            private: private.clone(),
+        }),
+        (KeyData::Dsa(public), PrivateKeyData::Dsa(private)) => KeypairData::Dsa(DsaKeypair {
+            public: public.clone(),
+            private: private.clone(),
+        }),
+        (KeyData::Ed25519(public), PrivateKeyData::Ed25519(pair)) => {
+            if &pair.public != public {
+                return Err(mismatch());
             }
-            KeyConstraint::Confirm => out.confirm = true,
-            KeyConstraint::Extension(ext) => {
-                return Err(AgentError::Unsupported(format!(
-                    "key constraint \"{}\" is not supported; add the key without it",
-                    ext.name
-                )))
-            }
+            KeypairData::Ed25519(pair.clone())
         }
-    }
-    Ok(out)
+        (KeyData::Ecdsa(public), PrivateKeyData::Ecdsa(private)) => {
+            KeypairData::Ecdsa(match (public, private) {
+                (EcdsaPublicKey::NistP256(point), EcdsaPrivateKey::NistP256(private)) => {
+                    EcdsaKeypair::NistP256 {
+                        public: *point,
+                        private: private.clone(),
+                    }
+                }
+                (EcdsaPublicKey::NistP384(point), EcdsaPrivateKey::NistP384(private)) => {
+                    EcdsaKeypair::NistP384 {
+                        public: *point,
+                        private: private.clone(),
+                    }
+                }
+                (EcdsaPublicKey::NistP521(point), EcdsaPrivateKey::NistP521(private)) => {
+                    EcdsaKeypair::NistP521 {
+                        public: *point,
+                        private: private.clone(),
+                    }
+                }
+                _ => return Err(mismatch()),
+            })
+        }
+        _ => return Err(mismatch()),
+    })
 }
 
-/// `upstream`: the connection's own link to the upstream agent, which takes the keys a
-/// TPM cannot hold, with their constraints (destination constraints included) untouched.
-pub async fn add(
+/// Where a key goes once it is known whether the TPM can hold it.
+enum Placement {
+    Tpm(Vec<u8>),
+    /// Not in the TPM, and why.
+    Elsewhere(String),
+}
+
+async fn place(
     agent: &Agent,
-    identity: AddIdentity,
-    constraints: Vec<KeyConstraint>,
-    upstream: Option<&mut UpstreamLink>,
-) -> Result<(), AgentError> {
-    let (privkey, comment) = match &identity.credential {
-        Credential::Key { privkey, comment } => (privkey, comment.clone()),
-        Credential::Cert { .. } => {
-            return Err(AgentError::Unsupported(
-                "adding a certificate with its key is not supported; put KEY-cert.pub beside a TPM key file instead".into(),
-            ))
-        }
-    };
-    let software = match software_key_from_ssh(privkey) {
+    keypair: &KeypairData,
+    comment: &str,
+) -> Result<Placement, AgentError> {
+    let software = match software_key_from_ssh(keypair) {
         Ok(key) => key,
-        Err(KeyReadError::UnsupportedKeyType(why)) => {
-            let Some(upstream) = upstream else {
-                return Err(AgentError::Unsupported(format!(
-                    "refused key \"{comment}\": {why}; or start the agent with --upstream SOCKET to keep such keys in another agent"
-                )));
-            };
-            info!("key \"{comment}\" cannot live in a TPM; handing it to the upstream agent");
-            return if constraints.is_empty() {
-                upstream.add(identity).await
-            } else {
-                upstream
-                    .add_constrained(AddIdentityConstrained {
-                        identity,
-                        constraints,
-                    })
-                    .await
-            };
-        }
+        Err(KeyReadError::UnsupportedKeyType(why)) => return Ok(Placement::Elsewhere(why)),
         Err(e) => {
             return Err(AgentError::BadRequest(format!(
                 "refused key \"{comment}\": {e}"
             )))
         }
     };
-    let limits = read_constraints(&constraints)?;
-    let public = software
-        .public_ssh()
-        .map_err(|e| AgentError::BadRequest(format!("refused key \"{comment}\": {e}")))?;
     let software_ref = &software;
-    let pem = agent
+    let wrapped = agent
         .tpmd
         .call("wrap", move |proxy| async move {
             wrap_and_import(&proxy, software_ref, b"", tpmd_api::DEFAULT_SRK_HANDLE)
@@ -103,89 +105,106 @@ pub async fn add(
                     other => DaemonError::InvalidArgument(other.to_string()),
                 })
         })
-        .await?;
-    drop(software);
-    drop(identity);
-    let blob = pem.into_bytes();
-    let wrapped_public = tpmd_api::client::key_file_public(&blob)
-        .ok()
-        .and_then(|p| p.to_ssh_public_key(&comment).ok());
-    if wrapped_public.as_ref().map(|p| p.key_data()) != Some(&public) {
-        return Err(AgentError::BadRequest(format!(
-            "refused key \"{comment}\": the wrapped key does not match it"
-        )));
+        .await;
+    match wrapped {
+        Ok(pem) => Ok(Placement::Tpm(pem.into_bytes())),
+        Err(TpmdError::Unsupported(why)) => Ok(Placement::Elsewhere(format!(
+            "this TPM cannot hold it ({why})"
+        ))),
+        Err(e) => Err(e.into()),
     }
-    if let Some(dir) = &agent.save_wrapped {
-        let path = save(dir, &comment, &public, &blob).map_err(AgentError::Save)?;
-        info!("saved the wrapped key \"{comment}\" as {}", path.display());
-    }
-    info!(
-        "added key \"{comment}\" ({}), now held as a TPM-wrapped blob{}{}",
-        public.fingerprint(ssh_key::HashAlg::Sha256),
-        if limits.confirm {
-            ", confirm each use"
-        } else {
-            ""
-        },
-        limits
-            .lifetime
-            .map(|l| format!(", lifetime {}s", l.as_secs()))
-            .unwrap_or_default()
-    );
-    agent.store_added(TpmKey {
-        public,
-        cert: None,
-        comment,
-        blob: Arc::new(blob),
-        needs_auth: false,
-        confirm: limits.confirm,
-        expires: limits.lifetime.map(|l| Instant::now() + l),
-    });
-    Ok(())
 }
 
-/// A file name from the comment (or the fingerprint), unique in `dir`.
-fn save(
-    dir: &Path,
-    comment: &str,
-    public: &ssh_key::public::KeyData,
-    blob: &[u8],
-) -> std::io::Result<PathBuf> {
-    std::fs::create_dir_all(dir)?;
-    let mut stem: String = comment
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
+pub async fn add(
+    agent: &Agent,
+    frame: &[u8],
+    identity: AddIdentity,
+    constraints: Vec<KeyConstraint>,
+    session: &mut Session,
+) -> Result<(), AgentError> {
+    let limits = Limits::read(&constraints, agent.default_lifetime)?;
+    let (keypair, cert, comment) = match &identity.credential {
+        Credential::Key { privkey, comment } => (privkey.clone(), None, comment.clone()),
+        Credential::Cert {
+            certificate,
+            privkey,
+            comment,
+            ..
+        } => (
+            keypair_of_certificate(certificate, privkey)?,
+            Some(certificate.as_ref().clone()),
+            comment.clone(),
+        ),
+    };
+    drop(identity);
+    let public = KeyData::try_from(&keypair)
+        .map_err(|e| AgentError::BadRequest(format!("refused key \"{comment}\": {e}")))?;
+    let key = match &cert {
+        Some(cert) => KeyBlob::from_cert(cert),
+        None => KeyBlob::from_key(&public),
+    }
+    .ok_or_else(|| {
+        AgentError::BadRequest(format!("refused key \"{comment}\": cannot encode it"))
+    })?;
+    let backing = match place(agent, &keypair, &comment).await? {
+        Placement::Tpm(blob) => {
+            let wrapped_public = tpmd_api::client::key_file_public(&blob)
+                .ok()
+                .and_then(|p| p.to_ssh_public_key(&comment).ok());
+            if wrapped_public.as_ref().map(|p| p.key_data()) != Some(&public) {
+                return Err(AgentError::BadRequest(format!(
+                    "refused key \"{comment}\": the wrapped key does not match it"
+                )));
             }
-        })
-        .collect();
-    if stem.trim_matches(['_', '.']).is_empty() {
-        stem = public
-            .fingerprint(ssh_key::HashAlg::Sha256)
-            .to_string()
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .take(20)
-            .collect();
-    }
-    let mut path = dir.join(format!("{stem}.tpm"));
-    let mut n = 1;
-    while path.exists() {
-        n += 1;
-        path = dir.join(format!("{stem}-{n}.tpm"));
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)?;
-    file.write_all(blob)?;
-    let openssh = ssh_key::PublicKey::new(public.clone(), comment)
-        .to_openssh()
-        .map_err(std::io::Error::other)?;
-    std::fs::write(path.with_extension("pub"), format!("{openssh}\n"))?;
-    Ok(path)
+            if let Some(dir) = &agent.save_wrapped {
+                let path = crate::save::save(dir, &comment, &public, &blob).map_err(AgentError::Save)?;
+                info!("saved the wrapped key \"{comment}\" as {}", path.display());
+            }
+            info!(
+                "added {} \"{comment}\", now held as a TPM-wrapped blob{}",
+                key.describe(),
+                limits.describe()
+            );
+            Backing::Tpm {
+                blob: Arc::new(blob),
+                needs_auth: false,
+            }
+        }
+        Placement::Elsewhere(why) => match agent.non_tpm_keys {
+            NonTpmKeys::Memory => {
+                let memory = MemoryKey::new(&keypair)?;
+                info!(
+                    "added {} \"{comment}\", kept in this agent's memory, not in the TPM: {why}{}",
+                    key.describe(),
+                    limits.describe()
+                );
+                Backing::Memory(Arc::new(memory))
+            }
+            NonTpmKeys::Upstream => {
+                let Some(upstream) = session.upstream.as_mut() else {
+                    return Err(AgentError::Unsupported(format!(
+                        "refused key \"{comment}\": {why}, and no upstream agent is set"
+                    )));
+                };
+                info!("key \"{comment}\" is not for the TPM ({why}); handing it to the upstream agent");
+                return upstream
+                    .request(frame, "refused the key or its constraints")
+                    .await;
+            }
+            NonTpmKeys::Refuse => {
+                return Err(AgentError::Unsupported(format!(
+                    "refused key \"{comment}\": {why}; this agent takes TPM keys only (--non-tpm-keys refuse)"
+                )))
+            }
+        },
+    };
+    agent.store_added(Held {
+        key,
+        comment,
+        backing,
+        confirm: limits.confirm,
+        expires: limits.expires(),
+        rules: Arc::new(limits.rules),
+    });
+    Ok(())
 }

@@ -1,51 +1,45 @@
 //! Request dispatch: what each agent message does with the key store, tpmd, the user
-//! (askpass) and the upstream agent. No lock is held across an await, so one slow
-//! client (a confirm prompt, a tpmd restart) never holds up the others.
+//! (askpass), PKCS#11 helpers and the upstream agent. No lock is held across an await, so
+//! one slow client (a confirm prompt, a tpmd restart) never holds up the others.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use ssh_agent_lib::proto::{
-    AddIdentity, AddIdentityConstrained, Identity, KeyConstraint, RemoveIdentity, Request,
-    Response, SignRequest,
-};
-use ssh_agent_lib::ssh_encoding::Encode;
+use ssh_agent_lib::proto::{AddIdentityConstrained, Request, Response};
+use ssh_agent_lib::ssh_encoding::Decode;
 use ssh_key::public::KeyData;
 use tracing::{debug, info, warn};
 use zeroize::Zeroizing;
 
-use crate::config::Settings;
+use crate::config::{NonTpmKeys, Settings};
+use crate::destination::{self, Bind};
 use crate::error::AgentError;
-use crate::keys::{KeyStore, TpmKey};
+use crate::keys::{Backing, Held, KeyStore};
 use crate::lock::LockState;
+use crate::pkcs11::Providers;
 use crate::sign::{self, Signed};
 use crate::socket::Peer;
 use crate::tpmd::{Tpmd, TpmdError};
 use crate::upstream::{Upstream, UpstreamLink};
+use crate::wire;
 
 /// What goes back to the client.
 pub enum Reply {
     Proto(Response),
     Signature(Signed),
-    /// Key or certificate blobs with their comments (see `cert.rs`).
+    /// Key or certificate blobs with their comments.
     Identities(Vec<(Vec<u8>, String)>),
-}
-
-fn key_blob(key: &KeyData) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    key.encode(&mut out).ok()?;
-    Some(out)
+    /// The upstream agent's answer, passed on unchanged.
+    Raw(Vec<u8>),
 }
 
 /// Per-connection state.
 pub struct Session {
     pub peer: Peer,
-    /// How many session-bind@openssh.com messages this connection accepted.
-    pub binds: usize,
-    /// The last bind was for user authentication: as in OpenSSH, nothing may be bound
-    /// after it.
-    pub bound_for_auth: bool,
+    /// The session-bind@openssh.com messages this connection accepted: the hosts it came
+    /// through, the last one being where it is used.
+    pub binds: Vec<Bind>,
     /// Set by a bind with is_forwarding: the connection comes from another host through
     /// `ssh -A`, the fingerprint of whose host key this is.
     pub forwarded_to: Option<String>,
@@ -91,6 +85,9 @@ pub struct Agent {
     pub(crate) tpmd: Tpmd,
     pub(crate) upstream: Option<Upstream>,
     pub(crate) save_wrapped: Option<std::path::PathBuf>,
+    pub(crate) non_tpm_keys: NonTpmKeys,
+    pub(crate) default_lifetime: Option<Duration>,
+    pub(crate) providers: Providers,
 }
 
 pub(crate) fn lock_or_recover<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -108,6 +105,9 @@ impl Agent {
             tpmd: Tpmd::new(settings.tpmd_wait, settings.session_bus),
             upstream: settings.upstream.clone().map(Upstream::new),
             save_wrapped: settings.save_wrapped.clone(),
+            non_tpm_keys: settings.non_tpm_keys,
+            default_lifetime: settings.default_lifetime,
+            providers: Providers::new(settings.pkcs11_allowlist.clone()),
         }
     }
 
@@ -115,8 +115,7 @@ impl Agent {
     pub fn session(&self, peer: Peer) -> Session {
         Session {
             peer,
-            binds: 0,
-            bound_for_auth: false,
+            binds: Vec::new(),
             forwarded_to: None,
             upstream: self.upstream.as_ref().map(Upstream::link),
         }
@@ -132,18 +131,38 @@ impl Agent {
         lock_or_recover(&self.locked).is_locked()
     }
 
-    pub async fn handle(
-        &self,
-        request: Request,
-        session: &mut Session,
-    ) -> Result<Reply, AgentError> {
+    fn unlocked(&self) -> Result<(), AgentError> {
+        if self.is_locked() {
+            Err(AgentError::Locked)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Answers one request, given as its frame (the message without its length).
+    pub async fn handle(&self, frame: &[u8], session: &mut Session) -> Result<Reply, AgentError> {
         let ok = || Ok(Reply::Proto(Response::Success));
+        // Messages that may carry certificates are read here; the rest by ssh-agent-lib.
+        match frame.first() {
+            Some(&wire::SSH_AGENTC_SIGN_REQUEST) => return self.sign(frame, session).await,
+            Some(&wire::SSH_AGENTC_REMOVE_IDENTITY) => {
+                self.remove(frame, session).await?;
+                return ok();
+            }
+            _ => {}
+        }
+        let request = Request::decode(&mut &frame[..]).map_err(|e| {
+            AgentError::BadRequest(format!(
+                "malformed or unsupported request (type {}): {e}",
+                frame.first().copied().unwrap_or_default()
+            ))
+        })?;
         match request {
             Request::RequestIdentities => Ok(Reply::Identities(self.identities(session).await)),
-            Request::SignRequest(request) => self.sign(request, session).await,
             Request::AddIdentity(identity) => {
                 session.refuse_if_forwarded("add keys")?;
-                self.add(identity, Vec::new(), session).await?;
+                self.unlocked()?;
+                crate::add::add(self, frame, identity, Vec::new(), session).await?;
                 ok()
             }
             Request::AddIdConstrained(AddIdentityConstrained {
@@ -151,11 +170,8 @@ impl Agent {
                 constraints,
             }) => {
                 session.refuse_if_forwarded("add keys")?;
-                self.add(identity, constraints, session).await?;
-                ok()
-            }
-            Request::RemoveIdentity(identity) => {
-                self.remove(identity, session).await?;
+                self.unlocked()?;
+                crate::add::add(self, frame, identity, constraints, session).await?;
                 ok()
             }
             Request::RemoveAllIdentities => {
@@ -163,19 +179,33 @@ impl Agent {
                 ok()
             }
             Request::Lock(passphrase) => {
-                self.lock(passphrase, session).await?;
+                self.lock(passphrase, frame, session).await?;
                 ok()
             }
             Request::Unlock(passphrase) => {
-                self.unlock(passphrase, session).await?;
+                self.unlock(passphrase, frame, session).await?;
                 ok()
             }
             Request::Extension(extension) => self.extension(extension, session).await,
-            Request::AddSmartcardKey(_)
-            | Request::AddSmartcardKeyConstrained(_)
-            | Request::RemoveSmartcardKey(_) => Err(AgentError::Unsupported(
-                "PKCS#11 providers (ssh-add -s) are not supported; wrap the key into the TPM with tpm-keyctl instead".into(),
-            )),
+            Request::AddSmartcardKey(key) => {
+                self.unlocked()?;
+                self.add_smartcard(frame, key, Vec::new(), session).await?;
+                ok()
+            }
+            Request::AddSmartcardKeyConstrained(request) => {
+                self.unlocked()?;
+                self.add_smartcard(frame, request.key, request.constraints, session)
+                    .await?;
+                ok()
+            }
+            Request::RemoveSmartcardKey(key) => {
+                self.unlocked()?;
+                self.remove_smartcard(frame, key, session).await?;
+                ok()
+            }
+            Request::SignRequest(_) | Request::RemoveIdentity(_) => {
+                Err(AgentError::BadRequest("unexpected message".into()))
+            }
         }
     }
 
@@ -183,65 +213,64 @@ impl Agent {
         if self.is_locked() {
             return Vec::new();
         }
-        let (ours, mut ids): (Vec<KeyData>, Vec<(Vec<u8>, String)>) = {
+        let (ours, mut ids): (Vec<Vec<u8>>, Vec<(Vec<u8>, String)>) = {
             let mut store = lock_or_recover(&self.store);
             store.rescan();
             store.purge_expired();
             let keys = store.keys();
-            let ours = keys.iter().map(|k| k.public.clone()).collect();
+            let ours = keys.iter().map(|k| k.key.blob.clone()).collect();
             let ids = keys
                 .iter()
-                .flat_map(|k| {
-                    key_blob(&k.public)
-                        .into_iter()
-                        .chain(k.cert.clone())
-                        .map(|blob| (blob, k.comment.clone()))
-                })
+                .filter(|k| destination::listable(&k.rules, &session.binds))
+                .map(|k| (k.key.blob.clone(), k.listed_comment()))
                 .collect();
             (ours, ids)
         };
         if let Some(upstream) = session.upstream.as_mut() {
             match upstream.identities().await {
                 Ok(theirs) => {
-                    for Identity { pubkey, comment } in theirs {
-                        if ours.contains(&pubkey) {
-                            continue;
-                        }
-                        if let Some(blob) = key_blob(&pubkey) {
-                            ids.push((blob, comment));
-                        }
-                    }
+                    ids.extend(theirs.into_iter().filter(|(blob, _)| !ours.contains(blob)))
                 }
-                Err(e) => warn!("listing keys: {e}; serving the TPM keys only"),
+                Err(e) => warn!("listing keys: {e}; serving this agent's keys only"),
             }
         }
         ids
     }
 
-    pub(crate) fn find(&self, public: &KeyData) -> Option<TpmKey> {
+    pub(crate) fn find(&self, blob: &[u8]) -> Option<Held> {
         let mut store = lock_or_recover(&self.store);
         store.purge_expired();
-        if let Some(key) = store.find(public) {
+        if let Some(key) = store.find(blob) {
             return Some(key.clone());
         }
         // A key file may have appeared since the last scan.
         store.rescan();
-        store.find(public).cloned()
+        store.find(blob).cloned()
     }
 
-    async fn sign(&self, request: SignRequest, session: &mut Session) -> Result<Reply, AgentError> {
-        if self.is_locked() {
-            return Err(AgentError::Locked);
-        }
-        let Some(key) = self.find(&request.pubkey) else {
+    async fn sign(&self, frame: &[u8], session: &mut Session) -> Result<Reply, AgentError> {
+        self.unlocked()?;
+        let request = wire::parse_sign(frame).map_err(AgentError::BadRequest)?;
+        let Some(key) = self.find(&request.key.blob) else {
             let Some(upstream) = session.upstream.as_mut() else {
                 return Err(AgentError::NoSuchKey);
             };
-            let signature = upstream.sign(request).await?;
-            return Ok(Reply::Signature(Signed::Ssh(signature)));
+            let reply = upstream.call(frame).await?;
+            if reply.first() != Some(&wire::SSH_AGENT_SIGN_RESPONSE) {
+                return Err(AgentError::Upstream(
+                    "refused to sign (a destination constraint, or no such key)".into(),
+                ));
+            }
+            return Ok(Reply::Raw(reply));
         };
+        destination::check_sign(&key.rules, &session.binds, &request.key, &request.data).map_err(
+            |why| AgentError::Restricted {
+                key: key.comment.clone(),
+                why,
+            },
+        )?;
         if key.confirm {
-            let fingerprint = key.public.fingerprint(ssh_key::HashAlg::Sha256);
+            let fingerprint = key.key.public.fingerprint(ssh_key::HashAlg::Sha256);
             let prompt = format!(
                 "Allow use of key {}?\nKey fingerprint {fingerprint}.\nRequested by {}",
                 key.comment,
@@ -251,15 +280,38 @@ impl Agent {
                 return Err(AgentError::NotConfirmed(key.comment));
             }
         }
-        let plan = sign::plan(&key.public, &request.data, request.flags)?;
         debug!(
-            "signing with {} and key \"{}\" for {}",
-            plan.algorithm,
+            "signing with {} \"{}\" for {}",
+            request.key.describe(),
             key.comment,
             session.describe()
         );
-        let auth = self.auth_for(&key).await?;
-        let (blob, auth_ref, plan_ref) = (key.blob.as_slice(), auth.as_slice(), &plan);
+        let signed = match &key.backing {
+            Backing::Tpm { blob, needs_auth } => {
+                self.sign_tpm(&key, blob, *needs_auth, &request.data, request.flags)
+                    .await?
+            }
+            Backing::Memory(memory) => memory.sign(&request.data, request.flags)?,
+            Backing::Pkcs11 { provider } => {
+                self.providers
+                    .sign(provider, &key.key.public, &request.data, request.flags)
+                    .await?
+            }
+        };
+        Ok(Reply::Signature(signed))
+    }
+
+    async fn sign_tpm(
+        &self,
+        key: &Held,
+        blob: &[u8],
+        needs_auth: bool,
+        data: &[u8],
+        flags: u32,
+    ) -> Result<Signed, AgentError> {
+        let plan = sign::plan(&key.key.public, data, flags)?;
+        let auth = self.auth_for(key, needs_auth).await?;
+        let (auth_ref, plan_ref) = (auth.as_slice(), &plan);
         let result = self
             .tpmd
             .call("sign", move |proxy| async move {
@@ -277,7 +329,7 @@ impl Agent {
         let signature = match result {
             Ok(signature) => signature,
             Err(TpmdError::AuthFailed(message)) => {
-                lock_or_recover(&self.auth_cache).remove(&key.public);
+                lock_or_recover(&self.auth_cache).remove(&key.key.public);
                 return Err(AgentError::Tpmd(TpmdError::AuthFailed(format!(
                     "key \"{}\": {message}",
                     key.comment
@@ -285,18 +337,22 @@ impl Agent {
             }
             Err(e) => return Err(e.into()),
         };
-        sign::finish(&plan, signature).map(Reply::Signature)
+        sign::finish(&plan, signature)
     }
 
     /// The key's auth value: empty, cached, or asked for through SSH_ASKPASS.
-    async fn auth_for(&self, key: &TpmKey) -> Result<Zeroizing<Vec<u8>>, AgentError> {
-        if !key.needs_auth {
+    async fn auth_for(
+        &self,
+        key: &Held,
+        needs_auth: bool,
+    ) -> Result<Zeroizing<Vec<u8>>, AgentError> {
+        if !needs_auth {
             return Ok(Zeroizing::new(Vec::new()));
         }
         {
             let mut cache = lock_or_recover(&self.auth_cache);
             cache.retain(|_, c| c.until.is_none_or(|t| t > Instant::now()));
-            if let Some(cached) = cache.get(&key.public) {
+            if let Some(cached) = cache.get(&key.key.public) {
                 return Ok(cached.value.clone());
             }
         }
@@ -308,7 +364,7 @@ impl Agent {
             )));
         };
         self.remember_auth(
-            &key.public,
+            &key.key.public,
             value.clone(),
             Some(Instant::now() + self.auth_cache_time),
         );
@@ -324,47 +380,28 @@ impl Agent {
         lock_or_recover(&self.auth_cache).insert(public.clone(), CachedAuth { value, until });
     }
 
-    async fn add(
-        &self,
-        identity: AddIdentity,
-        constraints: Vec<KeyConstraint>,
-        session: &mut Session,
-    ) -> Result<(), AgentError> {
-        if self.is_locked() {
-            return Err(AgentError::Locked);
-        }
-        crate::add::add(self, identity, constraints, session.upstream.as_mut()).await
-    }
-
-    async fn remove(
-        &self,
-        identity: RemoveIdentity,
-        session: &mut Session,
-    ) -> Result<(), AgentError> {
-        if self.is_locked() {
-            return Err(AgentError::Locked);
-        }
-        let removed = lock_or_recover(&self.store).remove(&identity.pubkey);
+    async fn remove(&self, frame: &[u8], session: &mut Session) -> Result<(), AgentError> {
+        self.unlocked()?;
+        let key = wire::parse_remove(frame).map_err(AgentError::BadRequest)?;
+        let removed = lock_or_recover(&self.store).remove(&key.blob);
         if removed {
-            info!(
-                "removed key {}",
-                identity.pubkey.fingerprint(ssh_key::HashAlg::Sha256)
-            );
-            lock_or_recover(&self.auth_cache).remove(&identity.pubkey);
+            info!("removed {}", key.describe());
+            if key.cert.is_none() {
+                lock_or_recover(&self.auth_cache).remove(&key.public);
+            }
             return Ok(());
         }
         match session.upstream.as_mut() {
-            Some(upstream) => upstream.remove(identity).await,
+            Some(upstream) => upstream.request(frame, "does not hold the key").await,
             None => Err(AgentError::NoSuchKey),
         }
     }
 
     async fn remove_all(&self, session: &mut Session) -> Result<(), AgentError> {
-        if self.is_locked() {
-            return Err(AgentError::Locked);
-        }
+        self.unlocked()?;
         lock_or_recover(&self.store).remove_all();
         lock_or_recover(&self.auth_cache).clear();
+        self.providers.unload_all().await;
         info!("removed all keys");
         if let Some(upstream) = session.upstream.as_mut() {
             if let Err(e) = upstream.remove_all().await {
@@ -373,10 +410,8 @@ impl Agent {
         }
         Ok(())
     }
-}
 
-impl Agent {
-    pub(crate) fn store_added(&self, key: TpmKey) {
+    pub(crate) fn store_added(&self, key: Held) {
         lock_or_recover(&self.store).add(key);
     }
 }

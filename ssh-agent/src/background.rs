@@ -1,13 +1,16 @@
 //! Without -D: start a copy of ourselves with -D in its own process group, wait until it
-//! listens, and print the line for `eval`, as ssh-agent does. (Re-running the binary
-//! rather than forking keeps the process free of unsafe code.)
+//! listens, and print the environment for `eval`, as ssh-agent does; or, given a command,
+//! run that command with the agent's environment, the agent ending when it ends.
+//! (Re-running the binary rather than forking keeps the process free of unsafe code.)
 
+use std::ffi::OsString;
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::cli::Cli;
 use crate::config::Settings;
 use crate::error::StartError;
 
@@ -20,7 +23,7 @@ fn log_path(settings: &Settings) -> PathBuf {
         .unwrap_or_else(|| settings.socket.with_file_name("ssh-agent.log"))
 }
 
-pub fn start(settings: &Settings) -> Result<(), StartError> {
+pub fn start(settings: &Settings, cli: &Cli) -> Result<(), StartError> {
     let socket = &settings.socket;
     if std::os::unix::net::UnixStream::connect(socket).is_ok() {
         return Err(StartError::Socket {
@@ -38,10 +41,21 @@ pub fn start(settings: &Settings) -> Result<(), StartError> {
     }
     let exe = std::env::current_exe()
         .map_err(|e| StartError::Other(format!("cannot find my own binary: {e}")))?;
+    // Our own options, without the command to run.
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let options = &args[..args.len().saturating_sub(cli.command.len())];
     let mut command = Command::new(exe);
-    command.args(std::env::args_os().skip(1)).arg("-D");
+    command.arg("-D").args(options);
+    if cli.socket.is_none() {
+        command.arg("-a").arg(socket);
+    }
     if settings.log_file.is_none() {
         command.arg("--log-file").arg(&log);
+    }
+    if !cli.command.is_empty() {
+        command
+            .arg("--exit-with-parent")
+            .arg(std::process::id().to_string());
     }
     let mut child = command
         .stdin(Stdio::null())
@@ -73,7 +87,17 @@ pub fn start(settings: &Settings) -> Result<(), StartError> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    println!("SSH_AUTH_SOCK={}; export SSH_AUTH_SOCK;", socket.display());
-    println!("echo Agent pid {};", child.id());
-    Ok(())
+    let Some((program, program_args)) = cli.command.split_first() else {
+        println!("{}", crate::shell::environment(cli, socket, child.id()));
+        return Ok(());
+    };
+    let error = Command::new(program)
+        .args(program_args)
+        .env("SSH_AUTH_SOCK", socket)
+        .env("SSH_AGENT_PID", child.id().to_string())
+        .exec();
+    Err(StartError::Other(format!(
+        "cannot run {}: {error}",
+        program.to_string_lossy()
+    )))
 }

@@ -1,8 +1,51 @@
 //! Command line, in ssh-agent's terms where ssh-agent has an equivalent.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+
+/// Where keys go that the TPM cannot hold (Ed25519, P-521, DSA, unusual RSA sizes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NonTpmKeys {
+    /// In this agent's locked memory, as ssh-agent keeps keys.
+    Memory,
+    /// To the upstream agent (`--upstream`).
+    Upstream,
+    /// Refused.
+    Refuse,
+}
+
+/// A time as ssh-agent's `-t` takes it: seconds, or a sequence like `1h30m` (s, m, h, d,
+/// w).
+pub fn parse_time(text: &str) -> Result<u32, String> {
+    let bad = || format!("\"{text}\" is not a time (seconds, or e.g. 90s, 5m, 1h30m, 2d, 1w)");
+    let mut total: u64 = 0;
+    let mut number = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit: u64 = match c.to_ascii_lowercase() {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            'w' => 604800,
+            _ => return Err(bad()),
+        };
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        total = total.saturating_add(n.saturating_mul(unit));
+        number.clear();
+    }
+    if !number.is_empty() {
+        total = total.saturating_add(number.parse::<u64>().map_err(|_| bad())?);
+    } else if text.is_empty() || text.chars().last().is_some_and(|c| c.is_ascii_digit()) {
+        return Err(bad());
+    }
+    u32::try_from(total).map_err(|_| bad())
+}
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -20,6 +63,36 @@ pub struct Cli {
     /// Stay in the foreground (and log to stderr).
     #[arg(short = 'D')]
     pub foreground: bool,
+
+    /// Debug mode, as ssh-agent's -d: the foreground, with debug logging.
+    #[arg(short = 'd')]
+    pub debug: bool,
+
+    /// Print the environment for sh/bash (the default unless $SHELL is a csh).
+    #[arg(short = 's', conflicts_with = "csh")]
+    pub sh: bool,
+
+    /// Print the environment for csh.
+    #[arg(short = 'c')]
+    pub csh: bool,
+
+    /// Stop the agent named by $SSH_AGENT_PID.
+    #[arg(short = 'k')]
+    pub kill: bool,
+
+    /// Default lifetime of added keys (seconds, or e.g. 1h30m), as ssh-agent's -t.
+    #[arg(short = 't', value_name = "LIFE", value_parser = parse_time)]
+    pub lifetime: Option<u32>,
+
+    /// PKCS#11 providers ssh-add -s may load: comma-separated patterns matched against
+    /// their real path (default /usr/lib*/*,/usr/local/lib*/*), as ssh-agent's -P.
+    #[arg(short = 'P', value_name = "PATTERNS")]
+    pub pkcs11_allowlist: Option<String>,
+
+    /// Keys the TPM cannot hold: memory (the default), upstream (the default with
+    /// --upstream) or refuse.
+    #[arg(long, value_name = "WHERE")]
+    pub non_tpm_keys: Option<NonTpmKeys>,
 
     /// Configuration file (default $XDG_CONFIG_HOME/tpmd/ssh-agent.conf).
     #[arg(long, value_name = "FILE")]
@@ -61,4 +134,36 @@ pub struct Cli {
     /// Log to this file (the default in the background: ssh-agent.log beside the socket).
     #[arg(long, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
+
+    /// Internal: run as the PKCS#11 helper process.
+    #[arg(long, hide = true)]
+    pub pkcs11_helper: bool,
+
+    /// Internal: exit when this process (the one that started the agent) ends.
+    #[arg(long, hide = true, value_name = "PID")]
+    pub exit_with_parent: Option<i32>,
+
+    /// Run this command with the agent, and stop the agent when it ends.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<OsString>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_time;
+
+    #[test]
+    fn times_read_as_ssh_agent_reads_them() {
+        assert_eq!(parse_time("10"), Ok(10));
+        assert_eq!(parse_time("90s"), Ok(90));
+        assert_eq!(parse_time("1h30m"), Ok(5400));
+        assert_eq!(parse_time("1w"), Ok(604800));
+        assert!(parse_time("").is_err());
+        assert!(parse_time("soon").is_err());
+        assert!(parse_time("5x").is_err());
+    }
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::Cli;
+pub use crate::cli::NonTpmKeys;
 use crate::error::StartError;
 
 #[derive(Debug, Clone)]
@@ -25,6 +26,13 @@ pub struct Settings {
     pub log_file: Option<PathBuf>,
     /// tpmd on the session bus (`tpmd --user`) rather than the system bus.
     pub session_bus: bool,
+    pub non_tpm_keys: NonTpmKeys,
+    /// `-t`: the lifetime of keys added without one.
+    pub default_lifetime: Option<Duration>,
+    /// `-P`: the PKCS#11 providers that may be loaded.
+    pub pkcs11_allowlist: String,
+    /// `-d`: debug logging in the foreground.
+    pub debug: bool,
 }
 
 const DEFAULT_AUTH_CACHE_SECS: u64 = 300;
@@ -41,6 +49,8 @@ struct FileSettings {
     tpmd_wait: Option<u64>,
     log_file: Option<PathBuf>,
     session_bus: Option<bool>,
+    non_tpm_keys: Option<NonTpmKeys>,
+    pkcs11_allowlist: Option<String>,
 }
 
 fn home() -> Option<PathBuf> {
@@ -116,9 +126,23 @@ fn parse_file(path: &Path, text: &str) -> Result<FileSettings, StartError> {
                     }
                 })
             }
+            "non-tpm-keys" => {
+                out.non_tpm_keys = Some(match value {
+                    "memory" => NonTpmKeys::Memory,
+                    "upstream" => NonTpmKeys::Upstream,
+                    "refuse" => NonTpmKeys::Refuse,
+                    _ => {
+                        return Err(StartError::Config(format!(
+                            "{}: non-tpm-keys must be memory, upstream or refuse",
+                            at()
+                        )))
+                    }
+                })
+            }
+            "pkcs11-providers" => out.pkcs11_allowlist = Some(value.to_string()),
             other => {
                 return Err(StartError::Config(format!(
-                    "{}: unknown setting \"{other}\" (known: socket, key-dir, ssh-dir, upstream, save-wrapped, auth-cache, tpmd-wait, log-file, bus)",
+                    "{}: unknown setting \"{other}\" (known: socket, key-dir, ssh-dir, upstream, save-wrapped, auth-cache, tpmd-wait, log-file, bus, non-tpm-keys, pkcs11-providers)",
                     at()
                 )))
             }
@@ -135,16 +159,14 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// `$XDG_RUNTIME_DIR/tpmd/ssh-agent.sock`.
+/// `$XDG_RUNTIME_DIR/tpmd/ssh-agent.sock`; without XDG_RUNTIME_DIR, a new directory
+/// in $TMPDIR as ssh-agent makes (see `socket::fresh_directory`).
 pub fn default_socket_path() -> Result<PathBuf, StartError> {
-    let dir = std::env::var_os("XDG_RUNTIME_DIR")
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| {
-            StartError::Config(
-                "XDG_RUNTIME_DIR is not set; set it or give the socket with -a SOCKET".into(),
-            )
-        })?;
-    Ok(PathBuf::from(dir).join("tpmd").join("ssh-agent.sock"))
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        Some(dir) => Ok(PathBuf::from(dir).join("tpmd").join("ssh-agent.sock")),
+        None => crate::socket::fresh_directory()
+            .map(|dir| dir.join(format!("agent.{}", std::process::id()))),
+    }
 }
 
 /// Whether systemd passed the listening socket (LISTEN_FDS).
@@ -172,7 +194,7 @@ impl Settings {
         let (socket, default_socket) = match cli.socket.clone().or(file.socket) {
             Some(path) => (path, false),
             // systemd passes the socket itself: no path needed.
-            None if socket_activated() => (default_socket_path().unwrap_or_default(), true),
+            None if socket_activated() => (PathBuf::new(), true),
             None => (default_socket_path()?, true),
         };
         let mut key_dirs = Vec::new();
@@ -184,6 +206,19 @@ impl Settings {
         key_dirs.extend(file.key_dirs);
         key_dirs.extend(cli.key_dirs.iter().cloned());
         let upstream = cli.upstream.clone().or(file.upstream);
+        let non_tpm_keys =
+            cli.non_tpm_keys
+                .or(file.non_tpm_keys)
+                .unwrap_or(if upstream.is_some() {
+                    NonTpmKeys::Upstream
+                } else {
+                    NonTpmKeys::Memory
+                });
+        if non_tpm_keys == NonTpmKeys::Upstream && upstream.is_none() {
+            return Err(StartError::Config(
+                "--non-tpm-keys upstream needs an upstream agent: give --upstream SOCKET".into(),
+            ));
+        }
         if upstream.as_ref().is_some_and(|u| same_file(u, &socket)) {
             return Err(StartError::Config(format!(
                 "the upstream agent {} is this agent's own socket; give another agent's socket (OpenSSH's ssh-agent, gcr's)",
@@ -193,7 +228,7 @@ impl Settings {
         Ok(Settings {
             socket,
             default_socket,
-            foreground: cli.foreground,
+            foreground: cli.foreground || cli.debug,
             key_dirs,
             upstream,
             save_wrapped: cli.save_wrapped.clone().or(file.save_wrapped),
@@ -209,6 +244,14 @@ impl Settings {
             ),
             log_file: cli.log_file.clone().or(file.log_file),
             session_bus: cli.user || file.session_bus.unwrap_or(false),
+            non_tpm_keys,
+            default_lifetime: cli.lifetime.map(|t| Duration::from_secs(u64::from(t))),
+            pkcs11_allowlist: cli
+                .pkcs11_allowlist
+                .clone()
+                .or(file.pkcs11_allowlist)
+                .unwrap_or_else(|| crate::pkcs11::DEFAULT_ALLOWLIST.to_string()),
+            debug: cli.debug,
         })
     }
 }

@@ -5,86 +5,49 @@
 
 use std::sync::Arc;
 
-use ssh_agent_lib::proto::{Request, Response};
-use ssh_agent_lib::ssh_encoding::{Decode, Encode};
+use ssh_agent_lib::proto::Response;
+use ssh_agent_lib::ssh_encoding::Encode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tracing::{debug, warn};
 use zeroize::Zeroizing;
 
 use crate::agent::{Agent, Reply};
-use crate::sign::Signed;
 use crate::socket::Peer;
+use crate::wire;
 
 /// OpenSSH's limit (AGENT_MAX_LEN).
 pub const MAX_MESSAGE: usize = 256 * 1024;
 
-const SSH_AGENT_IDENTITIES_ANSWER: u8 = 12;
-const SSH_AGENT_SIGN_RESPONSE: u8 = 14;
-
-fn name(request: &Request) -> &'static str {
-    match request {
-        Request::RequestIdentities => "list keys",
-        Request::SignRequest(_) => "sign",
-        Request::AddIdentity(_) | Request::AddIdConstrained(_) => "add key",
-        Request::RemoveIdentity(_) => "remove key",
-        Request::RemoveAllIdentities => "remove all keys",
-        Request::AddSmartcardKey(_) | Request::AddSmartcardKeyConstrained(_) => "add smartcard",
-        Request::RemoveSmartcardKey(_) => "remove smartcard",
-        Request::Lock(_) => "lock",
-        Request::Unlock(_) => "unlock",
-        Request::Extension(_) => "extension",
-    }
-}
-
 fn encode_response(response: &Response) -> Option<Vec<u8>> {
-    let len = u32::try_from(response.encoded_len().ok()?).ok()?;
-    let mut out = Vec::with_capacity(len as usize + 4);
-    len.encode(&mut out).ok()?;
-    response.encode(&mut out).ok()?;
-    Some(out)
-}
-
-/// A sign response built from an algorithm name and blob (see [`Signed::Raw`]).
-fn encode_raw_signature(algorithm: &str, blob: &[u8]) -> Option<Vec<u8>> {
-    let mut signature = Vec::new();
-    algorithm.encode(&mut signature).ok()?;
-    blob.encode(&mut signature).ok()?;
-    let mut body = vec![SSH_AGENT_SIGN_RESPONSE];
-    signature.as_slice().encode(&mut body).ok()?;
-    let mut out = Vec::new();
-    u32::try_from(body.len()).ok()?.encode(&mut out).ok()?;
-    out.extend_from_slice(&body);
-    Some(out)
-}
-
-/// SSH_AGENT_IDENTITIES_ANSWER from blobs, so that certificates can be listed.
-fn encode_identities(identities: &[(Vec<u8>, String)]) -> Option<Vec<u8>> {
-    let mut body = vec![SSH_AGENT_IDENTITIES_ANSWER];
-    u32::try_from(identities.len())
-        .ok()?
-        .encode(&mut body)
-        .ok()?;
-    for (blob, comment) in identities {
-        blob.as_slice().encode(&mut body).ok()?;
-        comment.as_str().encode(&mut body).ok()?;
-    }
-    let mut out = Vec::with_capacity(body.len() + 4);
-    u32::try_from(body.len()).ok()?.encode(&mut out).ok()?;
-    out.extend_from_slice(&body);
-    Some(out)
+    let mut body = Vec::new();
+    response.encode(&mut body).ok()?;
+    wire::frame(&body)
 }
 
 fn encode(reply: Reply) -> Option<Vec<u8>> {
     match reply {
-        Reply::Identities(identities) => encode_identities(&identities),
+        Reply::Identities(identities) => wire::frame(&wire::encode_identities(&identities)?),
         Reply::Proto(response) => encode_response(&response),
-        Reply::Signature(Signed::Ssh(signature)) => {
-            encode_response(&Response::SignResponse(signature))
-        }
-        Reply::Signature(Signed::Raw { algorithm, blob }) => {
-            encode_raw_signature(&algorithm, &blob)
-        }
+        Reply::Signature(signed) => wire::frame(&wire::encode_sign_response(&signed.to_blob()?)?),
+        Reply::Raw(body) => wire::frame(&body),
+    }
+}
+
+/// Names a request by its message type, for the log.
+fn name(kind: u8) -> &'static str {
+    match kind {
+        11 => "list keys",
+        13 => "sign",
+        17 | 25 => "add key",
+        18 => "remove key",
+        19 => "remove all keys",
+        20 | 26 => "add PKCS#11 provider",
+        21 => "remove PKCS#11 provider",
+        22 => "lock",
+        23 => "unlock",
+        27 => "extension",
+        _ => "request",
     }
 }
 
@@ -108,26 +71,11 @@ pub async fn serve(agent: Arc<Agent>, mut stream: UnixStream, peer: Peer) {
             debug!("{who} closed the connection in the middle of a message");
             return;
         }
-        let decoded = match crate::cert::sign_request_with_certificate(&frame) {
-            Some(request) => Ok(Request::SignRequest(request)),
-            None => Request::decode(&mut frame.as_slice()),
-        };
-        let reply = match decoded {
-            Ok(request) => {
-                let what = name(&request);
-                match agent.handle(request, &mut session).await {
-                    Ok(reply) => reply,
-                    Err(e) => {
-                        warn!("{what} for {who} failed: {e}");
-                        Reply::Proto(Response::Failure)
-                    }
-                }
-            }
+        let what = name(frame[0]);
+        let reply = match agent.handle(&frame, &mut session).await {
+            Ok(reply) => reply,
             Err(e) => {
-                warn!(
-                    "malformed or unsupported request (type {}) from {who}: {e}; answered SSH_AGENT_FAILURE",
-                    frame[0]
-                );
+                warn!("{what} for {who} failed: {e}");
                 Reply::Proto(Response::Failure)
             }
         };
@@ -146,6 +94,7 @@ pub async fn serve(agent: Arc<Agent>, mut stream: UnixStream, peer: Peer) {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::sign::Signed;
 
     #[test]
     fn identities_from_blobs_match_ssh_agent_lib_for_plain_keys() {
@@ -156,7 +105,7 @@ mod tests {
             ssh_key::public::KeyData::Ecdsa(ssh_key::public::EcdsaPublicKey::from(&verifying));
         let mut blob = Vec::new();
         key.encode(&mut blob).unwrap();
-        let ours = encode_identities(&[(blob, "c".into())]).unwrap();
+        let ours = encode(Reply::Identities(vec![(blob, "c".into())])).unwrap();
         let theirs = encode_response(&Response::IdentitiesAnswer(vec![Identity {
             pubkey: key,
             comment: "c".into(),
@@ -167,7 +116,11 @@ mod tests {
 
     #[test]
     fn raw_signature_frame_matches_the_wire_format() {
-        let bytes = encode_raw_signature("ssh-rsa", &[1, 2, 3]).unwrap();
+        let bytes = encode(Reply::Signature(Signed::Raw {
+            algorithm: "ssh-rsa".into(),
+            blob: vec![1, 2, 3],
+        }))
+        .unwrap();
         let mut want = vec![0, 0, 0, 23, 14, 0, 0, 0, 18, 0, 0, 0, 7];
         want.extend_from_slice(b"ssh-rsa");
         want.extend_from_slice(&[0, 0, 0, 3, 1, 2, 3]);

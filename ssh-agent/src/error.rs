@@ -24,6 +24,10 @@ pub enum AgentError {
     Save(std::io::Error),
     #[error("refused to {0} for a connection forwarded from another host (ssh -A); do it on the machine where the agent runs")]
     Forwarded(&'static str),
+    #[error("refused to use key \"{key}\" here: {why}")]
+    Restricted { key: String, why: String },
+    #[error("{0}")]
+    Pkcs11(String),
     #[error("refused to unlock: a wrong passphrase was given {failures} time(s) in a row, so no passphrase is checked for another {wait_ms} ms")]
     UnlockThrottled { failures: u32, wait_ms: u128 },
 }

@@ -2,11 +2,14 @@
 //! to the upstream agent, and telling a forwarded connection apart) and
 //! `set-auth@tpmd.org` (a key's auth value, from `tpmd-ssh-agent --set-auth`).
 
-use ssh_agent_lib::proto::extension::{QueryResponse, SessionBind};
+use ssh_agent_lib::proto::extension::QueryResponse;
 use ssh_agent_lib::proto::{Extension, Response};
 use tracing::{debug, info, warn};
 
+use ssh_agent_lib::ssh_encoding::Encode;
+
 use crate::agent::{Agent, Reply, Session};
+use crate::destination::Bind;
 use crate::error::AgentError;
 use crate::set_auth::SetAuth;
 
@@ -14,6 +17,9 @@ const EXTENSIONS: [&str; 3] = ["query", "session-bind@openssh.com", "set-auth@tp
 
 /// OpenSSH's limit of bindings per connection (AGENT_MAX_SESSION_IDS): one per hop.
 const MAX_BINDS: usize = 16;
+
+/// SSH_AGENTC_EXTENSION, to pass a binding upstream as the client sent it.
+const EXTENSION: u8 = 27;
 
 impl Agent {
     pub(crate) async fn extension(
@@ -31,11 +37,9 @@ impl Agent {
             .map_err(|e| bad(&e))?;
             return Ok(Reply::Proto(Response::ExtensionResponse(response)));
         }
-        if let Some(bind) = extension
-            .parse_message::<SessionBind>()
-            .map_err(|e| bad(&e))?
-        {
-            self.session_bind(bind, extension, session).await?;
+        if extension.name == "session-bind@openssh.com" {
+            let bind = Bind::parse(extension.details.as_ref()).map_err(AgentError::BadRequest)?;
+            self.session_bind(bind, &extension, session).await?;
             return Ok(Reply::Proto(Response::Success));
         }
         if let Some(set) = extension.parse_message::<SetAuth>().map_err(|e| bad(&e))? {
@@ -43,7 +47,10 @@ impl Agent {
             if self.is_locked() {
                 return Err(AgentError::Locked);
             }
-            let Some(key) = self.find(&set.key) else {
+            let Some(blob) = crate::wire::KeyBlob::from_key(&set.key) else {
+                return Err(AgentError::NoSuchKey);
+            };
+            let Some(key) = self.find(&blob.blob) else {
                 return Err(AgentError::NoSuchKey);
             };
             info!(
@@ -61,32 +68,38 @@ impl Agent {
 
     async fn session_bind(
         &self,
-        bind: SessionBind,
-        raw: Extension,
+        bind: Bind,
+        raw: &Extension,
         session: &mut Session,
     ) -> Result<(), AgentError> {
-        bind.verify_signature().map_err(|e| {
-            AgentError::BadRequest(format!(
-                "session-bind@openssh.com: the host key's signature does not verify ({e})"
-            ))
-        })?;
-        if session.bound_for_auth {
-            return Err(AgentError::BadRequest(
-                "session-bind@openssh.com on a connection already bound for authentication".into(),
-            ));
+        for earlier in &session.binds {
+            if !earlier.forwarding {
+                return Err(AgentError::BadRequest(
+                    "session-bind@openssh.com on a connection already bound for authentication"
+                        .into(),
+                ));
+            }
+            if earlier.session_id == bind.session_id {
+                if earlier.host_key.blob == bind.host_key.blob {
+                    // The same binding again: nothing new to record.
+                    return Ok(());
+                }
+                return Err(AgentError::BadRequest(
+                    "session-bind@openssh.com: a session already bound to another host key".into(),
+                ));
+            }
         }
-        if session.binds >= MAX_BINDS {
+        if session.binds.len() >= MAX_BINDS {
             return Err(AgentError::BadRequest(format!(
                 "session-bind@openssh.com: more than {MAX_BINDS} on one connection"
             )));
         }
-        session.binds += 1;
-        session.bound_for_auth = !bind.is_forwarding;
         let host = bind
             .host_key
+            .public
             .fingerprint(ssh_key::HashAlg::Sha256)
             .to_string();
-        if bind.is_forwarding && session.forwarded_to.is_none() {
+        if bind.forwarding && session.forwarded_to.is_none() {
             info!(
                 "connection of {} is forwarded to host {host} (ssh -A): it may list keys and sign, not add keys or set auth values",
                 session.peer.describe()
@@ -96,16 +109,16 @@ impl Agent {
             debug!(
                 "connection of {} bound to host key {host}{}",
                 session.describe(),
-                if bind.is_forwarding {
-                    " (forwarding)"
-                } else {
-                    ""
-                }
+                if bind.forwarding { " (forwarding)" } else { "" }
             );
         }
+        session.binds.push(bind);
         if let Some(upstream) = session.upstream.as_mut() {
-            if let Err(e) = upstream.bind(raw).await {
-                warn!("passing the session binding upstream: {e}");
+            let mut body = vec![EXTENSION];
+            if raw.encode(&mut body).is_ok() {
+                if let Err(e) = upstream.bind(body).await {
+                    warn!("passing the session binding upstream: {e}");
+                }
             }
         }
         Ok(())

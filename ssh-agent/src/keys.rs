@@ -1,31 +1,66 @@
-//! The keys the agent serves: TPM key files found in the key directories (re-read when
-//! they change) and keys added with ssh-add (wrapped on the spot). Only wrapped blobs
-//! are held; they are useless without this machine's TPM.
+//! The identities the agent serves: TPM key files found in the key directories (re-read
+//! when they change, with a certificate beside one served as a second identity), and
+//! keys added with ssh-add: wrapped into the TPM, kept in memory, or held by a PKCS#11
+//! provider. As in ssh-agent, a key and its certificate are separate identities, added
+//! and removed separately.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use ssh_key::public::KeyData;
 use tracing::{debug, info, warn};
+
+use crate::destination::Rules;
+use crate::memory::MemoryKey;
+use crate::wire::KeyBlob;
 
 /// Key files are small; anything bigger is not one and is not read.
 const MAX_KEY_FILE: u64 = 64 * 1024;
 
+/// What signs for an identity.
 #[derive(Debug, Clone)]
-pub struct TpmKey {
-    pub public: KeyData,
-    /// The certificate blob from `KEY-cert.pub`, offered as a second identity.
-    pub cert: Option<Vec<u8>>,
+pub enum Backing {
+    /// A TPM key file's bytes (TSS2 PRIVATE KEY), exactly what tpmd takes.
+    Tpm {
+        blob: Arc<Vec<u8>>,
+        needs_auth: bool,
+    },
+    /// A key no TPM can hold, in the agent's locked memory.
+    Memory(Arc<MemoryKey>),
+    /// A key of a PKCS#11 provider, signed for by its helper process.
+    Pkcs11 { provider: PathBuf },
+}
+
+impl Backing {
+    /// The mark `ssh-add -l` shows after the comment.
+    fn mark(&self) -> &'static str {
+        match self {
+            Backing::Tpm { .. } => " [TPM]",
+            Backing::Memory(_) => " [in memory, not TPM]",
+            Backing::Pkcs11 { .. } => "",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Held {
+    /// The identity: a plain key or a certificate of it.
+    pub key: KeyBlob,
     pub comment: String,
-    /// The key file bytes (TSS2 PRIVATE KEY), exactly what tpmd takes.
-    pub blob: Arc<Vec<u8>>,
-    pub needs_auth: bool,
+    pub backing: Backing,
     /// ssh-add -c: ask before each use.
     pub confirm: bool,
     /// ssh-add -t: gone after this instant.
     pub expires: Option<Instant>,
+    /// ssh-add -h: where the key may be used.
+    pub rules: Arc<Rules>,
+}
+
+impl Held {
+    pub fn listed_comment(&self) -> String {
+        format!("{}{}", self.comment, self.backing.mark())
+    }
 }
 
 /// What identifies one version of a file on disk (and of its certificate).
@@ -34,28 +69,30 @@ pub type FileStamp = (Option<SystemTime>, u64);
 
 struct FileEntry {
     stamp: Stamp,
-    key: Option<TpmKey>,
+    /// The key, then its certificate if one is beside it.
+    held: Vec<Held>,
 }
 
 #[derive(Default)]
 pub struct KeyStore {
     dirs: Vec<PathBuf>,
     files: BTreeMap<PathBuf, FileEntry>,
-    added: Vec<TpmKey>,
-    /// File keys removed with ssh-add -d/-D: hidden until the file changes.
-    hidden: HashSet<(PathBuf, Stamp)>,
+    added: Vec<Held>,
+    /// File identities removed with ssh-add -d/-D: hidden until the file changes.
+    hidden: HashSet<(PathBuf, Stamp, Vec<u8>)>,
 }
 
-/// The public key and comment of a TPM key file, or None if it is not one.
-pub fn read_key_file(path: &Path, bytes: Vec<u8>) -> Option<TpmKey> {
+/// The identities of a TPM key file (the key, and a certificate beside it), or none if
+/// it is not one.
+pub fn read_key_file(path: &Path, bytes: Vec<u8>) -> Vec<Held> {
     if !tpmd_api::client::is_tpm_key_file(&bytes) {
-        return None;
+        return Vec::new();
     }
     let public = match tpmd_api::client::key_file_public(&bytes) {
         Ok(public) => public,
         Err(e) => {
             warn!("{}: unreadable TPM key file: {e}", path.display());
-            return None;
+            return Vec::new();
         }
     };
     let comment = pub_comment(path).unwrap_or_else(|| {
@@ -70,20 +107,28 @@ pub fn read_key_file(path: &Path, bytes: Vec<u8>) -> Option<TpmKey> {
                 "{}: this TPM key type cannot be used with ssh: {e}",
                 path.display()
             );
-            return None;
+            return Vec::new();
         }
     };
     let needs_auth = tpmd_api::client::key_needs_auth(&bytes).unwrap_or(false);
     let public = ssh.key_data().clone();
-    Some(TpmKey {
-        cert: crate::cert::beside(path, &public),
-        public,
-        comment,
+    let backing = Backing::Tpm {
         blob: Arc::new(bytes),
         needs_auth,
-        confirm: false,
-        expires: None,
-    })
+    };
+    let cert = crate::cert::beside(path, &public).and_then(|c| KeyBlob::from_cert(&c));
+    KeyBlob::from_key(&public)
+        .into_iter()
+        .chain(cert)
+        .map(|key| Held {
+            key,
+            comment: comment.clone(),
+            backing: backing.clone(),
+            confirm: false,
+            expires: None,
+            rules: Arc::default(),
+        })
+        .collect()
 }
 
 /// The comment of `KEY.pub` (or `KEY` with `.tpm` replaced by `.pub`) beside a key.
@@ -137,20 +182,20 @@ impl KeyStore {
                 if self.files.get(&path).is_some_and(|f| f.stamp == stamp) {
                     continue;
                 }
-                let key = std::fs::read(&path)
-                    .ok()
-                    .and_then(|bytes| read_key_file(&path, bytes));
-                match &key {
+                let held = std::fs::read(&path)
+                    .map(|bytes| read_key_file(&path, bytes))
+                    .unwrap_or_default();
+                match held.first() {
                     Some(k) => info!("serving TPM key {} ({})", path.display(), k.comment),
                     None => debug!("{}: not a TPM key file", path.display()),
                 }
-                self.files.insert(path, FileEntry { stamp, key });
+                self.files.insert(path, FileEntry { stamp, held });
             }
         }
         self.files.retain(|path, _| seen.contains(path));
         let files = &self.files;
         self.hidden
-            .retain(|(path, stamp)| files.get(path).is_some_and(|f| f.stamp == *stamp));
+            .retain(|(path, stamp, _)| files.get(path).is_some_and(|f| f.stamp == *stamp));
     }
 
     pub fn purge_expired(&mut self) {
@@ -164,39 +209,41 @@ impl KeyStore {
         });
     }
 
-    /// Every key served, ssh-add'ed ones first, each public key once.
-    pub fn keys(&self) -> Vec<&TpmKey> {
+    /// Every identity served, ssh-add'ed ones first, each blob once.
+    pub fn keys(&self) -> Vec<&Held> {
         let mut seen = HashSet::new();
-        let files = self
-            .files
-            .iter()
-            .filter(|(path, f)| !self.hidden.contains(&((*path).clone(), f.stamp)))
-            .filter_map(|(_, f)| f.key.as_ref());
+        let files = self.files.iter().flat_map(|(path, f)| {
+            f.held.iter().filter(move |h| {
+                !self
+                    .hidden
+                    .contains(&(path.clone(), f.stamp, h.key.blob.clone()))
+            })
+        });
         self.added
             .iter()
             .chain(files)
-            .filter(|k| seen.insert(k.public.clone()))
+            .filter(|k| seen.insert(k.key.blob.clone()))
             .collect()
     }
 
-    pub fn find(&self, public: &KeyData) -> Option<&TpmKey> {
-        self.keys().into_iter().find(|k| &k.public == public)
+    pub fn find(&self, blob: &[u8]) -> Option<&Held> {
+        self.keys().into_iter().find(|k| k.key.blob == blob)
     }
 
-    /// Adds (or replaces, as ssh-agent does) a key added with ssh-add.
-    pub fn add(&mut self, key: TpmKey) {
-        self.added.retain(|k| k.public != key.public);
+    /// Adds (or replaces, as ssh-agent does) an identity added with ssh-add.
+    pub fn add(&mut self, key: Held) {
+        self.added.retain(|k| k.key.blob != key.key.blob);
         self.added.push(key);
     }
 
-    /// Removes a key; a file key is hidden until its file changes. False if not held.
-    pub fn remove(&mut self, public: &KeyData) -> bool {
+    /// Removes an identity; a file's is hidden until the file changes. False if not held.
+    pub fn remove(&mut self, blob: &[u8]) -> bool {
         let before = self.added.len();
-        self.added.retain(|k| &k.public != public);
+        self.added.retain(|k| k.key.blob != blob);
         let mut found = self.added.len() != before;
         for (path, f) in &self.files {
-            if f.key.as_ref().is_some_and(|k| &k.public == public) {
-                self.hidden.insert((path.clone(), f.stamp));
+            if f.held.iter().any(|h| h.key.blob == blob) {
+                self.hidden.insert((path.clone(), f.stamp, blob.to_vec()));
                 found = true;
             }
         }
@@ -206,9 +253,18 @@ impl KeyStore {
     pub fn remove_all(&mut self) {
         self.added.clear();
         for (path, f) in &self.files {
-            if f.key.is_some() {
-                self.hidden.insert((path.clone(), f.stamp));
+            for h in &f.held {
+                self.hidden
+                    .insert((path.clone(), f.stamp, h.key.blob.clone()));
             }
         }
+    }
+
+    /// Removes the identities of one PKCS#11 provider; how many there were.
+    pub fn remove_provider(&mut self, provider: &Path) -> usize {
+        let before = self.added.len();
+        self.added
+            .retain(|k| !matches!(&k.backing, Backing::Pkcs11 { provider: p } if p == provider));
+        before - self.added.len()
     }
 }

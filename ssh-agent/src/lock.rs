@@ -87,6 +87,7 @@ impl Agent {
     pub(crate) async fn lock(
         &self,
         passphrase: String,
+        frame: &[u8],
         session: &mut Session,
     ) -> Result<(), AgentError> {
         let passphrase = Zeroizing::new(passphrase);
@@ -96,7 +97,7 @@ impl Agent {
         lock_or_recover(&self.auth_cache).clear();
         info!("agent locked by {}", session.describe());
         if let Some(upstream) = session.upstream.as_mut() {
-            if let Err(e) = upstream.lock(passphrase.to_string()).await {
+            if let Err(e) = upstream.request(frame, "refused to lock").await {
                 warn!("locking: {e}");
             }
         }
@@ -106,6 +107,7 @@ impl Agent {
     pub(crate) async fn unlock(
         &self,
         passphrase: String,
+        frame: &[u8],
         session: &mut Session,
     ) -> Result<(), AgentError> {
         let passphrase = Zeroizing::new(passphrase);
@@ -135,7 +137,7 @@ impl Agent {
         }
         info!("agent unlocked by {}", session.describe());
         if let Some(upstream) = session.upstream.as_mut() {
-            if let Err(e) = upstream.unlock(passphrase.to_string()).await {
+            if let Err(e) = upstream.request(frame, "refused to unlock").await {
                 warn!("unlocking: {e}");
             }
         }

@@ -5,9 +5,11 @@ use std::path::Path;
 
 use tracing_subscriber::EnvFilter;
 
-pub fn init(file: Option<&Path>) -> Result<(), String> {
+/// `debug`: ssh-agent's -d, debug lines unless TPMD_SSH_AGENT_LOG says otherwise.
+pub fn init(file: Option<&Path>, debug: bool) -> Result<(), String> {
+    let default = if debug { "debug" } else { "info" };
     let filter =
-        EnvFilter::try_from_env("TPMD_SSH_AGENT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+        EnvFilter::try_from_env("TPMD_SSH_AGENT_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false);

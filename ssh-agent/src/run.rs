@@ -14,7 +14,7 @@ use crate::socket;
 
 const RESCAN_EVERY: Duration = Duration::from_secs(2);
 
-pub async fn run(settings: Settings) -> Result<(), StartError> {
+pub async fn run(settings: Settings, cli: &crate::cli::Cli) -> Result<(), StartError> {
     let bound = match socket::activated()? {
         Some(listener) => listener,
         None => socket::bind(&settings.socket, settings.default_socket).await?,
@@ -26,7 +26,10 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         None => info!("listening on the socket systemd passed"),
     }
     if let Some(path) = &bound.owned_path {
-        println!("SSH_AUTH_SOCK={}; export SSH_AUTH_SOCK;", path.display());
+        println!(
+            "{}",
+            crate::shell::environment(cli, path, std::process::id())
+        );
     }
     // Say at start whether tpmd answers, so a misconfiguration shows before the first ssh.
     {
@@ -73,7 +76,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     }
     scanner.abort();
     if let Some(path) = &bound.owned_path {
-        let _ = std::fs::remove_file(path);
+        socket::remove_socket(path);
     }
     info!("stopped");
     Ok(())

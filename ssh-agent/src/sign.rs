@@ -66,11 +66,11 @@ pub fn plan(key: &KeyData, data: &[u8], flags: u32) -> Result<Plan, AgentError> 
                     Sha384::digest(data).to_vec(),
                     "ecdsa-sha2-nistp384",
                 ),
-                EcdsaCurve::NistP521 => {
-                    return Err(AgentError::Unsupported(
-                        "ECDSA P-521 keys cannot be held by a TPM".into(),
-                    ))
-                }
+                EcdsaCurve::NistP521 => (
+                    "sha512",
+                    Sha512::digest(data).to_vec(),
+                    "ecdsa-sha2-nistp521",
+                ),
             };
             Ok(Plan {
                 scheme: scheme::ECDSA,
@@ -87,12 +87,50 @@ pub fn plan(key: &KeyData, data: &[u8], flags: u32) -> Result<Plan, AgentError> 
     }
 }
 
+/// RSA PKCS#1 v1.5 for the plan's hash: its DigestInfo prefix goes before the digest.
+pub fn pkcs1v15(plan: &Plan) -> Option<rsa::Pkcs1v15Sign> {
+    match plan.kind {
+        Kind::Rsa(None) => Some(rsa::Pkcs1v15Sign::new::<Sha1>()),
+        Kind::Rsa(Some(HashAlg::Sha256)) => Some(rsa::Pkcs1v15Sign::new::<Sha256>()),
+        Kind::Rsa(Some(HashAlg::Sha512)) => Some(rsa::Pkcs1v15Sign::new::<Sha512>()),
+        _ => None,
+    }
+}
+
+/// What PKCS#1 v1.5 signs for an RSA plan: DigestInfo (prefix and digest).
+pub fn digest_info(plan: &Plan) -> Option<Vec<u8>> {
+    let padding = pkcs1v15(plan)?;
+    let mut out = padding.prefix.to_vec();
+    out.extend_from_slice(&plan.digest);
+    Some(out)
+}
+
 /// A signature ready for the agent reply. ssh-key 0.6 cannot build an `ssh-rsa`
 /// (SHA-1) signature, so that one is kept as its algorithm name and blob.
 #[derive(Debug, Clone)]
 pub enum Signed {
     Ssh(ssh_key::Signature),
-    Raw { algorithm: String, blob: Vec<u8> },
+    Raw {
+        algorithm: String,
+        blob: Vec<u8>,
+    },
+    /// An encoded SSH signature (from the PKCS#11 helper).
+    Encoded(Vec<u8>),
+}
+
+impl Signed {
+    /// The SSH signature blob of the agent's reply.
+    pub fn to_blob(&self) -> Option<Vec<u8>> {
+        match self {
+            Signed::Ssh(signature) => {
+                let mut out = Vec::new();
+                signature.encode(&mut out).ok()?;
+                Some(out)
+            }
+            Signed::Raw { algorithm, blob } => crate::wire::signature_blob(algorithm, blob),
+            Signed::Encoded(blob) => Some(blob.clone()),
+        }
+    }
 }
 
 /// Turns tpmd's answer (RSA: the signature; ECDSA: r || s) into the SSH signature.

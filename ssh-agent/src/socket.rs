@@ -76,6 +76,48 @@ pub async fn bind(path: &Path, own_directory: bool) -> Result<Listener, StartErr
     })
 }
 
+/// A new directory, mode 0700, for a socket when there is no XDG_RUNTIME_DIR: as
+/// ssh-agent makes `$TMPDIR/ssh-XXXXXXXXXX`, named `tpmd-ssh-XXXXXXXXXX`.
+pub fn fresh_directory() -> Result<PathBuf, StartError> {
+    use rand::distributions::{Alphanumeric, DistString};
+    let base = std::env::var_os("TMPDIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    let mut last = None;
+    for _ in 0..10 {
+        let dir = base.join(format!(
+            "{FRESH_PREFIX}{}",
+            Alphanumeric.sample_string(&mut rand::thread_rng(), 10)
+        ));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(socket_error(&dir, e)),
+        }
+    }
+    Err(socket_error(
+        &base,
+        last.unwrap_or_else(|| std::io::Error::other("no free directory name")),
+    ))
+}
+
+/// The prefix of directories [`fresh_directory`] makes; the agent removes its own on exit.
+pub const FRESH_PREFIX: &str = "tpmd-ssh-";
+
+/// Removes the socket and, if the agent made it, its directory.
+pub fn remove_socket(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    if let Some(dir) = path.parent() {
+        let ours = dir
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(FRESH_PREFIX));
+        if ours {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
 /// A socket file left by an agent that died is removed; one that answers is not ours
 /// to take.
 async fn remove_stale(path: &Path) -> Result<(), StartError> {

@@ -19,12 +19,15 @@ pub enum TpmdError {
     AuthFailed(String),
     #[error("tpmd refused: {0}")]
     Refused(String),
+    #[error("not supported by this TPM: {0}")]
+    Unsupported(String),
 }
 
 fn classify(error: DaemonError) -> TpmdError {
     match error {
         DaemonError::ZBus(e) => TpmdError::Unreachable(e.to_string()),
         DaemonError::AuthFailed(m) => TpmdError::AuthFailed(m),
+        DaemonError::Unsupported(m) => TpmdError::Unsupported(m),
         other => TpmdError::Refused(other.message()),
     }
 }

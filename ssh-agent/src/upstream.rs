@@ -1,27 +1,27 @@
-//! Another agent (OpenSSH's ssh-agent, gcr's) that keeps the keys a TPM cannot hold.
+//! Another agent (OpenSSH's ssh-agent, gcr's) that keeps the keys this agent passes on.
 //!
 //! Each client connection gets its own connection upstream, opened on first use and
 //! given the same `session-bind@openssh.com` messages the client sent us, in order. So
 //! the upstream agent knows which host each connection authenticates to and whether it
 //! arrived through forwarding, and applies the destination constraints (`ssh-add -h`) it
-//! holds exactly as if the client had talked to it directly. A connection that breaks
-//! (an upstream restart) is opened again and the bindings replayed.
+//! holds exactly as if the client had talked to it directly. Requests go upstream as the
+//! client's own bytes, so certificates, constraints and extensions pass unchanged. A
+//! connection that breaks (an upstream restart) is opened again and the bindings replayed.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ssh_agent_lib::agent::Session;
-use ssh_agent_lib::client::Client;
-use ssh_agent_lib::error::AgentError as LibError;
-use ssh_agent_lib::proto::{
-    AddIdentity, AddIdentityConstrained, Extension, Identity, RemoveIdentity, SignRequest,
-};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
+use crate::connection::MAX_MESSAGE;
 use crate::error::AgentError;
+use crate::wire;
 
 /// An upstream agent that does not answer within this time is treated as absent.
 const TIMEOUT: Duration = Duration::from_secs(10);
+
+const SSH_AGENTC_REMOVE_ALL_IDENTITIES: u8 = 19;
 
 /// Where the upstream agent listens; shared by all connections.
 pub struct Upstream {
@@ -37,7 +37,7 @@ impl Upstream {
     pub fn link(&self) -> UpstreamLink {
         UpstreamLink {
             path: self.path.clone(),
-            client: None,
+            stream: None,
             binds: Vec::new(),
         }
     }
@@ -50,129 +50,98 @@ fn fail(e: impl std::fmt::Display) -> AgentError {
 /// One client connection's own connection to the upstream agent.
 pub struct UpstreamLink {
     path: PathBuf,
-    client: Option<Client<UnixStream>>,
+    stream: Option<UnixStream>,
     /// The client's session-bind messages, replayed on every (re)connection.
-    binds: Vec<Extension>,
+    binds: Vec<Vec<u8>>,
 }
 
-/// What one upstream call came to: `Err` outside if connecting (or replaying the
-/// bindings) failed, else the upstream agent's own answer.
-type Outcome<T> = Result<Result<T, LibError>, AgentError>;
+async fn exchange(stream: &mut UnixStream, body: &[u8]) -> std::io::Result<Vec<u8>> {
+    let framed = wire::frame(body).ok_or_else(|| std::io::Error::other("message too long"))?;
+    stream.write_all(&framed).await?;
+    let mut header = [0u8; 4];
+    stream.read_exact(&mut header).await?;
+    let len = u32::from_be_bytes(header) as usize;
+    if len == 0 || len > MAX_MESSAGE {
+        return Err(std::io::Error::other(format!(
+            "answered with a message of {len} bytes"
+        )));
+    }
+    let mut reply = vec![0u8; len];
+    stream.read_exact(&mut reply).await?;
+    Ok(reply)
+}
 
-/// Runs `$call` on the connected client `$c`, with the timeout, and settles the result.
-macro_rules! upstream_call {
-    ($link:expr, $refused:expr, |$c:ident| $call:expr) => {{
-        let outcome = tokio::time::timeout(TIMEOUT, async {
-            let $c = $link.connected().await?;
-            Ok($call.await)
-        })
-        .await;
-        $link.settle(outcome, $refused)
-    }};
+fn is_success(reply: &[u8]) -> bool {
+    reply.first() == Some(&wire::SSH_AGENT_SUCCESS)
 }
 
 impl UpstreamLink {
-    async fn connected(&mut self) -> Result<&mut Client<UnixStream>, AgentError> {
-        let client = match self.client.take() {
-            Some(client) => client,
-            None => {
-                let stream = UnixStream::connect(&self.path)
-                    .await
-                    .map_err(|e| fail(format!("cannot connect to {}: {e}", self.path.display())))?;
-                let mut client = Client::new(stream);
-                for bind in &self.binds {
-                    client.extension(bind.clone()).await.map_err(|e| {
-                        fail(format!(
-                            "{} refused this connection's session binding ({e}); its keys cannot be used here",
-                            self.path.display()
-                        ))
-                    })?;
-                }
-                client
+    async fn connect(&self) -> Result<UnixStream, AgentError> {
+        let mut stream = UnixStream::connect(&self.path)
+            .await
+            .map_err(|e| fail(format!("cannot connect to {}: {e}", self.path.display())))?;
+        for bind in &self.binds {
+            let reply = exchange(&mut stream, bind).await.map_err(fail)?;
+            if !is_success(&reply) {
+                // Replayed on every connection, where it is refused again: the upstream's
+                // keys are then unusable on this connection, as they would be directly.
+                return Err(fail(format!(
+                    "{} refused this connection's session binding; its keys cannot be used here",
+                    self.path.display()
+                )));
             }
-        };
-        Ok(self.client.insert(client))
+        }
+        Ok(stream)
     }
 
-    /// Keeps the connection after a plain refusal (SSH_AGENT_FAILURE); drops it after
-    /// anything else, so the next call starts afresh.
-    fn settle<T>(
-        &mut self,
-        outcome: Result<Outcome<T>, tokio::time::error::Elapsed>,
-        refused: &str,
-    ) -> Result<T, AgentError> {
-        match outcome {
-            Ok(Ok(Ok(value))) => Ok(value),
-            Ok(Ok(Err(LibError::Failure | LibError::ExtensionFailure))) => Err(fail(refused)),
-            Ok(Ok(Err(e))) => {
-                self.client = None;
-                Err(fail(e))
-            }
-            Ok(Err(e)) => {
-                self.client = None;
-                Err(e)
-            }
-            Err(_) => {
-                self.client = None;
-                Err(fail(format!("{} did not answer", self.path.display())))
-            }
+    /// Sends one request (a message body) and returns the upstream agent's reply body.
+    pub async fn call(&mut self, body: &[u8]) -> Result<Vec<u8>, AgentError> {
+        let outcome = tokio::time::timeout(TIMEOUT, async {
+            let mut stream = match self.stream.take() {
+                Some(stream) => stream,
+                None => self.connect().await?,
+            };
+            let reply = exchange(&mut stream, body).await.map_err(fail)?;
+            self.stream = Some(stream);
+            Ok(reply)
+        })
+        .await;
+        outcome.unwrap_or_else(|_| Err(fail(format!("{} did not answer", self.path.display()))))
+    }
+
+    /// A request whose answer is success or failure.
+    pub async fn request(&mut self, body: &[u8], refused: &str) -> Result<(), AgentError> {
+        let reply = self.call(body).await?;
+        if is_success(&reply) {
+            Ok(())
+        } else {
+            Err(fail(refused))
         }
     }
 
     /// Records a session-bind the agent accepted and, if connected, passes it on now.
-    pub async fn bind(&mut self, bind: Extension) -> Result<(), AgentError> {
-        self.binds.push(bind.clone());
-        if self.client.is_none() {
+    pub async fn bind(&mut self, body: Vec<u8>) -> Result<(), AgentError> {
+        self.binds.push(body.clone());
+        if self.stream.is_none() {
             return Ok(());
         }
-        let result = upstream_call!(self, "refused the session binding", |c| c.extension(bind));
+        let result = self.request(&body, "refused the session binding").await;
         if result.is_err() {
-            // Replayed on the next connection, where it is refused again: the upstream's
-            // keys are then unusable on this connection, as they would be directly.
-            self.client = None;
+            self.stream = None;
         }
-        result.map(|_| ())
+        result
     }
 
-    pub async fn identities(&mut self) -> Result<Vec<Identity>, AgentError> {
-        upstream_call!(self, "refused to list its keys", |c| c.request_identities())
-    }
-
-    pub async fn sign(&mut self, request: SignRequest) -> Result<ssh_key::Signature, AgentError> {
-        upstream_call!(
-            self,
-            "refused to sign (a destination constraint, or no such key)",
-            |c| c.sign(request)
-        )
-    }
-
-    pub async fn add(&mut self, identity: AddIdentity) -> Result<(), AgentError> {
-        upstream_call!(self, "refused the key", |c| c.add_identity(identity))
-    }
-
-    pub async fn add_constrained(
-        &mut self,
-        identity: AddIdentityConstrained,
-    ) -> Result<(), AgentError> {
-        upstream_call!(self, "refused the key or its constraints", |c| c
-            .add_identity_constrained(identity))
-    }
-
-    pub async fn remove(&mut self, identity: RemoveIdentity) -> Result<(), AgentError> {
-        upstream_call!(self, "does not hold the key", |c| c
-            .remove_identity(identity))
+    pub async fn identities(&mut self) -> Result<Vec<(Vec<u8>, String)>, AgentError> {
+        let reply = self.call(&[wire::SSH_AGENTC_REQUEST_IDENTITIES]).await?;
+        wire::decode_identities(&reply).map_err(fail)
     }
 
     pub async fn remove_all(&mut self) -> Result<(), AgentError> {
-        upstream_call!(self, "refused to remove its keys", |c| c
-            .remove_all_identities())
-    }
-
-    pub async fn lock(&mut self, passphrase: String) -> Result<(), AgentError> {
-        upstream_call!(self, "refused to lock", |c| c.lock(passphrase))
-    }
-
-    pub async fn unlock(&mut self, passphrase: String) -> Result<(), AgentError> {
-        upstream_call!(self, "refused to unlock", |c| c.unlock(passphrase))
+        self.request(
+            &[SSH_AGENTC_REMOVE_ALL_IDENTITIES],
+            "refused to remove its keys",
+        )
+        .await
     }
 }

@@ -1,0 +1,142 @@
+//! Whether a connection may use a destination-constrained key: the decision OpenSSH's
+//! ssh-agent makes, from the key's rules and the connection's session bindings.
+
+use ssh_key::certificate::CertType;
+use ssh_key::HashAlg;
+
+use super::rules::{Host, Rules};
+use super::{userauth, Bind};
+use crate::pattern::pattern_match;
+use crate::wire::KeyBlob;
+
+/// A host certificate signed by `ca`, valid now, for `hostname` (a certificate with no
+/// principals is valid for any host, as in OpenSSH).
+fn host_certificate_valid(
+    key: &KeyBlob,
+    ca: &ssh_key::public::KeyData,
+    hostname: Option<&str>,
+) -> bool {
+    let Some(cert) = &key.cert else {
+        return false;
+    };
+    if cert.signature_key() != ca || cert.cert_type() != CertType::Host {
+        return false;
+    }
+    if cert.validate([&ca.fingerprint(HashAlg::Sha256)]).is_err() {
+        return false;
+    }
+    let principals = cert.valid_principals();
+    principals.is_empty()
+        || hostname.is_some_and(|host| principals.iter().any(|p| pattern_match(host, p)))
+}
+
+fn host_matches(key: &KeyBlob, host: &Host) -> bool {
+    host.keys.iter().any(|allowed| {
+        if allowed.is_ca {
+            host_certificate_valid(key, &allowed.key, host.hostname.as_deref())
+        } else {
+            key.cert.is_none() && key.public == allowed.key
+        }
+    })
+}
+
+/// Whether some hop of `rules` goes from `from` (None: this machine) to `to` (None: any
+/// host) as `user` (None: any user).
+fn hop_allowed(
+    rules: &Rules,
+    from: Option<&KeyBlob>,
+    to: Option<&KeyBlob>,
+    user: Option<&str>,
+) -> bool {
+    rules.hops.iter().any(|hop| {
+        let from_ok = match from {
+            None => hop.from.hostname.is_none() && hop.from.keys.is_empty(),
+            Some(key) => host_matches(key, &hop.from),
+        };
+        let to_ok = to.is_none_or(|key| host_matches(key, &hop.to));
+        let user_ok = match (&hop.to.user, user) {
+            (Some(pattern), Some(user)) => pattern_match(user, pattern),
+            _ => true,
+        };
+        from_ok && to_ok && user_ok
+    })
+}
+
+fn fingerprint(key: &KeyBlob) -> String {
+    key.public.fingerprint(HashAlg::Sha256).to_string()
+}
+
+/// Whether every hop the connection came through is allowed, `user` being the user a
+/// signature would log in as (None when listing).
+fn path_allowed(rules: &Rules, binds: &[Bind], user: Option<&str>) -> Result<(), String> {
+    if rules.is_empty() || binds.is_empty() {
+        return Ok(());
+    }
+    for (i, bind) in binds.iter().enumerate() {
+        let last = i + 1 == binds.len();
+        if last && bind.forwarding && user.is_some() {
+            return Err("asked to sign a login on a connection bound for forwarding".into());
+        }
+        if !last && !bind.forwarding {
+            return Err("the connection was bound for a login and then forwarded".into());
+        }
+        let from = i.checked_sub(1).map(|j| &binds[j].host_key);
+        if !hop_allowed(
+            rules,
+            from,
+            Some(&bind.host_key),
+            if last { user } else { None },
+        ) {
+            return Err(format!(
+                "no destination constraint allows hop {} (to host {}{})",
+                i + 1,
+                fingerprint(&bind.host_key),
+                user.filter(|_| last)
+                    .map(|u| format!(" as user {u}"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    let Some(last) = binds.last() else {
+        return Ok(());
+    };
+    // A key allowed *to* the host it is forwarded to, but not beyond it, is useless
+    // there and is not shown.
+    if last.forwarding && user.is_none() && !hop_allowed(rules, Some(&last.host_key), None, None) {
+        return Err(format!(
+            "the key may be used to log in to host {} but not from it",
+            fingerprint(&last.host_key)
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a key with these rules is listed on a connection with these bindings.
+pub fn listable(rules: &Rules, binds: &[Bind]) -> bool {
+    path_allowed(rules, binds, None).is_ok()
+}
+
+/// Whether a key with these rules may sign `data` on a connection with these bindings;
+/// the error says why not.
+pub fn check_sign(rules: &Rules, binds: &[Bind], key: &KeyBlob, data: &[u8]) -> Result<(), String> {
+    if rules.is_empty() {
+        return Ok(());
+    }
+    let Some(last) = binds.last() else {
+        return Err("the key is restricted to destinations (ssh-add -h) and the connection is bound to none (not an OpenSSH 8.9+ login)".into());
+    };
+    let auth = userauth::parse(data, key)?;
+    path_allowed(rules, binds, Some(&auth.user))?;
+    if auth.session_id != last.session_id {
+        return Err("the login request is for another session than the one bound last".into());
+    }
+    match &auth.host_key {
+        None if binds.len() > 1 => {
+            Err("a forwarded login request names no host key (publickey-hostbound needed)".into())
+        }
+        Some(host) if host.blob != last.host_key.blob => {
+            Err("the login request names another host key than the one bound last".into())
+        }
+        _ => Ok(()),
+    }
+}
