@@ -6,15 +6,14 @@
 
 use std::sync::Arc;
 
-use ssh_agent_lib::proto::{AddIdentity, Credential, KeyConstraint};
-use ssh_agent_lib::proto::{EcdsaPrivateKey, PrivateKeyData};
-use ssh_key::private::{DsaKeypair, EcdsaKeypair, KeypairData, RsaKeypair};
-use ssh_key::public::{EcdsaPublicKey, KeyData};
+use ssh_key::private::KeypairData;
+use ssh_key::public::KeyData;
 use tpmd_api::client::{wrap_and_import, WrapError};
 use tpmd_api::privkey::{software_key_from_ssh, KeyReadError};
 use tpmd_api::DaemonError;
 use tracing::info;
 
+use crate::add_request::{parse_add, AddRequest};
 use crate::agent::{Agent, Session};
 use crate::config::NonTpmKeys;
 use crate::constraints::Limits;
@@ -23,55 +22,6 @@ use crate::keys::{Backing, Held};
 use crate::memory::MemoryKey;
 use crate::tpmd::TpmdError;
 use crate::wire::KeyBlob;
-
-/// The key pair a certificate's private half and its public key make together.
-fn keypair_of_certificate(
-    cert: &ssh_key::Certificate,
-    private: &PrivateKeyData,
-) -> Result<KeypairData, AgentError> {
-    let mismatch =
-        || AgentError::BadRequest("the certificate does not match its private key".into());
-    Ok(match (cert.public_key(), private) {
-        (KeyData::Rsa(public), PrivateKeyData::Rsa(private)) => KeypairData::Rsa(RsaKeypair {
-            public: public.clone(),
-            private: private.clone(),
-        }),
-        (KeyData::Dsa(public), PrivateKeyData::Dsa(private)) => KeypairData::Dsa(DsaKeypair {
-            public: public.clone(),
-            private: private.clone(),
-        }),
-        (KeyData::Ed25519(public), PrivateKeyData::Ed25519(pair)) => {
-            if &pair.public != public {
-                return Err(mismatch());
-            }
-            KeypairData::Ed25519(pair.clone())
-        }
-        (KeyData::Ecdsa(public), PrivateKeyData::Ecdsa(private)) => {
-            KeypairData::Ecdsa(match (public, private) {
-                (EcdsaPublicKey::NistP256(point), EcdsaPrivateKey::NistP256(private)) => {
-                    EcdsaKeypair::NistP256 {
-                        public: *point,
-                        private: private.clone(),
-                    }
-                }
-                (EcdsaPublicKey::NistP384(point), EcdsaPrivateKey::NistP384(private)) => {
-                    EcdsaKeypair::NistP384 {
-                        public: *point,
-                        private: private.clone(),
-                    }
-                }
-                (EcdsaPublicKey::NistP521(point), EcdsaPrivateKey::NistP521(private)) => {
-                    EcdsaKeypair::NistP521 {
-                        public: *point,
-                        private: private.clone(),
-                    }
-                }
-                _ => return Err(mismatch()),
-            })
-        }
-        _ => return Err(mismatch()),
-    })
-}
 
 /// Where a key goes once it is known whether the TPM can hold it.
 enum Placement {
@@ -115,37 +65,22 @@ async fn place(
     }
 }
 
-pub async fn add(
-    agent: &Agent,
-    frame: &[u8],
-    identity: AddIdentity,
-    constraints: Vec<KeyConstraint>,
-    session: &mut Session,
-) -> Result<(), AgentError> {
+pub async fn add(agent: &Agent, frame: &[u8], session: &mut Session) -> Result<(), AgentError> {
+    let AddRequest {
+        keypair,
+        cert,
+        comment,
+        constraints,
+    } = parse_add(frame).map_err(AgentError::BadRequest)?;
     let limits = Limits::read(&constraints, agent.default_lifetime)?;
-    let (keypair, cert, comment) = match &identity.credential {
-        Credential::Key { privkey, comment } => (privkey.clone(), None, comment.clone()),
-        Credential::Cert {
-            certificate,
-            privkey,
-            comment,
-            ..
-        } => (
-            keypair_of_certificate(certificate, privkey)?,
-            Some(certificate.as_ref().clone()),
-            comment.clone(),
-        ),
-    };
-    drop(identity);
     let public = KeyData::try_from(&keypair)
         .map_err(|e| AgentError::BadRequest(format!("refused key \"{comment}\": {e}")))?;
     let key = match &cert {
         Some(cert) => KeyBlob::from_cert(cert),
-        None => KeyBlob::from_key(&public),
-    }
-    .ok_or_else(|| {
-        AgentError::BadRequest(format!("refused key \"{comment}\": cannot encode it"))
-    })?;
+        None => KeyBlob::from_key(&public).ok_or_else(|| {
+            AgentError::BadRequest(format!("refused key \"{comment}\": cannot encode it"))
+        })?,
+    };
     let backing = match place(agent, &keypair, &comment).await? {
         Placement::Tpm(blob) => {
             let wrapped_public = tpmd_api::client::key_file_public(&blob)

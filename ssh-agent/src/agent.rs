@@ -6,12 +6,13 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use ssh_agent_lib::proto::{AddIdentityConstrained, Request, Response};
+use ssh_agent_lib::proto::{Request, Response};
 use ssh_agent_lib::ssh_encoding::Decode;
 use ssh_key::public::KeyData;
 use tracing::{debug, info, warn};
 use zeroize::Zeroizing;
 
+use crate::add_request::{ADD_IDENTITY, ADD_ID_CONSTRAINED};
 use crate::config::{NonTpmKeys, Settings};
 use crate::destination::{self, Bind};
 use crate::error::AgentError;
@@ -23,6 +24,10 @@ use crate::socket::Peer;
 use crate::tpmd::{Tpmd, TpmdError};
 use crate::upstream::{Upstream, UpstreamLink};
 use crate::wire;
+
+/// Add, remove, remove all, PKCS#11 add and remove, lock, unlock, add constrained and
+/// PKCS#11 add constrained: what `--fixed-keys` refuses.
+const CHANGES_KEYS: [u8; 9] = [17, 18, 19, 20, 21, 22, 23, 25, 26];
 
 /// What goes back to the client.
 pub enum Reply {
@@ -88,6 +93,8 @@ pub struct Agent {
     pub(crate) non_tpm_keys: NonTpmKeys,
     pub(crate) default_lifetime: Option<Duration>,
     pub(crate) providers: Providers,
+    /// `--fixed-keys`: the key set is the configured files; no client changes it.
+    pub(crate) fixed_keys: bool,
 }
 
 pub(crate) fn lock_or_recover<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -98,7 +105,11 @@ pub(crate) fn lock_or_recover<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Agent {
     pub fn new(settings: &Settings) -> Agent {
         Agent {
-            store: Mutex::new(KeyStore::new(settings.key_dirs.clone())),
+            store: Mutex::new(KeyStore::new(
+                settings.key_dirs.clone(),
+                settings.key_files.clone(),
+            )),
+            fixed_keys: settings.fixed_keys,
             locked: Mutex::new(LockState::default()),
             auth_cache: Mutex::new(HashMap::new()),
             auth_cache_time: settings.auth_cache,
@@ -145,11 +156,20 @@ impl Agent {
         // Messages that may carry certificates are read here; the rest by ssh-agent-lib.
         match frame.first() {
             Some(&wire::SSH_AGENTC_SIGN_REQUEST) => return self.sign(frame, session).await,
-            Some(&wire::SSH_AGENTC_REMOVE_IDENTITY) => {
+            Some(&wire::SSH_AGENTC_REMOVE_IDENTITY) if !self.fixed_keys => {
                 self.remove(frame, session).await?;
                 return ok();
             }
+            Some(&ADD_IDENTITY | &ADD_ID_CONSTRAINED) if !self.fixed_keys => {
+                session.refuse_if_forwarded("add keys")?;
+                self.unlocked()?;
+                crate::add::add(self, frame, session).await?;
+                return ok();
+            }
             _ => {}
+        }
+        if self.fixed_keys && CHANGES_KEYS.contains(&frame[0]) {
+            return Err(AgentError::FixedKeys);
         }
         let request = Request::decode(&mut &frame[..]).map_err(|e| {
             AgentError::BadRequest(format!(
@@ -159,21 +179,6 @@ impl Agent {
         })?;
         match request {
             Request::RequestIdentities => Ok(Reply::Identities(self.identities(session).await)),
-            Request::AddIdentity(identity) => {
-                session.refuse_if_forwarded("add keys")?;
-                self.unlocked()?;
-                crate::add::add(self, frame, identity, Vec::new(), session).await?;
-                ok()
-            }
-            Request::AddIdConstrained(AddIdentityConstrained {
-                identity,
-                constraints,
-            }) => {
-                session.refuse_if_forwarded("add keys")?;
-                self.unlocked()?;
-                crate::add::add(self, frame, identity, constraints, session).await?;
-                ok()
-            }
             Request::RemoveAllIdentities => {
                 self.remove_all(session).await?;
                 ok()
@@ -203,7 +208,10 @@ impl Agent {
                 self.remove_smartcard(frame, key, session).await?;
                 ok()
             }
-            Request::SignRequest(_) | Request::RemoveIdentity(_) => {
+            Request::SignRequest(_)
+            | Request::RemoveIdentity(_)
+            | Request::AddIdentity(_)
+            | Request::AddIdConstrained(_) => {
                 Err(AgentError::BadRequest("unexpected message".into()))
             }
         }

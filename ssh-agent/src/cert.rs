@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use ssh_key::public::KeyData;
-use ssh_key::Certificate;
+
+use crate::certificate::Cert;
 use tracing::warn;
 
 /// The certificate files that may sit beside `key`: `KEY-cert.pub`, and for `NAME.tpm`
@@ -21,17 +22,17 @@ fn candidates(key: &Path) -> Vec<PathBuf> {
 }
 
 /// The certificate for `public` beside `key`, if there is one.
-pub fn beside(key: &Path, public: &KeyData) -> Option<Certificate> {
+pub fn beside(key: &Path, public: &KeyData) -> Option<Cert> {
     candidates(key).into_iter().find_map(|path| {
         let text = std::fs::read_to_string(&path).ok()?;
-        let cert = match Certificate::from_openssh(text.trim()) {
+        let cert = match Cert::from_openssh(text.trim()) {
             Ok(cert) => cert,
             Err(e) => {
                 warn!("{}: not a usable OpenSSH certificate: {e}", path.display());
                 return None;
             }
         };
-        if cert.public_key() != public {
+        if &cert.key != public {
             warn!(
                 "{}: certifies another key than {}; ignored",
                 path.display(),

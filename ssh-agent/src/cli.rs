@@ -102,6 +102,15 @@ pub struct Cli {
     #[arg(long = "key-dir", value_name = "DIR")]
     pub key_dirs: Vec<PathBuf>,
 
+    /// Also serve this TPM key file (repeatable).
+    #[arg(long = "key-file", value_name = "FILE")]
+    pub key_files: Vec<PathBuf>,
+
+    /// Serve only the configured key files and directories: refuse adding, removing and
+    /// locking (for a system instance that holds sshd's host keys).
+    #[arg(long)]
+    pub fixed_keys: bool,
+
     /// Do not serve the TPM key files in ~/.ssh.
     #[arg(long)]
     pub no_ssh_dir: bool,

@@ -19,6 +19,9 @@ pub struct Settings {
     pub default_socket: bool,
     pub foreground: bool,
     pub key_dirs: Vec<PathBuf>,
+    pub key_files: Vec<PathBuf>,
+    /// Adding, removing and locking are refused.
+    pub fixed_keys: bool,
     pub upstream: Option<PathBuf>,
     pub save_wrapped: Option<PathBuf>,
     pub auth_cache: Duration,
@@ -42,6 +45,8 @@ const DEFAULT_TPMD_WAIT_SECS: u64 = 5;
 struct FileSettings {
     socket: Option<PathBuf>,
     key_dirs: Vec<PathBuf>,
+    key_files: Vec<PathBuf>,
+    fixed_keys: Option<bool>,
     ssh_dir: Option<bool>,
     upstream: Option<PathBuf>,
     save_wrapped: Option<PathBuf>,
@@ -97,18 +102,13 @@ fn parse_file(path: &Path, text: &str) -> Result<FileSettings, StartError> {
         match key {
             "socket" => out.socket = Some(expand(value)),
             "key-dir" => out.key_dirs.push(expand(value)),
-            "ssh-dir" => {
-                out.ssh_dir = Some(match value {
-                    "yes" | "true" => true,
-                    "no" | "false" => false,
-                    _ => {
-                        return Err(StartError::Config(format!(
-                            "{}: ssh-dir must be yes or no",
-                            at()
-                        )))
-                    }
-                })
-            }
+            "key-file" => out.key_files.push(expand(value)),
+            "ssh-dir" => out.ssh_dir = Some(yes_no(value).ok_or_else(|| {
+                StartError::Config(format!("{}: ssh-dir must be yes or no", at()))
+            })?),
+            "fixed-keys" => out.fixed_keys = Some(yes_no(value).ok_or_else(|| {
+                StartError::Config(format!("{}: fixed-keys must be yes or no", at()))
+            })?),
             "upstream" => out.upstream = Some(expand(value)),
             "save-wrapped" => out.save_wrapped = Some(expand(value)),
             "auth-cache" => out.auth_cache = Some(seconds(value)?),
@@ -142,13 +142,21 @@ fn parse_file(path: &Path, text: &str) -> Result<FileSettings, StartError> {
             "pkcs11-providers" => out.pkcs11_allowlist = Some(value.to_string()),
             other => {
                 return Err(StartError::Config(format!(
-                    "{}: unknown setting \"{other}\" (known: socket, key-dir, ssh-dir, upstream, save-wrapped, auth-cache, tpmd-wait, log-file, bus, non-tpm-keys, pkcs11-providers)",
+                    "{}: unknown setting \"{other}\" (known: socket, key-dir, key-file, fixed-keys, ssh-dir, upstream, save-wrapped, auth-cache, tpmd-wait, log-file, bus, non-tpm-keys, pkcs11-providers)",
                     at()
                 )))
             }
         }
     }
     Ok(out)
+}
+
+fn yes_no(value: &str) -> Option<bool> {
+    match value {
+        "yes" | "true" => Some(true),
+        "no" | "false" => Some(false),
+        _ => None,
+    }
 }
 
 /// Whether two paths name the same file (the same path when neither exists yet).
@@ -205,6 +213,8 @@ impl Settings {
         }
         key_dirs.extend(file.key_dirs);
         key_dirs.extend(cli.key_dirs.iter().cloned());
+        let mut key_files = file.key_files;
+        key_files.extend(cli.key_files.iter().cloned());
         let upstream = cli.upstream.clone().or(file.upstream);
         let non_tpm_keys =
             cli.non_tpm_keys
@@ -230,6 +240,8 @@ impl Settings {
             default_socket,
             foreground: cli.foreground || cli.debug,
             key_dirs,
+            key_files,
+            fixed_keys: cli.fixed_keys || file.fixed_keys.unwrap_or(false),
             upstream,
             save_wrapped: cli.save_wrapped.clone().or(file.save_wrapped),
             auth_cache: Duration::from_secs(

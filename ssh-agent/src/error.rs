@@ -28,6 +28,8 @@ pub enum AgentError {
     Restricted { key: String, why: String },
     #[error("{0}")]
     Pkcs11(String),
+    #[error("this agent serves a fixed set of key files (--fixed-keys): keys cannot be added, removed or locked")]
+    FixedKeys,
     #[error("refused to unlock: a wrong passphrase was given {failures} time(s) in a row, so no passphrase is checked for another {wait_ms} ms")]
     UnlockThrottled { failures: u32, wait_ms: u128 },
 }

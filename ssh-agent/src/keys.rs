@@ -76,6 +76,8 @@ struct FileEntry {
 #[derive(Default)]
 pub struct KeyStore {
     dirs: Vec<PathBuf>,
+    /// Key files named one by one (`--key-file`).
+    named: Vec<PathBuf>,
     files: BTreeMap<PathBuf, FileEntry>,
     added: Vec<Held>,
     /// File identities removed with ssh-add -d/-D: hidden until the file changes.
@@ -116,7 +118,7 @@ pub fn read_key_file(path: &Path, bytes: Vec<u8>) -> Vec<Held> {
         blob: Arc::new(bytes),
         needs_auth,
     };
-    let cert = crate::cert::beside(path, &public).and_then(|c| KeyBlob::from_cert(&c));
+    let cert = crate::cert::beside(path, &public).map(|c| KeyBlob::from_cert(&c));
     KeyBlob::from_key(&public)
         .into_iter()
         .chain(cert)
@@ -149,26 +151,31 @@ pub fn stamp(meta: &std::fs::Metadata) -> FileStamp {
 }
 
 impl KeyStore {
-    pub fn new(dirs: Vec<PathBuf>) -> KeyStore {
+    pub fn new(dirs: Vec<PathBuf>, named: Vec<PathBuf>) -> KeyStore {
         KeyStore {
             dirs,
+            named,
             ..KeyStore::default()
         }
+    }
+
+    /// Every candidate key file: the named ones and the files of the key directories.
+    fn candidates(&self) -> Vec<PathBuf> {
+        let listed = self
+            .dirs
+            .iter()
+            .filter_map(|dir| std::fs::read_dir(dir).ok())
+            .flat_map(|entries| entries.flatten().map(|e| e.path()))
+            .filter(|path| path.extension().is_none_or(|e| e != "pub"));
+        self.named.iter().cloned().chain(listed).collect()
     }
 
     /// Re-reads the key directories: new and changed files are parsed, vanished ones
     /// dropped. Unchanged files cost one stat.
     pub fn rescan(&mut self) {
         let mut seen = HashSet::new();
-        for dir in &self.dirs {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.extension().is_some_and(|e| e == "pub") {
-                    continue;
-                }
+        for path in self.candidates() {
+            {
                 // A certificate changing makes its key file be read again.
                 let cert_stamp = crate::cert::stamp_beside(&path);
                 let Ok(meta) = std::fs::metadata(&path) else {

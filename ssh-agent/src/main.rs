@@ -1,10 +1,12 @@
 //! tpmd-ssh-agent: an ssh-agent whose keys live in the TPM, through tpmd.
 
 mod add;
+mod add_request;
 mod agent;
 mod askpass;
 mod background;
 mod cert;
+mod certificate;
 mod cli;
 mod config;
 mod connection;

@@ -5,7 +5,8 @@
 
 use ssh_agent_lib::ssh_encoding::{Decode, Encode, Reader};
 use ssh_key::public::KeyData;
-use ssh_key::Certificate;
+
+use crate::certificate::{Cert, CERT_SUFFIX};
 
 pub const SSH_AGENT_SUCCESS: u8 = 6;
 pub const SSH_AGENTC_REQUEST_IDENTITIES: u8 = 11;
@@ -14,8 +15,6 @@ pub const SSH_AGENTC_SIGN_REQUEST: u8 = 13;
 pub const SSH_AGENT_SIGN_RESPONSE: u8 = 14;
 pub const SSH_AGENTC_REMOVE_IDENTITY: u8 = 18;
 
-const CERT_SUFFIX: &str = "-cert-v01@openssh.com";
-
 /// A public key blob as it travels in the protocol: a plain key or a certificate, with
 /// the key that signs for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +22,7 @@ pub struct KeyBlob {
     pub blob: Vec<u8>,
     /// The plain key (a certificate's subject key).
     pub public: KeyData,
-    pub cert: Option<Box<Certificate>>,
+    pub cert: Option<Box<Cert>>,
 }
 
 impl KeyBlob {
@@ -31,10 +30,9 @@ impl KeyBlob {
         let algorithm = String::decode(&mut blob.as_slice())
             .map_err(|e| format!("unreadable key blob: {e}"))?;
         if algorithm.ends_with(CERT_SUFFIX) {
-            let cert = Certificate::decode(&mut blob.as_slice())
-                .map_err(|e| format!("unreadable {algorithm} certificate: {e}"))?;
+            let cert = Cert::parse(blob.clone())?;
             return Ok(KeyBlob {
-                public: cert.public_key().clone(),
+                public: cert.key.clone(),
                 cert: Some(Box::new(cert)),
                 blob,
             });
@@ -62,18 +60,18 @@ impl KeyBlob {
         })
     }
 
-    pub fn from_cert(cert: &Certificate) -> Option<KeyBlob> {
-        Some(KeyBlob {
-            blob: cert.to_bytes().ok()?,
-            public: cert.public_key().clone(),
+    pub fn from_cert(cert: &Cert) -> KeyBlob {
+        KeyBlob {
+            blob: cert.blob.clone(),
+            public: cert.key.clone(),
             cert: Some(Box::new(cert.clone())),
-        })
+        }
     }
 
     /// "ssh-ed25519 SHA256:..." or "ssh-ed25519-cert-v01@openssh.com SHA256:...", for logs.
     pub fn describe(&self) -> String {
         let kind = match &self.cert {
-            Some(cert) => cert.algorithm().to_certificate_type(),
+            Some(cert) => cert.algorithm.clone(),
             None => self.public.algorithm().as_str().to_string(),
         };
         format!(

@@ -26,11 +26,16 @@ while [ $# -gt 0 ]; do
 done
 [ $# -gt 0 ] || { echo "run.sh: name the regress tests to run (agent, agent-restrict, ...)" >&2; exit 2; }
 [ -n "$agent" ] && [ -x "$agent" ] || { echo "run.sh: the agent to test ($agent) is not an executable" >&2; exit 2; }
+case "$agent" in
+  */*) agent="$(cd "$(dirname "$agent")" && pwd)/$(basename "$agent")" ;;
+esac
 [ -n "$source_dir" ] || source_dir=$("$here/fetch-source.sh")
+source_dir=$(cd "$source_dir" && pwd)
 regress="$source_dir/regress"
 [ -f "$regress/test-exec.sh" ] || { echo "run.sh: $regress/test-exec.sh is missing" >&2; exit 2; }
 [ -n "$work" ] || work=$(mktemp -d /tmp/openssh-regress-XXXXXX)
 mkdir -p "$work"
+work=$(cd "$work" && pwd)
 
 bin() { command -v "$1" 2>/dev/null || echo "/usr/bin/$1"; }
 export TEST_SHELL=sh
@@ -66,7 +71,10 @@ for test in "$@"; do
   elif [ $status -eq 0 ]; then
     echo "PASS $test"
   else
-    echo "FAIL $test: $(printf '%s\n' "$output" | grep -v '^failed ' | head -n3 | tr '\n' ';') (logs in $obj)"
+    # The script's own failure lines, else the end of its output.
+    why=$(grep -h -m3 -E '^(FAIL|FATAL):' "$obj/failed-regress.log" 2>/dev/null | tr '\n' ';' || true)
+    [ -n "$why" ] || why=$(printf '%s\n' "$output" | grep -v '^failed ' | tail -n3 | tr '\n' ';')
+    echo "FAIL $test: $why (logs in $obj)"
     failed=1
   fi
 done

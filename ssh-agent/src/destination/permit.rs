@@ -1,7 +1,6 @@
 //! Whether a connection may use a destination-constrained key: the decision OpenSSH's
 //! ssh-agent makes, from the key's rules and the connection's session bindings.
 
-use ssh_key::certificate::CertType;
 use ssh_key::HashAlg;
 
 use super::rules::{Host, Rules};
@@ -19,15 +18,11 @@ fn host_certificate_valid(
     let Some(cert) = &key.cert else {
         return false;
     };
-    if cert.signature_key() != ca || cert.cert_type() != CertType::Host {
+    if &cert.ca != ca || !cert.host || !cert.valid_now() || !cert.signature_valid() {
         return false;
     }
-    if cert.validate([&ca.fingerprint(HashAlg::Sha256)]).is_err() {
-        return false;
-    }
-    let principals = cert.valid_principals();
-    principals.is_empty()
-        || hostname.is_some_and(|host| principals.iter().any(|p| pattern_match(host, p)))
+    cert.principals.is_empty()
+        || hostname.is_some_and(|host| cert.principals.iter().any(|p| pattern_match(host, p)))
 }
 
 fn host_matches(key: &KeyBlob, host: &Host) -> bool {

@@ -36,8 +36,17 @@ impl MemoryKey {
             public,
             secret: LockedBytes::new(&encoded),
         };
-        // Fail now, not at the first signature, if this key cannot sign.
-        key.sign(b"check", 0)?;
+        // Fail now, not at the first signature, if this key cannot sign or its halves do
+        // not match (ssh-key cannot verify RSA below 2048 bits; those are checked when
+        // their private parts are assembled).
+        let check = key.sign(b"check", 0)?;
+        if let Signed::Ssh(signature) = &check {
+            if !matches!(key.public, KeyData::Rsa(_))
+                && signature::Verifier::verify(&key.public, b"check", signature).is_err()
+            {
+                return Err(bad("the private key does not match its public key"));
+            }
+        }
         Ok(key)
     }
 
@@ -137,8 +146,13 @@ mod tests {
                 panic!("not an ssh-key signature")
             };
             assert_eq!(signature.algorithm(), Algorithm::Rsa { hash: Some(hash) });
-            public.verify(scheme, &digest, signature.as_bytes()).unwrap();
+            public
+                .verify(scheme, &digest, signature.as_bytes())
+                .unwrap();
         }
-        assert!(matches!(key.sign(b"message", 0).unwrap(), Signed::Raw { .. }));
+        assert!(matches!(
+            key.sign(b"message", 0).unwrap(),
+            Signed::Raw { .. }
+        ));
     }
 }

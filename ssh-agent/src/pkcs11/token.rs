@@ -109,7 +109,7 @@ impl Token {
             .initialize(CInitializeArgs::OsThreads)
             .map_err(|e| err("C_Initialize failed", e))?;
         let slots = library
-            .get_slots_with_token()
+            .get_slots_with_initialized_token()
             .map_err(|e| err("cannot list the provider's tokens", e))?;
         let mut token = Token {
             _library: library.clone(),
