@@ -52,6 +52,9 @@ async fn place(
                 .await
                 .map_err(|e| match e {
                     WrapError::Daemon(d) => d,
+                    // Built for this TPM's family, the duplicate cannot hold the key (a
+                    // TPM 1.2 holds RSA only, up to 2048 bits).
+                    WrapError::Unwrappable(why) => DaemonError::Unsupported(why),
                     other => DaemonError::InvalidArgument(other.to_string()),
                 })
         })

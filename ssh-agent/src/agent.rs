@@ -29,6 +29,9 @@ use crate::wire;
 /// PKCS#11 add constrained: what `--fixed-keys` refuses.
 const CHANGES_KEYS: [u8; 9] = [17, 18, 19, 20, 21, 22, 23, 25, 26];
 
+/// Protocol 1 requests (list, sign, add, remove, remove all of RSA1 keys), long gone.
+const SSH1_REQUESTS: [u8; 5] = [1, 3, 7, 8, 9];
+
 /// What goes back to the client.
 pub enum Reply {
     Proto(Response),
@@ -168,6 +171,10 @@ impl Agent {
             }
             _ => {}
         }
+        if SSH1_REQUESTS.contains(&frame[0]) {
+            // ssh-add -D still sends protocol 1's remove-all first and ignores the answer.
+            return Err(AgentError::Protocol1);
+        }
         if self.fixed_keys && CHANGES_KEYS.contains(&frame[0]) {
             return Err(AgentError::FixedKeys);
         }
@@ -289,9 +296,10 @@ impl Agent {
             }
         }
         debug!(
-            "signing with {} \"{}\" for {}",
-            request.key.describe(),
+            "signing with {} and key \"{}\" ({}) for {}",
+            sign::algorithm_name(&key.key.public, request.flags),
             key.comment,
+            request.key.describe(),
             session.describe()
         );
         let signed = match &key.backing {

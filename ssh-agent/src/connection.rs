@@ -13,6 +13,7 @@ use tracing::{debug, warn};
 use zeroize::Zeroizing;
 
 use crate::agent::{Agent, Reply};
+use crate::error::AgentError;
 use crate::socket::Peer;
 use crate::wire;
 
@@ -74,6 +75,7 @@ pub async fn serve(agent: Arc<Agent>, mut stream: UnixStream, peer: Peer) {
         let what = name(frame[0]);
         let reply = match agent.handle(&frame, &mut session).await {
             Ok(reply) => reply,
+            Err(AgentError::Protocol1) => Reply::Proto(Response::Failure),
             Err(e) => {
                 warn!("{what} for {who} failed: {e}");
                 Reply::Proto(Response::Failure)

@@ -30,6 +30,8 @@ pub enum AgentError {
     Pkcs11(String),
     #[error("this agent serves a fixed set of key files (--fixed-keys): keys cannot be added, removed or locked")]
     FixedKeys,
+    #[error("SSH protocol 1 is not supported")]
+    Protocol1,
     #[error("refused to unlock: a wrong passphrase was given {failures} time(s) in a row, so no passphrase is checked for another {wait_ms} ms")]
     UnlockThrottled { failures: u32, wait_ms: u128 },
 }

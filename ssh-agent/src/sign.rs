@@ -87,6 +87,16 @@ pub fn plan(key: &KeyData, data: &[u8], flags: u32) -> Result<Plan, AgentError> 
     }
 }
 
+/// The signature algorithm a request asks of `key`: the RSA flags choose among
+/// rsa-sha2-512, rsa-sha2-256 and ssh-rsa; other keys have one.
+pub fn algorithm_name(key: &KeyData, flags: u32) -> String {
+    match key {
+        KeyData::Rsa(_) if flags & RSA_SHA2_512 != 0 => "rsa-sha2-512".into(),
+        KeyData::Rsa(_) if flags & RSA_SHA2_256 != 0 => "rsa-sha2-256".into(),
+        other => other.algorithm().as_str().to_string(),
+    }
+}
+
 /// RSA PKCS#1 v1.5 for the plan's hash: its DigestInfo prefix goes before the digest.
 pub fn pkcs1v15(plan: &Plan) -> Option<rsa::Pkcs1v15Sign> {
     match plan.kind {

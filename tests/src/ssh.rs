@@ -173,6 +173,47 @@ impl Sshd {
                 &host_key.to_string_lossy(),
             ],
         );
+        let host_keys = format!("HostKey {}\n", host_key.display());
+        Self::launch(
+            dir,
+            &host_keys,
+            host_key.with_extension("pub"),
+            accepted_algorithms,
+            authorized,
+            extra_config,
+        )
+    }
+
+    /// sshd whose host keys are given by `host_keys_config` (HostKey and HostKeyAgent
+    /// lines), the first of them being `host_key_pub`.
+    pub fn start_with_host_keys(
+        host_keys_config: &str,
+        host_key_pub: PathBuf,
+        accepted_algorithms: &str,
+        authorized: &str,
+    ) -> Sshd {
+        let dir = tempfile::Builder::new()
+            .prefix("tpmd-sshd-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("tempdir: {e}"));
+        Self::launch(
+            dir,
+            host_keys_config,
+            host_key_pub,
+            accepted_algorithms,
+            authorized,
+            "",
+        )
+    }
+
+    fn launch(
+        dir: tempfile::TempDir,
+        host_keys_config: &str,
+        host_key_pub: PathBuf,
+        accepted_algorithms: &str,
+        authorized: &str,
+        extra_config: &str,
+    ) -> Sshd {
         let authorized_keys = dir.path().join("authorized_keys");
         std::fs::write(&authorized_keys, authorized).unwrap_or_else(|e| panic!("{e}"));
         // sshd's privilege-separation directory.
@@ -185,12 +226,11 @@ impl Sshd {
             std::fs::write(
                 &config,
                 format!(
-                    "ListenAddress 127.0.0.1\nPort {port}\nHostKey {}\nAuthorizedKeysFile {}\n\
+                    "ListenAddress 127.0.0.1\nPort {port}\n{host_keys_config}AuthorizedKeysFile {}\n\
                      StrictModes no\nUsePAM no\nPasswordAuthentication no\n\
                      KbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
                      PubkeyAcceptedAlgorithms {accepted_algorithms}\nPermitRootLogin yes\n\
                      PidFile none\nLogLevel DEBUG1\n{extra_config}\n",
-                    host_key.display(),
                     authorized_keys.display()
                 ),
             )
@@ -210,7 +250,7 @@ impl Sshd {
                     return Sshd {
                         child,
                         port,
-                        host_key_pub: host_key.with_extension("pub"),
+                        host_key_pub,
                         authorized_keys,
                         log,
                         _dir: dir,
