@@ -217,9 +217,9 @@ async fn ssh_add_wraps_software_keys_into_the_tpm() {
     );
     ok(&agent.ssh_add(&[&ed.to_string_lossy()]));
     assert!(
-        agent
-            .log_text()
-            .contains("kept in this agent's memory, not in the TPM: Ed25519 keys cannot be held by a TPM"),
+        agent.log_text().contains(
+            "kept in this agent's memory, not in the TPM: Ed25519 keys cannot be held by a TPM"
+        ),
         "{}",
         agent.log_text()
     );

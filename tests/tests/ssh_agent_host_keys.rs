@@ -33,7 +33,14 @@ fn public_line(path: &Path) -> String {
 /// `known_hosts`, accepting only `host_algorithm`.
 fn ssh(sshd: &Sshd, user_key: &Path, known_hosts: &Path, host_algorithm: &str) -> Output {
     Command::new("ssh")
-        .args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"])
+        .args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+        ])
         .arg("-o")
         .arg(format!("IdentityFile={}", user_key.display()))
         .args(["-o", "StrictHostKeyChecking=yes", "-o", "LogLevel=ERROR"])
@@ -69,12 +76,19 @@ async fn sshd_signs_with_host_keys_held_in_the_tpm() {
         ok(&env.keyctl(&["wrap", &key.to_string_lossy()]));
         let tpm = PathBuf::from(format!("{}.tpm", key.display()));
         let text = std::fs::read_to_string(&tpm).unwrap();
-        assert!(text.starts_with("-----BEGIN TSS2 PRIVATE KEY-----"), "{text}");
+        assert!(
+            text.starts_with("-----BEGIN TSS2 PRIVATE KEY-----"),
+            "{text}"
+        );
         std::fs::rename(&key, backup.join(name)).unwrap();
         wrapped.push((key, tpm));
     }
     for (key, _) in &wrapped {
-        assert!(!key.exists(), "the plaintext host key {} is still there", key.display());
+        assert!(
+            !key.exists(),
+            "the plaintext host key {} is still there",
+            key.display()
+        );
     }
 
     // The system instance: only these key files, nothing else, no changes.
@@ -99,7 +113,8 @@ async fn sshd_signs_with_host_keys_held_in_the_tpm() {
         rsa_pub.display()
     );
     let authorized = std::fs::read_to_string(format!("{}.pub", user_key.display())).unwrap();
-    let sshd = Sshd::start_with_host_keys(&host_keys, ecdsa_pub.clone(), "ssh-ed25519", &authorized);
+    let sshd =
+        Sshd::start_with_host_keys(&host_keys, ecdsa_pub.clone(), "ssh-ed25519", &authorized);
 
     // sshd offers the TPM keys and nothing else.
     let scan = Command::new("ssh-keyscan")
@@ -135,7 +150,9 @@ async fn sshd_signs_with_host_keys_held_in_the_tpm() {
             agent.log_text()
         );
         assert!(
-            agent.log_text().contains(&format!("signing with {algorithm}")),
+            agent
+                .log_text()
+                .contains(&format!("signing with {algorithm}")),
             "{}",
             agent.log_text()
         );
@@ -148,7 +165,10 @@ async fn sshd_signs_with_host_keys_held_in_the_tpm() {
     let other_pub = PathBuf::from(format!("{}.pub", other.display()));
     std::fs::write(&known, format!("{host} {}\n", public_line(&other_pub))).unwrap();
     let out = ssh(&sshd, &user_key, &known, "ecdsa-sha2-nistp256");
-    assert!(!out.status.success(), "logged in to a host with an unknown key");
+    assert!(
+        !out.status.success(),
+        "logged in to a host with an unknown key"
+    );
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("HOST IDENTIFICATION HAS CHANGED"),
         "{}",
@@ -157,7 +177,10 @@ async fn sshd_signs_with_host_keys_held_in_the_tpm() {
 
     // The instance's key set is fixed: no adding, removing or locking.
     let out = agent.ssh_add(&[&user_key.to_string_lossy()]);
-    assert!(!out.status.success(), "a key was added to the host-key agent");
+    assert!(
+        !out.status.success(),
+        "a key was added to the host-key agent"
+    );
     let out = agent.ssh_add(&["-D"]);
     assert!(!out.status.success(), "the host keys were removed");
     assert_eq!(ok(&agent.ssh_add(&["-L"])).lines().count(), 2);

@@ -105,7 +105,11 @@ async fn openssh_agent_regress_tests_pass_as_they_do_with_openssh_agent() {
     );
     let (theirs, ours) = (outcomes(&theirs), outcomes(&ours));
     println!("OpenSSH ssh-agent: {theirs:#?}\ntpmd-ssh-agent: {ours:#?}");
-    assert_eq!(theirs.len(), TESTS.len(), "run.sh did not report every test");
+    assert_eq!(
+        theirs.len(),
+        TESTS.len(),
+        "run.sh did not report every test"
+    );
     assert!(
         theirs.values().filter(|v| v.starts_with("PASS")).count() >= 4,
         "OpenSSH's own agent fails here, so the harness is broken: {theirs:#?}"
@@ -113,9 +117,15 @@ async fn openssh_agent_regress_tests_pass_as_they_do_with_openssh_agent() {
     for (test, verdict) in &theirs {
         let mine = ours.get(test).map(String::as_str).unwrap_or("missing");
         if verdict.starts_with("PASS") {
-            assert!(mine.starts_with("PASS"), "{mine}\n(OpenSSH's ssh-agent: {verdict})");
+            assert!(
+                mine.starts_with("PASS"),
+                "{mine}\n(OpenSSH's ssh-agent: {verdict})"
+            );
         } else if mine.starts_with("SKIP") {
-            assert!(verdict.starts_with("SKIP"), "{mine}, while OpenSSH's ssh-agent: {verdict}");
+            assert!(
+                verdict.starts_with("SKIP"),
+                "{mine}, while OpenSSH's ssh-agent: {verdict}"
+            );
         }
     }
 }

@@ -135,3 +135,145 @@ pub fn check_sign(rules: &Rules, binds: &[Bind], key: &KeyBlob, data: &[u8]) -> 
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use ssh_agent_lib::ssh_encoding::Encode;
+    use ssh_key::public::KeyData;
+
+    use super::*;
+    use crate::destination::rules::{Hop, HostKey};
+
+    fn key(seed: u8) -> KeyData {
+        let secret = p256::SecretKey::from_slice(&[seed; 32]).unwrap();
+        let verifying = p256::ecdsa::VerifyingKey::from(secret.public_key());
+        KeyData::Ecdsa(ssh_key::public::EcdsaPublicKey::from(&verifying))
+    }
+
+    fn host(name: &str, seed: u8) -> Host {
+        Host {
+            user: None,
+            hostname: Some(name.into()),
+            keys: vec![HostKey {
+                key: key(seed),
+                is_ca: false,
+            }],
+        }
+    }
+
+    fn rules(hops: &[(Option<(&str, u8)>, (&str, u8), Option<&str>)]) -> Rules {
+        Rules {
+            hops: hops
+                .iter()
+                .map(|(from, (to, seed), user)| Hop {
+                    from: from.map(|(n, s)| host(n, s)).unwrap_or_default(),
+                    to: Host {
+                        user: user.map(str::to_string),
+                        ..host(to, *seed)
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    fn bind(seed: u8, session: u8, forwarding: bool) -> Bind {
+        Bind {
+            host_key: KeyBlob::from_key(&key(seed)).unwrap(),
+            session_id: vec![session; 32],
+            forwarding,
+        }
+    }
+
+    /// What ssh signs to log in as `user` in session `session` to the host of `seed`.
+    fn login(user_key: &KeyBlob, user: &str, session: u8, host_seed: u8) -> Vec<u8> {
+        let mut data = Vec::new();
+        vec![session; 32].encode(&mut data).unwrap();
+        50u8.encode(&mut data).unwrap();
+        for s in [
+            user,
+            "ssh-connection",
+            "publickey-hostbound-v00@openssh.com",
+        ] {
+            s.encode(&mut data).unwrap();
+        }
+        1u8.encode(&mut data).unwrap();
+        "ecdsa-sha2-nistp256".encode(&mut data).unwrap();
+        user_key.blob.encode(&mut data).unwrap();
+        KeyBlob::from_key(&key(host_seed))
+            .unwrap()
+            .blob
+            .encode(&mut data)
+            .unwrap();
+        data
+    }
+
+    const A: u8 = 1;
+    const B: u8 = 2;
+
+    #[test]
+    fn signatures_follow_the_hops_a_key_is_allowed() {
+        let user_key = KeyBlob::from_key(&key(9)).unwrap();
+        let only_a = rules(&[(None, ("host_a", A), None)]);
+        let a_then_b = rules(&[
+            (None, ("host_a", A), None),
+            (Some(("host_a", A)), ("host_b", B), None),
+        ]);
+        let check =
+            |rules: &Rules, binds: &[Bind], data: &[u8]| check_sign(rules, binds, &user_key, data);
+
+        // Straight to host_a: yes; to host_b: no.
+        assert!(check(
+            &only_a,
+            &[bind(A, 10, false)],
+            &login(&user_key, "u", 10, A)
+        )
+        .is_ok());
+        assert!(check(
+            &only_a,
+            &[bind(B, 11, false)],
+            &login(&user_key, "u", 11, B)
+        )
+        .is_err());
+        // Through host_a on to host_b: only where that hop is allowed.
+        let path = [bind(A, 12, true), bind(B, 13, false)];
+        let data = login(&user_key, "u", 13, B);
+        assert!(check(&only_a, &path, &data).unwrap_err().contains("hop 2"));
+        assert!(check(&a_then_b, &path, &data).is_ok());
+        // A login for another session, or another host, than the one bound last.
+        assert!(check(&a_then_b, &path, &login(&user_key, "u", 12, B)).is_err());
+        assert!(check(&a_then_b, &path, &login(&user_key, "u", 13, A)).is_err());
+        // Not a login at all, or on a connection bound to nothing.
+        assert!(check(&only_a, &[bind(A, 10, false)], b"some file to sign").is_err());
+        assert!(check(&only_a, &[], &login(&user_key, "u", 10, A)).is_err());
+        // Unconstrained keys sign anything anywhere.
+        assert!(check(&Rules::default(), &[bind(B, 11, false)], b"anything").is_ok());
+    }
+
+    #[test]
+    fn users_and_listing() {
+        let user_key = KeyBlob::from_key(&key(9)).unwrap();
+        let as_alice = rules(&[(None, ("host_a", A), Some("al*"))]);
+        let binds = [bind(A, 10, false)];
+        assert!(check_sign(
+            &as_alice,
+            &binds,
+            &user_key,
+            &login(&user_key, "alice", 10, A)
+        )
+        .is_ok());
+        assert!(check_sign(
+            &as_alice,
+            &binds,
+            &user_key,
+            &login(&user_key, "bob", 10, A)
+        )
+        .is_err());
+        // Listed locally, and where it may be used; hidden where it may not, and on a
+        // host it may reach but not leave.
+        assert!(listable(&as_alice, &[]));
+        assert!(listable(&as_alice, &binds));
+        assert!(!listable(&as_alice, &[bind(B, 11, false)]));
+        assert!(!listable(&as_alice, &[bind(A, 12, true)]));
+    }
+}
