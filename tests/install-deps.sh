@@ -27,6 +27,9 @@ packages=(
   # the Debian package (packaging/deb.sh, packaging/test.sh): dpkg-shlibdeps, strip,
   # lintian, man -l, setpriv
   dpkg-dev binutils lintian man-db util-linux
+  # OpenSSH's regress agent tests: its Debian source (apt-get source, dpkg-source), a
+  # PKCS#11 token for agent-pkcs11.sh, the archive key apt checks the sources with
+  debian-archive-keyring softhsm2
 )
 
 missing=()

@@ -254,5 +254,40 @@ else
     not_ok "tpmd-ssh-agent units lack required settings" "$missing"
 fi
 
+# --- the system tpmd-ssh-agent instance for sshd's host keys -----------------------
+
+if command -v systemd-analyze >/dev/null 2>&1; then
+    out=$(cd "$SYSTEMD_DIR" && systemd-analyze verify tpmd-ssh-hostkeys.socket tpmd-ssh-hostkeys.service 2>&1 |
+        grep -v 'Command /usr/bin/tpmd-ssh-agent is not executable')
+    if [ -z "$out" ]; then
+        ok "systemd-analyze verify tpmd-ssh-hostkeys.socket tpmd-ssh-hostkeys.service"
+    else
+        not_ok "systemd-analyze verify tpmd-ssh-hostkeys units" "$out"
+    fi
+    if systemd-analyze security --offline=yes --threshold=49 \
+        "$SYSTEMD_DIR/tpmd-ssh-hostkeys.service" >/dev/null 2>&1; then
+        ok "systemd-analyze security --threshold=49 tpmd-ssh-hostkeys.service"
+    else
+        not_ok "tpmd-ssh-hostkeys.service exposure above 4.9"
+    fi
+fi
+missing=""
+for line in 'ListenStream=/run/tpmd-ssh-hostkeys/agent.sock' 'SocketUser=root' 'SocketGroup=root' \
+    'SocketMode=0600' 'DirectoryMode=0700' 'Before=ssh.service sshd.service'; do
+    grep -qxF "$line" "$SYSTEMD_DIR/tpmd-ssh-hostkeys.socket" || missing="$missing$line"$'\n'
+done
+for line in 'ExecStart=/usr/bin/tpmd-ssh-agent -D --config /etc/tpmd/ssh-hostkeys.conf' \
+    'Restart=on-failure' 'Before=ssh.service sshd.service' 'Requires=tpmd-ssh-hostkeys.socket'; do
+    grep -qxF "$line" "$SYSTEMD_DIR/tpmd-ssh-hostkeys.service" || missing="$missing$line"$'\n'
+done
+for line in 'ssh-dir = no' 'fixed-keys = yes'; do
+    grep -qxF "$line" "$SYSTEMD_DIR/ssh-hostkeys.conf" || missing="$missing$line"$'\n'
+done
+if [ -z "$missing" ]; then
+    ok "tpmd-ssh-hostkeys: a root-only socket, started before sshd, restarted on failure, fixed key files"
+else
+    not_ok "tpmd-ssh-hostkeys units lack required settings" "$missing"
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

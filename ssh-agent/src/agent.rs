@@ -32,12 +32,14 @@ const CHANGES_KEYS: [u8; 9] = [17, 18, 19, 20, 21, 22, 23, 25, 26];
 /// Protocol 1 requests (list, sign, add, remove, remove all of RSA1 keys), long gone.
 const SSH1_REQUESTS: [u8; 5] = [1, 3, 7, 8, 9];
 
+/// Key or certificate blobs with their comments, as listed.
+type Identities = Vec<(Vec<u8>, String)>;
+
 /// What goes back to the client.
 pub enum Reply {
     Proto(Response),
     Signature(Signed),
-    /// Key or certificate blobs with their comments.
-    Identities(Vec<(Vec<u8>, String)>),
+    Identities(Identities),
     /// The upstream agent's answer, passed on unchanged.
     Raw(Vec<u8>),
 }
@@ -224,11 +226,11 @@ impl Agent {
         }
     }
 
-    async fn identities(&self, session: &mut Session) -> Vec<(Vec<u8>, String)> {
+    async fn identities(&self, session: &mut Session) -> Identities {
         if self.is_locked() {
             return Vec::new();
         }
-        let (ours, mut ids): (Vec<Vec<u8>>, Vec<(Vec<u8>, String)>) = {
+        let (ours, mut ids): (Vec<Vec<u8>>, Identities) = {
             let mut store = lock_or_recover(&self.store);
             store.rescan();
             store.purge_expired();

@@ -95,7 +95,7 @@ async fn openssh_agent_regress_tests_pass_as_they_do_with_openssh_agent() {
         &source,
         &runs().join("tpmd"),
         &[
-            ("TPMD_BUS_ADDRESS", &env.bus.address()),
+            ("TPMD_BUS_ADDRESS", env.bus.address()),
             ("TPMD_SSH_AGENT_BIN", &agent_bin.to_string_lossy()),
         ],
     );

@@ -162,7 +162,10 @@ mod tests {
         }
     }
 
-    fn rules(hops: &[(Option<(&str, u8)>, (&str, u8), Option<&str>)]) -> Rules {
+    /// A hop: from (a host name and key seed, or here), to, and the user pattern.
+    type HopSpec<'a> = (Option<(&'a str, u8)>, (&'a str, u8), Option<&'a str>);
+
+    fn rules(hops: &[HopSpec]) -> Rules {
         Rules {
             hops: hops
                 .iter()

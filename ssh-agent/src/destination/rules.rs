@@ -78,7 +78,7 @@ impl Rules {
                     "a destination constraint names a user on the host it starts from".into(),
                 );
             }
-            if hop.from.hostname.is_some() != !hop.from.keys.is_empty() {
+            if hop.from.hostname.is_some() == hop.from.keys.is_empty() {
                 return Err(
                     "a destination constraint's starting host lacks its name or its keys".into(),
                 );
