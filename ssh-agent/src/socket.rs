@@ -105,7 +105,8 @@ pub fn fresh_directory() -> Result<PathBuf, StartError> {
 /// The prefix of directories [`fresh_directory`] makes; the agent removes its own on exit.
 pub const FRESH_PREFIX: &str = "tpmd-ssh-";
 
-/// Removes the socket and, if the agent made it, its directory.
+/// Removes the socket and, if the agent made its directory, the directory with the
+/// background log in it, as ssh-agent leaves nothing behind in $TMPDIR.
 pub fn remove_socket(path: &Path) {
     let _ = std::fs::remove_file(path);
     if let Some(dir) = path.parent() {
@@ -113,6 +114,7 @@ pub fn remove_socket(path: &Path) {
             .file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with(FRESH_PREFIX));
         if ours {
+            let _ = std::fs::remove_file(dir.join("ssh-agent.log"));
             let _ = std::fs::remove_dir(dir);
         }
     }
