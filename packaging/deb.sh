@@ -112,6 +112,11 @@ strip --remove-section=.comment --remove-section=.note --strip-unneeded "$stage$
 install -D -m 0644 p11-kit/tpmd.module "$stage$p11configdir/tpmd.module"
 
 install -D -m 0644 systemd/tpmd.service "$stage$unitdir/tpmd.service"
+# sshd host keys in the TPM: not enabled by the package; its configuration is an example
+# the admin copies to /etc/tpmd/ssh-hostkeys.conf (ssh-agent/README.md).
+install -D -m 0644 systemd/tpmd-ssh-hostkeys.service "$stage$unitdir/tpmd-ssh-hostkeys.service"
+install -D -m 0644 systemd/tpmd-ssh-hostkeys.socket "$stage$unitdir/tpmd-ssh-hostkeys.socket"
+install -D -m 0644 systemd/ssh-hostkeys.conf "$stage/usr/share/doc/tpmd/examples/ssh-hostkeys.conf"
 install -D -m 0644 systemd/tpmd-user.service "$stage$userunitdir/tpmd.service"
 install -D -m 0644 systemd/tpmd-ssh-agent.service "$stage$userunitdir/tpmd-ssh-agent.service"
 install -D -m 0644 systemd/tpmd-ssh-agent.socket "$stage$userunitdir/tpmd-ssh-agent.socket"
