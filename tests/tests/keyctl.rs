@@ -251,6 +251,54 @@ async fn bad_input_gets_one_clear_line_and_writes_nothing() {
     assert_eq!(fs::read(env.path("k.pem.tpm")).unwrap(), before);
 }
 
+#[tokio::test]
+async fn passwd_changes_a_keys_auth_value() {
+    let env = TestEnv::start().await;
+    fs::write(env.path("old"), "old-pin").unwrap();
+    fs::write(env.path("new"), "new-pin").unwrap();
+    fs::write(env.path("m"), "message").unwrap();
+    ok(&env.keyctl(&[
+        "generate",
+        "-t",
+        "ecc-p256",
+        "--auth-file",
+        "old",
+        "-o",
+        "k.tpm",
+    ]));
+    let sign = |auth: &str| env.keyctl(&["sign", "-k", "k.tpm", "--auth-file", auth, "-i", "m"]);
+    ok(&sign("old"));
+    ok(&env.keyctl(&[
+        "passwd",
+        "k.tpm",
+        "--auth-file",
+        "old",
+        "--new-auth-file",
+        "new",
+    ]));
+    ok(&sign("new"));
+    fails_with(&sign("old"), "wrong auth value");
+    // A wrong current value changes nothing.
+    fails_with(
+        &env.keyctl(&[
+            "passwd",
+            "k.tpm",
+            "--auth-file",
+            "old",
+            "--new-auth-file",
+            "old",
+        ]),
+        "wrong auth value",
+    );
+    ok(&sign("new"));
+    // A key without an auth value cannot get one: the TPM would not count guesses.
+    ok(&env.keyctl(&["generate", "-t", "ecc-p256", "-o", "plain.tpm"]));
+    fails_with(
+        &env.keyctl(&["passwd", "plain.tpm", "--new-auth-file", "new"]),
+        "has no auth value",
+    );
+}
+
 /// swtpm stops at RSA 3072: the error says what the TPM can hold (TPM2_TestParms), not a
 /// guess from a response code, and nothing is written.
 #[tokio::test]

@@ -50,6 +50,20 @@ pub enum Command {
     Pubkey(PubkeyArgs),
     /// Sign a file (or stdin) with a TPM key.
     Sign(SignArgs),
+    /// Change a TPM key's auth value (the key file is rewritten; the key stays the same).
+    Passwd(PasswdArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PasswdArgs {
+    /// The TPM key file; rewritten in place once the new one is complete.
+    pub key: PathBuf,
+    /// Read the current auth value from this file instead of prompting.
+    #[arg(long)]
+    pub auth_file: Option<PathBuf>,
+    /// Read the new auth value from this file instead of prompting (twice).
+    #[arg(long)]
+    pub new_auth_file: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

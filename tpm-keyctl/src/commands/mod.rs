@@ -4,6 +4,7 @@ mod doctor;
 mod generate;
 mod info;
 mod maintenance;
+mod passwd;
 mod pubkey;
 mod sign;
 mod srk;
@@ -51,6 +52,7 @@ pub async fn run(args: Args) -> CliResult<()> {
                 Command::Wrap(a) => wrap::run(Some(&tpmd), &a, json).await,
                 Command::Generate(a) => generate::run(&tpmd, &a, json).await,
                 Command::Sign(a) => sign::run(&tpmd, &a).await,
+                Command::Passwd(a) => passwd::run(&tpmd, &a, json).await,
                 Command::Pubkey(_) | Command::Doctor(_) => Ok(()),
             }
         }

@@ -191,6 +191,17 @@ pub trait Daemon1 {
         ciphertext: &[u8],
     ) -> Result<Vec<u8>, DaemonError>;
 
+    /// The key file with `new_auth` as its auth value instead of `old_auth`
+    /// (TPM2_ObjectChangeAuth); the original file is unchanged. Changes between an empty
+    /// and a non-empty auth value are refused (they would change the key's protection
+    /// against guessing).
+    fn change_auth(
+        &self,
+        key: &[u8],
+        old_auth: &[u8],
+        new_auth: &[u8],
+    ) -> Result<Vec<u8>, DaemonError>;
+
     /// Creates the storage root key at 0x81000001 from the TCG RSA-2048 template if it is
     /// absent. Needs the owner hierarchy (empty owner auth) and a privileged caller.
     fn create_srk(&self) -> Result<bool, DaemonError>;

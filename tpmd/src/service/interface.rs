@@ -242,6 +242,25 @@ impl Daemon {
         .await
     }
 
+    /// The key file with a new auth value: the old one is checked by the TPM (and counts
+    /// like any other auth value presented), the new one travels encrypted.
+    async fn change_auth(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        key: Vec<u8>,
+        old_auth: Vec<u8>,
+        new_auth: Vec<u8>,
+    ) -> Result<Vec<u8>, DaemonError> {
+        let new_auth = Zeroizing::new(new_auth);
+        let file = self
+            .with_key((conn, &header), key, old_auth, move |backend, key, old| {
+                backend.change_auth(key, old, &new_auth)
+            })
+            .await?;
+        Ok(file.into_bytes())
+    }
+
     async fn create_srk(
         &self,
         #[zbus(header)] header: Header<'_>,
