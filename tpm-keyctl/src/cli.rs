@@ -52,6 +52,8 @@ pub enum Command {
     Sign(SignArgs),
     /// Change a TPM key's auth value (the key file is rewritten; the key stays the same).
     Passwd(PasswdArgs),
+    /// Wrap a key from its offline backup for this TPM (after a TPM clear or a new machine).
+    Restore(RestoreArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -115,6 +117,29 @@ pub struct WrapArgs {
     /// The parent key's persistent handle.
     #[arg(long, default_value = "0x81000001", value_parser = parse_handle)]
     pub parent: u32,
+    /// Also write OUTPUT.backup: the key wrapped for this offline backup key (a PEM public
+    /// key, RSA-2048 or ECC P-256, whose private half is kept off this machine), which
+    /// `tpm-keyctl restore` opens for a new TPM.
+    #[arg(long, value_name = "BACKUP.pub")]
+    pub backup_to: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RestoreArgs {
+    /// The backup (KEY.tpm.backup from `wrap --backup-to`).
+    pub backup: PathBuf,
+    /// The backup key's private half (PEM or OpenSSH; prompted for its passphrase).
+    #[arg(long, value_name = "BACKUP.key")]
+    pub backup_key: PathBuf,
+    /// Where to write the TPM key file [default: the backup's name without .backup].
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Overwrite the output file if it exists.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Read the backup key's passphrase from this file instead of prompting.
+    #[arg(long)]
+    pub passphrase_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

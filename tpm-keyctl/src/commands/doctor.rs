@@ -2,6 +2,7 @@
 //! files, and for each problem prints the command that fixes it. Works without tpmd
 //! running, to tell why it is not.
 
+mod backups;
 mod key_files;
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -267,6 +268,7 @@ pub async fn run(user: bool, json_out: bool, key_paths: &[PathBuf]) -> CliResult
         }
     }
     findings.extend(key_files::findings(key_paths));
+    findings.extend(backups::findings(key_paths));
     output::print(json_out, &findings, |findings| {
         findings
             .iter()

@@ -6,6 +6,7 @@ mod info;
 mod maintenance;
 mod passwd;
 mod pubkey;
+mod restore;
 mod sign;
 mod srk;
 mod wrap;
@@ -53,6 +54,7 @@ pub async fn run(args: Args) -> CliResult<()> {
                 Command::Generate(a) => generate::run(&tpmd, &a, json).await,
                 Command::Sign(a) => sign::run(&tpmd, &a).await,
                 Command::Passwd(a) => passwd::run(&tpmd, &a, json).await,
+                Command::Restore(a) => restore::run(&tpmd, &a, json).await,
                 Command::Pubkey(_) | Command::Doctor(_) => Ok(()),
             }
         }

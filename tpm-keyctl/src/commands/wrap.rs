@@ -17,7 +17,11 @@ use crate::cli::WrapArgs;
 use crate::error::{CliError, CliResult};
 use crate::{files, output, prompt};
 
-fn read_key(path: &Path, data: &[u8], passphrase_file: Option<&Path>) -> CliResult<ReadKey> {
+pub(super) fn read_key(
+    path: &Path,
+    data: &[u8],
+    passphrase_file: Option<&Path>,
+) -> CliResult<ReadKey> {
     match read_private_key(data, None) {
         Err(KeyReadError::PassphraseRequired) => {}
         other => return other.map_err(|e| CliError::file(path, e)),
@@ -56,7 +60,7 @@ pub fn auth_value(ask: bool, file: Option<&Path>) -> CliResult<Zeroizing<Vec<u8>
     }
 }
 
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+pub(super) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_os_string();
     s.push(suffix);
     PathBuf::from(s)
@@ -71,6 +75,16 @@ pub async fn run(tpmd: Option<&Tpmd>, args: &WrapArgs, json_out: bool) -> CliRes
         .public_ssh()
         .map(|k| ssh_key::PublicKey::new(k, read.comment.clone().unwrap_or_default()));
     let description = read.key.describe();
+    let backup = match &args.backup_to {
+        Some(path) => {
+            let public = String::from_utf8(files::read(path)?)
+                .map_err(|_| CliError::file(path, "is not a PEM public key"))?;
+            let backup = tpmd_api::backup::make_backup(&read.key, &auth, &public)
+                .map_err(|e| CliError::file(path, e))?;
+            Some(backup.to_pem())
+        }
+        None => None,
+    };
     let (pem, imported) = match (&args.parent_pub, tpmd) {
         (Some(path), _) => {
             let parent = read_parent_public(path)?;
@@ -97,7 +111,22 @@ pub async fn run(tpmd: Option<&Tpmd>, args: &WrapArgs, json_out: bool) -> CliRes
         (None, true) => args.key.clone(),
         (None, false) => with_suffix(&args.key, ".tpm"),
     };
+    let backup_path = with_suffix(&out, ".backup");
+    if backup.is_some() && backup_path.exists() && !(args.force || args.replace) {
+        return Err(CliError::file(
+            &backup_path,
+            "already exists; pass --force to overwrite it",
+        ));
+    }
     files::write_atomic(&out, pem.as_bytes(), 0o600, args.force || args.replace)?;
+    if let Some(backup) = &backup {
+        files::write_atomic(
+            &backup_path,
+            backup.as_bytes(),
+            0o600,
+            args.force || args.replace,
+        )?;
+    }
 
     let pub_path = with_suffix(&args.key, ".pub");
     let mut wrote_pub = false;
@@ -110,11 +139,18 @@ pub async fn run(tpmd: Option<&Tpmd>, args: &WrapArgs, json_out: bool) -> CliRes
     let value = json!({
         "key": description, "output": out, "imported": imported,
         "public-key-written": wrote_pub.then_some(&pub_path),
+        "backup": backup.is_some().then_some(&backup_path),
     });
     output::print(json_out, &value, |_| {
         let mut text = format!("wrapped {description} key into {}", out.display());
         if wrote_pub {
             text.push_str(&format!("\nwrote {}", pub_path.display()));
+        }
+        if backup.is_some() {
+            text.push_str(&format!(
+                "\nwrote the backup {} (opens only with the backup key's private half: keep that off this machine)",
+                backup_path.display()
+            ));
         }
         if imported {
             if !args.replace {

@@ -18,7 +18,7 @@ const MAX_KEY_FILE: u64 = 64 * 1024;
 
 /// Where tpmd's frontends find keys: ~/.ssh (tpmd-ssh-agent, the PKCS#11 module) and the
 /// PKCS#11 module's store.
-fn default_dirs() -> Vec<PathBuf> {
+pub(super) fn default_dirs() -> Vec<PathBuf> {
     let home = std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
         .map(PathBuf::from);
@@ -74,7 +74,7 @@ fn lacks_no_da(path: &Path, born_in_tpm: bool) -> Finding {
     )
 }
 
-fn read_small(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+pub(super) fn read_small(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
     let meta = std::fs::metadata(path)?;
     if !meta.is_file() || meta.len() > MAX_KEY_FILE {
         return Ok(None);

@@ -176,6 +176,11 @@ impl ResourceManager {
 
     /// Checks that a persistent parent exists (and reads its name once).
     fn check_parent(&mut self, parent: u32) -> TpmResult<()> {
+        if parent == tpmd_api::backup::BACKUP_PARENT {
+            return Err(TpmError::BadKeyFile(
+                "this is an offline backup of a key, not a key for a TPM: wrap it for this TPM with `tpm-keyctl restore --backup-key BACKUP.key FILE`".into(),
+            ));
+        }
         if handle::is_persistent(parent) {
             self.parent_info(parent).map(|_| ())
         } else {
