@@ -35,6 +35,14 @@ pub enum TpmError {
 }
 
 impl TpmError {
+    /// The TPM command that failed, when the TPM refused one.
+    pub fn command_name(&self) -> Option<&'static str> {
+        match self {
+            TpmError::Command { command, .. } => Some(command),
+            _ => None,
+        }
+    }
+
     /// The raw response code, when the failure came from the TPM.
     pub fn code(&self) -> Option<u32> {
         match self {

@@ -113,6 +113,12 @@ impl ResponseCode {
         self.is_warning(TPM_RC_LOCKOUT)
     }
 
+    /// The command parameter a format-one error is about (1 for the first), if any.
+    pub fn parameter(self) -> Option<u32> {
+        let code = self.tpm().filter(|c| c & FMT1 != 0)?;
+        (code & 0x40 != 0).then_some((code >> 8) & 0xF)
+    }
+
     /// The private part does not belong to this parent: wrapped for another TPM or SRK.
     pub fn is_wrong_parent(self) -> bool {
         matches!(
@@ -175,6 +181,9 @@ mod tests {
         assert!(ResponseCode(0x910).is_stale_state()); // REFERENCE_H0
         assert!(ResponseCode(0x18B).is_stale_state()); // HANDLE, handle 1
         assert!(ResponseCode(0x1DF).is_wrong_parent()); // INTEGRITY, parameter 1
+        assert_eq!(ResponseCode(0x1DF).parameter(), Some(1));
+        assert_eq!(ResponseCode(0x2C4).parameter(), Some(2)); // VALUE, parameter 2
+        assert_eq!(ResponseCode(0x18B).parameter(), None); // HANDLE, handle 1
         assert!(ResponseCode(0xA000A).is_transport_failure());
         assert!(!ResponseCode(0xA000A).is_retryable());
         assert!(ResponseCode(0x2C7).is_unsupported()); // KEY_SIZE, parameter 2

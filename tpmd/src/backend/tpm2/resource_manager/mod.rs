@@ -495,11 +495,25 @@ fn parse<T>(result: Result<T, tpmd_tpm2::wire::WireError>) -> TpmResult<T> {
     result.map_err(|e| TpmError::from(tpmd_tpm2::tpm::TpmCallError::from(e)))
 }
 
-/// A failed Load or Import of a key file, in terms of what to do.
+/// A failed Load or Import of a key file, in terms of what to do, from the parameter the
+/// TPM names: the private part (Load's first parameter) or the duplicate and its seed
+/// (Import's third and fourth) fail their checks under another parent; the public area
+/// (the second of both) is a matter of the key itself.
 fn explain_load_failure(error: TpmError, parent: u32) -> TpmError {
-    match error.response_code() {
-        Some(rc) if rc.is_wrong_parent() => TpmError::WrongTpm { code: rc.0 },
-        _ if matches!(error, TpmError::NoParent { .. }) => TpmError::NoParent { handle: parent },
+    let Some(rc) = error.response_code() else {
+        return match error {
+            TpmError::NoParent { .. } => TpmError::NoParent { handle: parent },
+            other => other,
+        };
+    };
+    match (error.command_name(), rc.parameter()) {
+        (Some("Load"), Some(1)) | (Some("Import"), Some(3 | 4)) if rc.is_wrong_parent() => {
+            TpmError::WrongTpm { code: rc.0 }
+        }
+        (Some("Load" | "Import"), Some(2)) => TpmError::BadKeyFile(format!(
+            "the TPM refuses the key's public area ({rc}: {}); the key file is damaged or the key is of a kind this TPM cannot hold",
+            if rc.is_unsupported() { "unsupported parameters" } else { "invalid" }
+        )),
         _ => error,
     }
 }
