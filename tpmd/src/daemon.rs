@@ -11,7 +11,7 @@ use tracing::{info, warn};
 
 use crate::backend::{self, OpenOptions, TpmError, TpmWorker};
 use crate::cli::Args;
-use crate::service::socket::{Admission, SocketError, SocketOptions, SocketServer};
+use crate::service::socket::{Admission, ClaimedPath, SocketError, SocketOptions};
 use crate::service::Daemon;
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +91,7 @@ fn choose_tpm(args: &Args) -> Result<(Transport, TpmGuard), RunError> {
 
 pub fn run(args: Args) -> Result<(), RunError> {
     let started = Instant::now();
+    let socket = claim_socket(&args)?;
     let (transport, guard) = choose_tpm(&args)?;
     info!(%transport, "opening the TPM");
     let options = OpenOptions {
@@ -106,14 +107,14 @@ pub fn run(args: Args) -> Result<(), RunError> {
         .enable_all()
         .build()
         .map_err(RunError::Runtime)?;
-    let result = runtime.block_on(serve(&args, worker, started));
+    let result = runtime.block_on(serve(&args, worker, socket, started));
     drop(guard);
     result
 }
 
-/// Binds tpmd's socket. A default location that cannot be used is not worth failing
-/// for (clients fall back to the bus); a path given explicitly is.
-fn bind_socket(args: &Args) -> Result<Option<SocketServer>, RunError> {
+/// Claims tpmd's socket path. A default location that cannot be used is not worth
+/// failing for (clients fall back to the bus); a path given explicitly is.
+fn claim_socket(args: &Args) -> Result<Option<ClaimedPath>, RunError> {
     let Some((path, is_default)) = args.socket_path() else {
         return Ok(None);
     };
@@ -128,8 +129,8 @@ fn bind_socket(args: &Args) -> Result<Option<SocketServer>, RunError> {
         // /run/tpmd is world-readable like the system bus's directory; a user's is private.
         create_dir: is_default.then_some(if args.user { 0o700 } else { 0o755 }),
     };
-    match SocketServer::bind(&options) {
-        Ok(server) => Ok(Some(server)),
+    match ClaimedPath::claim(&options) {
+        Ok(claimed) => Ok(Some(claimed)),
         Err(e) if is_default => {
             warn!("{e}; serving on the bus only (--socket none silences this)");
             Ok(None)
@@ -138,10 +139,15 @@ fn bind_socket(args: &Args) -> Result<Option<SocketServer>, RunError> {
     }
 }
 
-async fn serve(args: &Args, worker: TpmWorker, started: Instant) -> Result<(), RunError> {
+async fn serve(
+    args: &Args,
+    worker: TpmWorker,
+    socket: Option<ClaimedPath>,
+    started: Instant,
+) -> Result<(), RunError> {
     let daemon = Daemon::new(worker.clone());
     // The socket first: a client that sees tpmd on the bus finds the socket ready too.
-    let socket = bind_socket(args)?;
+    let socket = socket.map(ClaimedPath::listen).transpose()?;
     let socket_path = socket
         .as_ref()
         .map(|s| s.path().display().to_string())

@@ -299,7 +299,10 @@ mod tests {
         let private = "Address(\"unix:path=/tmp/bus\")".to_string();
         assert_eq!(plan(Scope::System), [(None, private.clone())]);
         std::env::set_var(SOCKET_ENV, "/tmp/t.sock");
-        assert_eq!(plan(Scope::SystemThenUser), [(sock("/tmp/t.sock"), private)]);
+        assert_eq!(
+            plan(Scope::SystemThenUser),
+            [(sock("/tmp/t.sock"), private)]
+        );
 
         std::env::remove_var("XDG_RUNTIME_DIR");
         assert_eq!(default_socket(true), None);

@@ -193,7 +193,10 @@ mod tests {
     fn external_with_the_peers_uid_is_accepted() {
         let mut sasl = Sasl::new(1000, GUID);
         // "1000" in hex, as zbus, libdbus and sd-bus send it.
-        assert_eq!(sasl.line("AUTH EXTERNAL 31303030"), reply(&format!("OK {GUID}")));
+        assert_eq!(
+            sasl.line("AUTH EXTERNAL 31303030"),
+            reply(&format!("OK {GUID}"))
+        );
         assert_eq!(sasl.line("NEGOTIATE_UNIX_FD"), reply("AGREE_UNIX_FD"));
         assert_eq!(sasl.line("BEGIN"), Step::Begin);
     }
@@ -221,7 +224,10 @@ mod tests {
         assert_eq!(sasl.line("AUTH EXTERNAL 3"), reply("REJECTED EXTERNAL"));
         assert_eq!(sasl.line(""), reply("ERROR \"unexpected command\""));
         // CANCEL after OK goes back to the start.
-        assert_eq!(sasl.line("AUTH EXTERNAL 31303030"), reply(&format!("OK {GUID}")));
+        assert_eq!(
+            sasl.line("AUTH EXTERNAL 31303030"),
+            reply(&format!("OK {GUID}"))
+        );
         assert_eq!(sasl.line("CANCEL"), reply("REJECTED EXTERNAL"));
         assert_eq!(sasl.line("BEGIN"), reply("ERROR \"unexpected command\""));
     }
@@ -246,7 +252,9 @@ mod tests {
             }
             client.write_all(&data).await.unwrap();
             client.shutdown().await.unwrap();
-            let error = authenticate(&mut server, 0, GUID, HANDSHAKE_TIMEOUT).await.unwrap_err();
+            let error = authenticate(&mut server, 0, GUID, HANDSHAKE_TIMEOUT)
+                .await
+                .unwrap_err();
             assert!(
                 error.to_string().contains(expected),
                 "{input:?}: {error} (expected {expected})"
@@ -258,7 +266,9 @@ mod tests {
             lines.extend_from_slice(b"AUTH ANONYMOUS\r\n");
         }
         client.write_all(&lines).await.unwrap();
-        let error = authenticate(&mut server, 0, GUID, HANDSHAKE_TIMEOUT).await.unwrap_err();
+        let error = authenticate(&mut server, 0, GUID, HANDSHAKE_TIMEOUT)
+            .await
+            .unwrap_err();
         assert!(matches!(error, HandshakeError::TooManyLines), "{error}");
     }
 
@@ -278,7 +288,9 @@ mod tests {
             .write_all(b"\0AUTH EXTERNAL 30\r\nBEGIN\r\nlMESSAGE")
             .await
             .unwrap();
-        authenticate(&mut server, 0, GUID, HANDSHAKE_TIMEOUT).await.unwrap();
+        authenticate(&mut server, 0, GUID, HANDSHAKE_TIMEOUT)
+            .await
+            .unwrap();
         let mut rest = [0u8; 8];
         server.read_exact(&mut rest).await.unwrap();
         assert_eq!(&rest, b"lMESSAGE");

@@ -100,7 +100,16 @@ pub enum SocketError {
     },
 }
 
-/// The bound socket. Dropping it removes the socket file, then releases the lock.
+/// The socket path, owned through its lock file, before tpmd listens on it. Taken early
+/// (before the TPM is opened) so that a conflict ends start-up at once; listened on
+/// only when tpmd can serve, so that a client that finds the socket finds tpmd ready.
+pub struct ClaimedPath {
+    path: PathBuf,
+    admission: Admission,
+    lock: Flock<File>,
+}
+
+/// The listening socket. Dropping it removes the socket file, then releases the lock.
 pub struct SocketServer {
     listener: UnixListener,
     path: PathBuf,
@@ -115,10 +124,10 @@ fn lock_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-impl SocketServer {
-    /// Takes the socket path (see the module doc) and listens on it. Must run inside the
-    /// tokio runtime.
-    pub fn bind(options: &SocketOptions) -> Result<SocketServer, SocketError> {
+impl ClaimedPath {
+    /// Takes the socket path (see the module doc): creates the directory if asked,
+    /// takes the lock, and removes a stale socket file.
+    pub fn claim(options: &SocketOptions) -> Result<ClaimedPath, SocketError> {
         let path = options.path.clone();
         if let (Some(mode), Some(dir)) = (options.create_dir, path.parent()) {
             std::fs::DirBuilder::new()
@@ -155,25 +164,42 @@ impl SocketServer {
             Ok(_) => return Err(SocketError::NotASocket { path }),
             Err(_) => {}
         }
+        Ok(ClaimedPath {
+            path,
+            admission: options.admission,
+            lock,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Listens on the path. Must run inside the tokio runtime.
+    pub fn listen(self) -> Result<SocketServer, SocketError> {
+        let ClaimedPath {
+            path,
+            admission,
+            lock,
+        } = self;
         let bind_error = |source| SocketError::Bind {
             path: path.clone(),
             source,
         };
         let listener = UnixListener::bind(&path).map_err(bind_error)?;
-        std::fs::set_permissions(
-            &path,
-            std::fs::Permissions::from_mode(options.admission.mode()),
-        )
-        .map_err(bind_error)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(admission.mode()))
+            .map_err(bind_error)?;
         Ok(SocketServer {
             listener,
             path,
-            admission: options.admission,
+            admission,
             guid: zbus::Guid::generate().into(),
             _lock: lock,
         })
     }
+}
 
+impl SocketServer {
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -252,20 +278,26 @@ async fn serve_connection(mut stream: UnixStream, peer: Peer, guid: OwnedGuid, d
     if let Err(e) =
         handshake::authenticate(&mut stream, peer.uid, guid.as_str(), HANDSHAKE_TIMEOUT).await
     {
-        debug!(uid = peer.uid, pid = peer.pid, "socket handshake failed: {e}");
+        debug!(
+            uid = peer.uid,
+            pid = peer.pid,
+            "socket handshake failed: {e}"
+        );
         return;
     }
-    let connection = zbus::connection::Builder::authenticated_socket(
-        PeerStream::new(stream, peer),
-        guid,
-    )
-    .p2p()
-    .serve_at(OBJECT_PATH, daemon)
-    .build()
-    .await;
+    let connection =
+        zbus::connection::Builder::authenticated_socket(PeerStream::new(stream, peer), guid)
+            .p2p()
+            .serve_at(OBJECT_PATH, daemon)
+            .build()
+            .await;
     match connection {
         Ok(connection) => {
-            debug!(uid = peer.uid, pid = peer.pid, "client connected on the socket");
+            debug!(
+                uid = peer.uid,
+                pid = peer.pid,
+                "client connected on the socket"
+            );
             connection.closed().await;
             debug!(uid = peer.uid, pid = peer.pid, "client left");
         }
