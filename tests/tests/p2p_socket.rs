@@ -117,6 +117,18 @@ async fn a_client_on_the_socket_gets_the_same_answers_as_on_the_bus() {
         .unwrap_err();
     assert_eq!(refused(p2p_error), refused(bus_error));
 
+    // libdbus as a client of the socket (zbus is the client above).
+    let out = Command::new("dbus-send")
+        .arg(format!("--peer=unix:path={}", socket.display()))
+        .args([
+            "--print-reply",
+            "/org/tpmd/Daemon1",
+            "org.tpmd.Daemon1.GetCounters",
+        ])
+        .output()
+        .unwrap();
+    assert!(ok(&out).contains("\"requests\""), "{}", ok(&out));
+
     // Both ways reach one tpmd: the key the socket loaded is a hit for the bus.
     let counters = bus.get_counters().await.unwrap();
     assert_eq!(counters.loads, Some(1), "{counters:?}");
