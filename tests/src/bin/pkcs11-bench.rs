@@ -1,7 +1,8 @@
-//! C_Sign through libtpmd_pkcs11.so, as ratios to the raw TPM (tss-esapi TPM2_Sign with
-//! a password session) on the same simulator in the same run, beside tpm2-pkcs11
-//! (Debian libtpm2-pkcs11-1) on that simulator with tpmd stopped (swtpm serves one
-//! client at a time).
+//! C_Sign through libtpmd_pkcs11.so, RSA-2048 and ECDSA P-256, as ratios to the raw TPM
+//! (tss-esapi TPM2_Sign with a password session) on the same simulator in the same run,
+//! with the module reaching tpmd through the bus and peer to peer on tpmd's socket,
+//! beside tpm2-pkcs11 (Debian libtpm2-pkcs11-1) on that simulator with tpmd stopped
+//! (swtpm serves one client at a time).
 //!
 //!   cargo build --release -p tpmd -p tpmd-pkcs11 -p tpmd-tests --bin pkcs11-bench
 //!   target/release/pkcs11-bench [--ops N]
@@ -21,6 +22,7 @@ use cryptoki::object::{Attribute, ObjectClass};
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
 use sha2::{Digest as _, Sha256};
+use tpmd_api::client::connection::connect_socket;
 use tpmd_api::dbus::GenerateOptions;
 use tpmd_simulator::Simulator;
 use tpmd_tests::pkcs11::module_path;
@@ -28,8 +30,68 @@ use tpmd_tests::{PrivateBus, TpmdProcess};
 
 const TPM2_PKCS11: &str = "/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so";
 
-/// C_Sign (CKM_SHA256_RSA_PKCS) from `threads` threads, each with its own session.
-fn c_sign(p: &Pkcs11, label: &str, pin: Option<&str>, threads: usize, ops: usize) -> Stats {
+/// One key type measured.
+#[derive(Clone, Copy)]
+struct Kind {
+    title: &'static str,
+    /// tpmd's Generate key type.
+    tpmd_type: &'static str,
+    /// tpm2_ptool addkey --algorithm.
+    ptool_type: &'static str,
+    rsa: bool,
+}
+
+const KINDS: [Kind; 2] = [
+    Kind {
+        title: "RSA-2048 PKCS#1 v1.5 SHA-256",
+        tpmd_type: "rsa2048",
+        ptool_type: "rsa2048",
+        rsa: true,
+    },
+    Kind {
+        title: "ECDSA P-256 SHA-256",
+        tpmd_type: "ecc-p256",
+        ptool_type: "ecc256",
+        rsa: false,
+    },
+];
+
+impl Kind {
+    fn mechanism(self) -> Mechanism<'static> {
+        if self.rsa {
+            Mechanism::Sha256RsaPkcs
+        } else {
+            Mechanism::EcdsaSha256
+        }
+    }
+
+    fn raw_scheme(self) -> RawScheme {
+        if self.rsa {
+            RawScheme::RsaPkcs1
+        } else {
+            RawScheme::Ecdsa
+        }
+    }
+
+    fn dbus_scheme(self) -> &'static str {
+        if self.rsa {
+            tpmd_api::dbus::scheme::RSA_PKCS1
+        } else {
+            tpmd_api::dbus::scheme::ECDSA
+        }
+    }
+}
+
+/// C_Sign (CKM_SHA256_RSA_PKCS or CKM_ECDSA_SHA256) from `threads` threads, each with
+/// its own session.
+fn c_sign(
+    p: &Pkcs11,
+    kind: Kind,
+    label: &str,
+    pin: Option<&str>,
+    threads: usize,
+    ops: usize,
+) -> Stats {
     let slot = p.get_slots_with_token().unwrap()[0];
     // Login is per application and lasts while a session is open.
     let login_session = p.open_ro_session(slot).unwrap();
@@ -54,7 +116,7 @@ fn c_sign(p: &Pkcs11, label: &str, pin: Option<&str>, threads: usize, ops: usize
                 for i in 0..per_thread {
                     let data = (t * 1_000_000 + i).to_be_bytes();
                     let started = Instant::now();
-                    s.sign(&Mechanism::Sha256RsaPkcs, key, &data).unwrap();
+                    s.sign(&kind.mechanism(), key, &data).unwrap();
                     latencies.push(started.elapsed());
                 }
                 latencies
@@ -138,12 +200,13 @@ fn start_abrmd(sim: &Simulator, bus: &PrivateBus) -> Option<(Abrmd, String)> {
     None
 }
 
-/// tpm2-pkcs11 on the same simulator (through tpm2-abrmd): a token and an RSA-2048 key
-/// made by tpm2_ptool.
+/// tpm2-pkcs11 on the same simulator (through tpm2-abrmd): a token and a key made by
+/// tpm2_ptool.
 fn tpm2_pkcs11_rows(
     sim: &Simulator,
     bus: &PrivateBus,
     dir: &Path,
+    kind: Kind,
     ops: usize,
 ) -> Vec<(String, Stats)> {
     if !Path::new(TPM2_PKCS11).exists() {
@@ -173,7 +236,7 @@ fn tpm2_pkcs11_rows(
             &tcti,
             &[
                 "addkey",
-                "--algorithm=rsa2048",
+                &format!("--algorithm={}", kind.ptool_type),
                 "--label=bench",
                 "--userpin=1234",
                 "--key-label=k",
@@ -186,13 +249,13 @@ fn tpm2_pkcs11_rows(
     std::env::set_var("TPM2_PKCS11_TCTI", &tcti);
     std::env::set_var("TSS2_LOG", "all+NONE");
     let p = load(Path::new(TPM2_PKCS11));
-    c_sign(&p, "k", Some("1234"), 1, 10);
+    c_sign(&p, kind, "k", Some("1234"), 1, 10);
     let rows = [1, 16]
         .into_iter()
         .map(|threads| {
             (
                 format!("tpm2-pkcs11 C_Sign, {threads} thread(s)"),
-                c_sign(&p, "k", Some("1234"), threads, ops),
+                c_sign(&p, kind, "k", Some("1234"), threads, ops),
             )
         })
         .collect();
@@ -200,9 +263,42 @@ fn tpm2_pkcs11_rows(
     rows
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let ops: usize = ops_arg(400);
+/// tpmd's Sign called directly, one call at a time, on `proxy` (bus or socket).
+async fn direct(proxy: &tpmd_api::Daemon1Proxy<'_>, key: &[u8], kind: Kind, ops: usize) -> Stats {
+    let mut latencies = Vec::with_capacity(ops);
+    let start = Instant::now();
+    for i in 0..ops {
+        let digest = Sha256::digest(i.to_be_bytes());
+        let t = Instant::now();
+        proxy
+            .sign(key, &[], kind.dbus_scheme(), "sha256", &digest)
+            .await
+            .unwrap();
+        latencies.push(t.elapsed());
+    }
+    stats(latencies, start.elapsed())
+}
+
+/// The module loaded with `TPMD_SOCKET` set to `socket` ("none": the bus only), 1 and 16
+/// threads. The module reads its environment when it connects.
+fn module_rows(kind: Kind, socket: &str, way: &str, ops: usize) -> Vec<(String, Stats)> {
+    std::env::set_var("TPMD_SOCKET", socket);
+    let p = load(&module_path());
+    c_sign(&p, kind, "bench", None, 1, 10);
+    let rows = [1, 16]
+        .into_iter()
+        .map(|threads| {
+            (
+                format!("tpmd-pkcs11 via the {way}, {threads} thread(s)"),
+                c_sign(&p, kind, "bench", None, threads, ops),
+            )
+        })
+        .collect();
+    drop(p);
+    rows
+}
+
+async fn measure(kind: Kind, ops: usize) {
     let sim = Simulator::start_temporary().unwrap();
     let bus = PrivateBus::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -210,74 +306,73 @@ async fn main() {
     let home = dir.path().join("home");
     let store = home.join(".local/share/tpmd/keys");
     std::fs::create_dir_all(&store).unwrap();
+    let socket = dir.path().join("tpmd.sock");
+    let socket_arg = socket.to_string_lossy().into_owned();
+    let tpmd_args = ["--socket", socket_arg.as_str()];
 
     // The key is made through tpmd; then tpmd stops for the floor (one swtpm client).
-    let mut tpmd = TpmdProcess::start(&bus, &transport, &[], dir.path().join("a.log"))
+    let mut tpmd = TpmdProcess::start(&bus, &transport, &tpmd_args, dir.path().join("a.log"))
         .await
         .unwrap();
     let conn = bus.connect().await.unwrap();
     let proxy = tpmd_api::Daemon1Proxy::new(&conn).await.unwrap();
     let key = proxy
-        .generate("rsa2048", &[], GenerateOptions::default())
+        .generate(kind.tpmd_type, &[], GenerateOptions::default())
         .await
         .unwrap();
     std::fs::write(store.join("bench.tpm"), &key).unwrap();
     drop(proxy);
     tpmd.stop();
-    let floor_before = raw_tpm2_floor(&sim, &key, ops, RawSession::Password, RawScheme::RsaPkcs1);
+    let floor_before = raw_tpm2_floor(&sim, &key, ops, RawSession::Password, kind.raw_scheme());
 
-    let mut tpmd = TpmdProcess::start(&bus, &transport, &[], dir.path().join("b.log"))
+    let mut tpmd = TpmdProcess::start(&bus, &transport, &tpmd_args, dir.path().join("b.log"))
         .await
         .unwrap();
     std::env::set_var("TPMD_BUS_ADDRESS", bus.address());
     std::env::set_var("HOME", &home);
     std::env::set_var("XDG_DATA_HOME", home.join(".local/share"));
     std::env::set_var("XDG_CONFIG_HOME", home.join(".config"));
-    // tpmd over D-Bus without the module, for reference (what tpmd-bench measures).
+    // tpmd called directly, without the module, for reference (what tpmd-bench measures).
     let conn = bus.connect().await.unwrap();
-    let proxy = tpmd_api::Daemon1Proxy::new(&conn).await.unwrap();
-    let mut latencies = Vec::with_capacity(ops);
-    let start = Instant::now();
-    for i in 0..ops {
-        let digest = Sha256::digest(i.to_be_bytes());
-        let t = Instant::now();
-        proxy
-            .sign(
-                &key,
-                &[],
-                tpmd_api::dbus::scheme::RSA_PKCS1,
-                "sha256",
-                &digest,
-            )
-            .await
-            .unwrap();
-        latencies.push(t.elapsed());
-    }
-    let direct = stats(latencies, start.elapsed());
-    drop(proxy);
-    let p = load(&module_path());
-    c_sign(&p, "bench", None, 1, 10);
-    let mut rows = vec![("tpmd D-Bus Sign, 1 client (no module)".to_string(), direct)];
-    for threads in [1, 16] {
-        rows.push((
-            format!("tpmd-pkcs11 C_Sign, {threads} thread(s)"),
-            c_sign(&p, "bench", None, threads, ops),
-        ));
-    }
-    drop(p);
+    let bus_proxy = tpmd_api::Daemon1Proxy::new(&conn).await.unwrap();
+    let socket_proxy = connect_socket(&socket).await.unwrap();
+    direct(&bus_proxy, &key, kind, 10).await;
+    let mut rows = vec![
+        (
+            "tpmd Sign via the bus (no module)".to_string(),
+            direct(&bus_proxy, &key, kind, ops).await,
+        ),
+        (
+            "tpmd Sign via the socket (no module)".to_string(),
+            direct(&socket_proxy, &key, kind, ops).await,
+        ),
+    ];
+    drop((bus_proxy, socket_proxy));
+    rows.extend(module_rows(kind, "none", "bus", ops));
+    rows.extend(module_rows(kind, &socket_arg, "socket", ops));
     tpmd.stop();
-    let floor_after = raw_tpm2_floor(&sim, &key, ops, RawSession::Password, RawScheme::RsaPkcs1);
-    rows.extend(tpm2_pkcs11_rows(&sim, &bus, dir.path(), ops));
+    let floor_after = raw_tpm2_floor(&sim, &key, ops, RawSession::Password, kind.raw_scheme());
+    rows.extend(tpm2_pkcs11_rows(&sim, &bus, dir.path(), kind, ops));
     let floor_rate = (floor_before.per_second + floor_after.per_second) / 2.0;
 
     println!(
-        "RSA-2048 PKCS#1 v1.5 SHA-256 signatures on swtpm, {ops} per row; ratio = signs/s over the floor's mean"
+        "{} signatures on swtpm, {ops} per row; ratio = signs/s over the floor's mean",
+        kind.title
     );
-    let table = Table::start(38, floor_rate);
+    let table = Table::start(40, floor_rate);
     let row = |name: &str, s: &Stats| table.row(name, s);
     row("raw TPM2_Sign, before (floor)", &floor_before);
     row("raw TPM2_Sign, after (floor)", &floor_after);
     for (name, s) in &rows {
         row(name, s);
+    }
+    println!();
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let ops: usize = ops_arg(400);
+    for kind in KINDS {
+        measure(kind, ops).await;
     }
 }

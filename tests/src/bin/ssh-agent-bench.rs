@@ -1,6 +1,8 @@
 //! Signing throughput and latency through tpmd-ssh-agent's socket (1 and 16 clients), for
 //! RSA-2048 and ECDSA P-256, as ratios to the raw TPM (tss-esapi TPM2_Sign, password
-//! session, key loaded once) on the same simulator in the same run, beside tpmd's D-Bus API called directly and, when
+//! session, key loaded once) on the same simulator in the same run. The agent reaches
+//! tpmd both ways in the same run: through the bus (dbus-daemon) and peer to peer on
+//! tpmd's socket. Beside them: tpmd's D-Bus API called directly both ways and, when
 //! `--peer` is given and tpm2-pkcs11 is usable, OpenSSH's ssh-agent holding a
 //! tpm2-pkcs11 key (`ssh-add -s`).
 //!
@@ -20,7 +22,9 @@ use std::time::{Duration, Instant};
 use tpmd_tests::bench::{ops_arg, raw_tpm2_floor, stats, RawScheme, RawSession, Stats, Table};
 
 use sha2::{Digest as _, Sha256};
+use tpmd_api::client::connection::connect_socket;
 use tpmd_api::dbus::{scheme, GenerateOptions};
+use tpmd_api::Daemon1Proxy;
 use tpmd_simulator::Simulator;
 use tpmd_tests::ssh::AgentProcess;
 use tpmd_tests::TestEnv;
@@ -117,13 +121,13 @@ fn through_agent(socket: &Path, key_blob: &[u8], flags: u32, clients: usize, ops
     stats(all, start.elapsed())
 }
 
-async fn through_dbus(env: &TestEnv, key: &[u8], kind: Kind, ops: usize) -> Stats {
+/// tpmd's Sign called directly, one call at a time, on `proxy` (bus or socket).
+async fn through_dbus(proxy: &Daemon1Proxy<'_>, key: &[u8], kind: Kind, ops: usize) -> Stats {
     let scheme = if kind.rsa {
         scheme::RSA_PKCS1
     } else {
         scheme::ECDSA
     };
-    let proxy = env.proxy().await;
     let mut latencies = Vec::with_capacity(ops);
     let start = Instant::now();
     for i in 0..ops {
@@ -297,7 +301,11 @@ fn start_peer(sim: &Simulator, bus_address: &str, dir: &Path, kind: Kind) -> Res
 
 /// Measures one key type on a fresh simulator and prints its table.
 async fn measure(kind: Kind, ops: usize, with_peer: bool) {
-    let mut env = TestEnv::start().await;
+    let socket_dir = tempfile::tempdir().unwrap();
+    let socket = socket_dir.path().join("tpmd.sock");
+    let socket_arg = socket.to_string_lossy().into_owned();
+    let tpmd_args = ["--socket", socket_arg.as_str()];
+    let mut env = TestEnv::start_with(&tpmd_args).await;
     let key = env
         .proxy()
         .await
@@ -312,16 +320,31 @@ async fn measure(kind: Kind, ops: usize, with_peer: bool) {
 
     env.tpmd.stop();
     let floor_before = raw_floor(&env.sim, &key, kind, ops);
-    env.restart_tpmd(&[]).await;
+    env.restart_tpmd(&tpmd_args).await;
 
-    let agent = AgentProcess::start(&env, &[], &[("TPMD_SSH_AGENT_LOG", "warn")]);
-    std::fs::write(agent.ssh_dir().join("bench.tpm"), &key).unwrap();
-    // Warm up: the first signature loads the key; the rows measure the steady state.
-    through_agent(&agent.socket, &blob, kind.flags, 1, 10);
-    let dbus = through_dbus(&env, &key, kind, ops).await;
-    let one = through_agent(&agent.socket, &blob, kind.flags, 1, ops);
-    let sixteen = through_agent(&agent.socket, &blob, kind.flags, 16, ops);
-    drop(agent);
+    // Two agents on the one tpmd: one told to use the bus only, one the socket.
+    let agent = |socket: &str| {
+        let agent = AgentProcess::start(
+            &env,
+            &[],
+            &[("TPMD_SSH_AGENT_LOG", "warn"), ("TPMD_SOCKET", socket)],
+        );
+        std::fs::write(agent.ssh_dir().join("bench.tpm"), &key).unwrap();
+        // Warm up: the first signature loads the key and connects to tpmd.
+        through_agent(&agent.socket, &blob, kind.flags, 1, 10);
+        agent
+    };
+    let via_bus = agent("none");
+    let via_socket = agent(&socket_arg);
+    let bus_proxy = env.proxy().await;
+    let socket_proxy = connect_socket(&socket).await.unwrap();
+    let dbus = through_dbus(&bus_proxy, &key, kind, ops).await;
+    let p2p = through_dbus(&socket_proxy, &key, kind, ops).await;
+    let one_bus = through_agent(&via_bus.socket, &blob, kind.flags, 1, ops);
+    let one_socket = through_agent(&via_socket.socket, &blob, kind.flags, 1, ops);
+    let sixteen_bus = through_agent(&via_bus.socket, &blob, kind.flags, 16, ops);
+    let sixteen_socket = through_agent(&via_socket.socket, &blob, kind.flags, 16, ops);
+    drop((via_bus, via_socket, bus_proxy, socket_proxy));
     env.tpmd.stop();
 
     let peer = if with_peer {
@@ -351,9 +374,12 @@ async fn measure(kind: Kind, ops: usize, with_peer: bool) {
     let row = |name: &str, s: &Stats| table.row(name, s);
     row("raw TPM2_Sign, before (floor)", &floor_before);
     row("raw TPM2_Sign, after (floor)", &floor_after);
-    row("tpmd D-Bus Sign, 1 client", &dbus);
-    row("tpmd-ssh-agent, 1 client", &one);
-    row("tpmd-ssh-agent, 16 clients", &sixteen);
+    row("tpmd Sign via the bus, 1 client", &dbus);
+    row("tpmd Sign via the socket, 1 client", &p2p);
+    row("tpmd-ssh-agent via the bus, 1 client", &one_bus);
+    row("tpmd-ssh-agent via the socket, 1 client", &one_socket);
+    row("tpmd-ssh-agent via the bus, 16 clients", &sixteen_bus);
+    row("tpmd-ssh-agent via the socket, 16 clients", &sixteen_socket);
     match &peer {
         Ok((one, sixteen)) => {
             row("OpenSSH ssh-agent + tpm2-pkcs11, 1 client", one);
