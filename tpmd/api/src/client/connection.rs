@@ -253,7 +253,7 @@ mod tests {
     #[test]
     fn endpoints_follow_the_environment() {
         let vars = [SOCKET_ENV, ADDRESS_ENV, "XDG_RUNTIME_DIR"];
-        let saved: Vec<_> = vars.iter().map(|v| std::env::var_os(v)).collect();
+        let saved: Vec<_> = vars.iter().map(std::env::var_os).collect();
         for v in vars {
             std::env::remove_var(v);
         }

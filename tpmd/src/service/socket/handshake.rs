@@ -46,10 +46,11 @@ pub enum Step {
 }
 
 #[derive(Debug, PartialEq, Eq)]
+/// What the server waits for next.
 enum State {
-    WaitingForAuth,
-    WaitingForData,
-    WaitingForBegin,
+    Auth,
+    Data,
+    Begin,
 }
 
 /// The protocol, without I/O.
@@ -64,12 +65,12 @@ impl Sasl {
         Sasl {
             peer_uid,
             guid: guid.to_string(),
-            state: State::WaitingForAuth,
+            state: State::Auth,
         }
     }
 
     fn rejected(&mut self) -> Step {
-        self.state = State::WaitingForAuth;
+        self.state = State::Auth;
         Step::Reply("REJECTED EXTERNAL".into())
     }
 
@@ -82,7 +83,7 @@ impl Sasl {
                 .and_then(|text| text.parse::<u32>().ok()),
         };
         if claimed == Some(self.peer_uid) {
-            self.state = State::WaitingForBegin;
+            self.state = State::Begin;
             Step::Reply(format!("OK {}", self.guid))
         } else {
             self.rejected()
@@ -94,29 +95,29 @@ impl Sasl {
         let command = words.next().unwrap_or("");
         let argument = words.next();
         match (&self.state, command) {
-            (_, "CANCEL") | (State::WaitingForAuth, "ERROR") => self.rejected(),
-            (State::WaitingForAuth, "AUTH") => match argument {
+            (_, "CANCEL") | (State::Auth, "ERROR") => self.rejected(),
+            (State::Auth, "AUTH") => match argument {
                 Some("EXTERNAL") => match words.next() {
                     Some(hex) => self.check_identity(Some(hex)),
                     None => {
-                        self.state = State::WaitingForData;
+                        self.state = State::Data;
                         Step::Reply("DATA".into())
                     }
                 },
                 _ => self.rejected(),
             },
-            (State::WaitingForData, "DATA") => self.check_identity(argument),
-            (State::WaitingForData, "ERROR") => self.rejected(),
+            (State::Data, "DATA") => self.check_identity(argument),
+            (State::Data, "ERROR") => self.rejected(),
             // The API passes no file descriptors; agreeing only spares the client a warning.
-            (State::WaitingForBegin, "NEGOTIATE_UNIX_FD") => Step::Reply("AGREE_UNIX_FD".into()),
-            (State::WaitingForBegin, "BEGIN") => Step::Begin,
+            (State::Begin, "NEGOTIATE_UNIX_FD") => Step::Reply("AGREE_UNIX_FD".into()),
+            (State::Begin, "BEGIN") => Step::Begin,
             _ => Step::Reply("ERROR \"unexpected command\"".into()),
         }
     }
 }
 
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 || hex.len() > 64 {
+    if !hex.len().is_multiple_of(2) || hex.len() > 64 {
         return None;
     }
     (0..hex.len())
