@@ -4,7 +4,10 @@
 //! - `Peer.Ping`: the client library, the transport (dbus-daemon or not) and tpmd's
 //!   D-Bus dispatch, answered on tpmd's async thread;
 //! - `GetCounters`: the same plus the hop to tpmd's TPM thread and back (no TPM command);
-//! - `Sign` (ECDSA P-256, key loaded): the same plus one TPM2_Sign;
+//! - a refused `Sign` (a digest of the wrong size): the same plus finding the key file's
+//!   blob in tpmd's cache, up to where the TPM command would be built;
+//! - `Sign` (ECDSA P-256, key loaded): the same plus one TPM2_Sign through tpmd's
+//!   transport;
 //! - the raw TPM2_Sign floor (tss-esapi, no tpmd).
 //!
 //! Each is measured with the client on a multi-threaded tokio runtime (as tpmd-ssh-agent
@@ -46,8 +49,8 @@ where
     stats(latencies, start.elapsed()).p50
 }
 
-/// (ping, counters, sign) medians on `proxy`.
-async fn stages(proxy: &Daemon1Proxy<'static>, key: &[u8], ops: usize) -> [Duration; 3] {
+/// (ping, counters, refused sign, sign) medians on `proxy`.
+async fn stages(proxy: &Daemon1Proxy<'static>, key: &[u8], ops: usize) -> [Duration; 4] {
     let peer = zbus::fdo::PeerProxy::builder(proxy.inner().connection())
         .destination(BUS_NAME)
         .path(OBJECT_PATH)
@@ -60,6 +63,14 @@ async fn stages(proxy: &Daemon1Proxy<'static>, key: &[u8], ops: usize) -> [Durat
         proxy.get_counters().await.unwrap();
     })
     .await;
+    let refused = median(ops, |_| async {
+        let short = [0u8; 31];
+        proxy
+            .sign(key, &[], scheme::ECDSA, "sha256", &short)
+            .await
+            .unwrap_err();
+    })
+    .await;
     let sign = median(ops, |i| {
         let digest = Sha256::digest(i.to_be_bytes());
         async move {
@@ -70,7 +81,7 @@ async fn stages(proxy: &Daemon1Proxy<'static>, key: &[u8], ops: usize) -> [Durat
         }
     })
     .await;
-    [ping, counters, sign]
+    [ping, counters, refused, sign]
 }
 
 async fn connect(bus_address: &str, socket: Option<&Path>) -> Daemon1Proxy<'static> {
@@ -92,7 +103,7 @@ fn on_one_thread(
     socket: Option<std::path::PathBuf>,
     key: Vec<u8>,
     ops: usize,
-) -> [Duration; 3] {
+) -> [Duration; 4] {
     std::thread::spawn(move || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -131,17 +142,19 @@ async fn main() {
         ms(floor.p50)
     );
     println!(
-        "{:<34} {:>8} {:>12} {:>8} {:>13} {:>11}",
-        "client", "Ping", "GetCounters", "Sign", "Sign - floor", "floor/Sign"
+        "{:<32} {:>6} {:>11} {:>8} {:>6} {:>8} {:>13} {:>10}",
+        "client", "Ping", "GetCounters", "refused", "Sign", "- floor", "Sign-refused", "floor/Sign"
     );
-    let print = |name: &str, [ping, counters, sign]: [Duration; 3]| {
+    let print = |name: &str, [ping, counters, refused, sign]: [Duration; 4]| {
         println!(
-            "{:<34} {:>8.3} {:>12.3} {:>8.3} {:>13.3} {:>11.2}",
+            "{:<32} {:>6.3} {:>11.3} {:>8.3} {:>6.3} {:>8.3} {:>13.3} {:>10.2}",
             name,
             ms(ping),
             ms(counters),
+            ms(refused),
             ms(sign),
             ms(sign) - ms(floor.p50),
+            ms(sign) - ms(refused),
             ms(floor.p50) / ms(sign)
         );
     };
