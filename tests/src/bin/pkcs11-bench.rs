@@ -4,8 +4,12 @@
 //! beside tpm2-pkcs11 (Debian libtpm2-pkcs11-1) on that simulator with tpmd stopped
 //! (swtpm serves one client at a time).
 //!
+//! The floor and tpmd's rows take turns: in each of `--rounds` rounds tpmd stops, the
+//! floor signs its share, tpmd starts again and every tpmd row signs its share (the
+//! module loaded afresh), so that the simulator's drift hits them alike.
+//!
 //!   cargo build --release -p tpmd -p tpmd-pkcs11 -p tpmd-tests --bin pkcs11-bench
-//!   target/release/pkcs11-bench [--ops N]
+//!   target/release/pkcs11-bench [--ops N] [--rounds R]
 //!
 //! Not a test: it asserts nothing about time; it prints figures.
 
@@ -14,7 +18,9 @@
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use tpmd_tests::bench::{ops_arg, raw_tpm2_floor, stats, RawScheme, RawSession, Stats, Table};
+use tpmd_tests::bench::{
+    ops_arg, raw_tpm2_samples, usize_arg, RawScheme, RawSession, Samples, Stats, Table,
+};
 
 use cryptoki::context::{CInitializeArgs, Pkcs11};
 use cryptoki::mechanism::Mechanism;
@@ -91,7 +97,8 @@ fn c_sign(
     pin: Option<&str>,
     threads: usize,
     ops: usize,
-) -> Stats {
+    samples: &mut Samples,
+) {
     let slot = p.get_slots_with_token().unwrap()[0];
     // Login is per application and lasts while a session is open.
     let login_session = p.open_ro_session(slot).unwrap();
@@ -129,7 +136,7 @@ fn c_sign(
     }
     let wall = start.elapsed();
     drop(login_session);
-    stats(all, wall)
+    samples.add(all, wall);
 }
 
 fn load(path: &Path) -> Pkcs11 {
@@ -249,13 +256,15 @@ fn tpm2_pkcs11_rows(
     std::env::set_var("TPM2_PKCS11_TCTI", &tcti);
     std::env::set_var("TSS2_LOG", "all+NONE");
     let p = load(Path::new(TPM2_PKCS11));
-    c_sign(&p, kind, "k", Some("1234"), 1, 10);
+    c_sign(&p, kind, "k", Some("1234"), 1, 10, &mut Samples::default());
     let rows = [1, 16]
         .into_iter()
         .map(|threads| {
+            let mut samples = Samples::default();
+            c_sign(&p, kind, "k", Some("1234"), threads, ops, &mut samples);
             (
                 format!("tpm2-pkcs11 C_Sign, {threads} thread(s)"),
-                c_sign(&p, kind, "k", Some("1234"), threads, ops),
+                samples.stats(),
             )
         })
         .collect();
@@ -264,7 +273,13 @@ fn tpm2_pkcs11_rows(
 }
 
 /// tpmd's Sign called directly, one call at a time, on `proxy` (bus or socket).
-async fn direct(proxy: &tpmd_api::Daemon1Proxy<'_>, key: &[u8], kind: Kind, ops: usize) -> Stats {
+async fn direct(
+    proxy: &tpmd_api::Daemon1Proxy<'_>,
+    key: &[u8],
+    kind: Kind,
+    ops: usize,
+    samples: &mut Samples,
+) {
     let mut latencies = Vec::with_capacity(ops);
     let start = Instant::now();
     for i in 0..ops {
@@ -276,29 +291,31 @@ async fn direct(proxy: &tpmd_api::Daemon1Proxy<'_>, key: &[u8], kind: Kind, ops:
             .unwrap();
         latencies.push(t.elapsed());
     }
-    stats(latencies, start.elapsed())
+    samples.add(latencies, start.elapsed());
 }
 
-/// The module loaded with `TPMD_SOCKET` set to `socket` ("none": the bus only), 1 and 16
-/// threads. The module reads its environment when it connects.
-fn module_rows(kind: Kind, socket: &str, way: &str, ops: usize) -> Vec<(String, Stats)> {
+/// The module loaded with `TPMD_SOCKET` set to `socket` ("none": the bus only), signing
+/// with 1 then 16 threads into `one` and `sixteen`. The module reads its environment
+/// when it connects.
+fn module_round(kind: Kind, socket: &str, ops: usize, one: &mut Samples, sixteen: &mut Samples) {
     std::env::set_var("TPMD_SOCKET", socket);
     let p = load(&module_path());
-    c_sign(&p, kind, "bench", None, 1, 10);
-    let rows = [1, 16]
-        .into_iter()
-        .map(|threads| {
-            (
-                format!("tpmd-pkcs11 via the {way}, {threads} thread(s)"),
-                c_sign(&p, kind, "bench", None, threads, ops),
-            )
-        })
-        .collect();
+    c_sign(&p, kind, "bench", None, 1, 10, &mut Samples::default());
+    c_sign(&p, kind, "bench", None, 1, ops, one);
+    c_sign(&p, kind, "bench", None, 16, ops, sixteen);
     drop(p);
-    rows
 }
 
-async fn measure(kind: Kind, ops: usize) {
+const ROWS: [&str; 6] = [
+    "tpmd Sign via the bus (no module)",
+    "tpmd Sign via the socket (no module)",
+    "tpmd-pkcs11 via the bus, 1 thread",
+    "tpmd-pkcs11 via the socket, 1 thread",
+    "tpmd-pkcs11 via the bus, 16 threads",
+    "tpmd-pkcs11 via the socket, 16 threads",
+];
+
+async fn measure(kind: Kind, ops: usize, rounds: usize) {
     let sim = Simulator::start_temporary().unwrap();
     let bus = PrivateBus::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -309,62 +326,75 @@ async fn measure(kind: Kind, ops: usize) {
     let socket = dir.path().join("tpmd.sock");
     let socket_arg = socket.to_string_lossy().into_owned();
     let tpmd_args = ["--socket", socket_arg.as_str()];
-
-    // The key is made through tpmd; then tpmd stops for the floor (one swtpm client).
-    let mut tpmd = TpmdProcess::start(&bus, &transport, &tpmd_args, dir.path().join("a.log"))
-        .await
-        .unwrap();
-    let conn = bus.connect().await.unwrap();
-    let proxy = tpmd_api::Daemon1Proxy::new(&conn).await.unwrap();
-    let key = proxy
-        .generate(kind.tpmd_type, &[], GenerateOptions::default())
-        .await
-        .unwrap();
-    std::fs::write(store.join("bench.tpm"), &key).unwrap();
-    drop(proxy);
-    tpmd.stop();
-    let floor_before = raw_tpm2_floor(&sim, &key, ops, RawSession::Password, kind.raw_scheme());
-
-    let mut tpmd = TpmdProcess::start(&bus, &transport, &tpmd_args, dir.path().join("b.log"))
-        .await
-        .unwrap();
     std::env::set_var("TPMD_BUS_ADDRESS", bus.address());
     std::env::set_var("HOME", &home);
     std::env::set_var("XDG_DATA_HOME", home.join(".local/share"));
     std::env::set_var("XDG_CONFIG_HOME", home.join(".config"));
-    // tpmd called directly, without the module, for reference (what tpmd-bench measures).
+
+    let start_tpmd = |n: usize| {
+        TpmdProcess::start(
+            &bus,
+            &transport,
+            &tpmd_args,
+            dir.path().join(format!("tpmd-{n}.log")),
+        )
+    };
+    let mut tpmd = start_tpmd(0).await.unwrap();
     let conn = bus.connect().await.unwrap();
     let bus_proxy = tpmd_api::Daemon1Proxy::new(&conn).await.unwrap();
-    let socket_proxy = connect_socket(&socket).await.unwrap();
-    direct(&bus_proxy, &key, kind, 10).await;
-    let mut rows = vec![
-        (
-            "tpmd Sign via the bus (no module)".to_string(),
-            direct(&bus_proxy, &key, kind, ops).await,
-        ),
-        (
-            "tpmd Sign via the socket (no module)".to_string(),
-            direct(&socket_proxy, &key, kind, ops).await,
-        ),
-    ];
-    drop((bus_proxy, socket_proxy));
-    rows.extend(module_rows(kind, "none", "bus", ops));
-    rows.extend(module_rows(kind, &socket_arg, "socket", ops));
-    tpmd.stop();
-    let floor_after = raw_tpm2_floor(&sim, &key, ops, RawSession::Password, kind.raw_scheme());
-    rows.extend(tpm2_pkcs11_rows(&sim, &bus, dir.path(), kind, ops));
-    let floor_rate = (floor_before.per_second + floor_after.per_second) / 2.0;
+    let key = bus_proxy
+        .generate(kind.tpmd_type, &[], GenerateOptions::default())
+        .await
+        .unwrap();
+    std::fs::write(store.join("bench.tpm"), &key).unwrap();
 
+    let per_round = ops / rounds;
+    let mut floor = Samples::default();
+    let mut rows: Vec<Samples> = ROWS.iter().map(|_| Samples::default()).collect();
+    for round in 1..=rounds {
+        // The floor needs the simulator to itself.
+        tpmd.stop();
+        raw_tpm2_samples(
+            &sim,
+            &key,
+            per_round,
+            RawSession::Password,
+            kind.raw_scheme(),
+            &mut floor,
+        );
+        tpmd = start_tpmd(round).await.unwrap();
+        // tpmd called directly, without the module, for reference.
+        let socket_proxy = connect_socket(&socket).await.unwrap();
+        let [bus_direct, socket_direct, bus_one, socket_one, bus_sixteen, socket_sixteen] =
+            &mut rows[..]
+        else {
+            unreachable!("six rows")
+        };
+        let mut warm_up = Samples::default();
+        direct(&bus_proxy, &key, kind, 10, &mut warm_up).await;
+        direct(&socket_proxy, &key, kind, 10, &mut warm_up).await;
+        direct(&bus_proxy, &key, kind, per_round, bus_direct).await;
+        direct(&socket_proxy, &key, kind, per_round, socket_direct).await;
+        drop(socket_proxy);
+        module_round(kind, "none", per_round, bus_one, bus_sixteen);
+        module_round(kind, &socket_arg, per_round, socket_one, socket_sixteen);
+    }
+    drop(bus_proxy);
+    tpmd.stop();
+    let peer = tpm2_pkcs11_rows(&sim, &bus, dir.path(), kind, ops);
+
+    let floor = floor.stats();
     println!(
-        "{} signatures on swtpm, {ops} per row; ratio = signs/s over the floor's mean",
+        "{} signatures on swtpm, {ops} per row in {rounds} rounds; ratio = signs/s over the floor's",
         kind.title
     );
-    let table = Table::start(40, floor_rate);
-    let row = |name: &str, s: &Stats| table.row(name, s);
-    row("raw TPM2_Sign, before (floor)", &floor_before);
-    row("raw TPM2_Sign, after (floor)", &floor_after);
-    for (name, s) in &rows {
-        row(name, s);
+    let table = Table::start(40, floor.per_second);
+    table.row("raw TPM2_Sign (floor)", &floor);
+    for (name, samples) in ROWS.iter().zip(&rows) {
+        table.row(name, &samples.stats());
+    }
+    for (name, stats) in &peer {
+        table.row(name, stats);
     }
     println!();
 }
@@ -372,7 +402,8 @@ async fn measure(kind: Kind, ops: usize) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let ops: usize = ops_arg(400);
+    let rounds = usize_arg("--rounds", 4).max(1);
     for kind in KINDS {
-        measure(kind, ops).await;
+        measure(kind, ops, rounds).await;
     }
 }
