@@ -116,6 +116,9 @@ pub fn run(args: Args) -> Result<(), RunError> {
 /// failing for (clients fall back to the bus); a path given explicitly is.
 fn claim_socket(args: &Args) -> Result<Option<ClaimedPath>, RunError> {
     let Some((path, is_default)) = args.socket_path() else {
+        if args.user && args.socket.is_none() {
+            info!("XDG_RUNTIME_DIR is not set: no socket, serving on the session bus only");
+        }
         return Ok(None);
     };
     let admission = if args.user {
