@@ -95,7 +95,8 @@ missing=""
 for line in 'Type=notify' 'ExecStart=/usr/bin/tpmd --system' 'User=tpmd' 'Group=tss' \
     'BusName=org.tpmd.Daemon1' 'DevicePolicy=closed' 'DeviceAllow=/dev/tpmrm0 rw' \
     'DeviceAllow=/dev/tpm0 rw' 'PrivateNetwork=yes' 'RestrictAddressFamilies=AF_UNIX' \
-    'CapabilityBoundingSet=' 'UMask=0077' 'StateDirectory=tpmd'; do
+    'CapabilityBoundingSet=' 'UMask=0077' 'StateDirectory=tpmd' 'RuntimeDirectory=tpmd' \
+    'RuntimeDirectoryMode=0755'; do
     grep -qxF "$line" "$unit" || missing="$missing$line"$'\n'
 done
 if grep -q '^DynamicUser=yes' "$unit"; then

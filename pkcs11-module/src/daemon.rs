@@ -1,5 +1,6 @@
 //! The connection to tpmd: a small tokio runtime owned by the module, a lazily made
-//! D-Bus proxy, and the retry that makes a tpmd restart invisible to the application.
+//! D-Bus proxy (on tpmd's socket when it answers, else on the bus), and the retry that
+//! makes a tpmd restart invisible to the application.
 //!
 //! Calls are spawned on the module's runtime and awaited through a std channel, so the
 //! calling thread may be anything, even a thread inside the application's own tokio
@@ -11,7 +12,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Runtime;
-use tpmd_api::dbus::{Daemon1Proxy, DaemonError, ADDRESS_ENV, BUS_NAME};
+use tpmd_api::client::Scope;
+use tpmd_api::dbus::{Daemon1Proxy, DaemonError, ADDRESS_ENV};
 
 /// How long a call waits for tpmd to come back before giving up.
 const RESTART_GRACE: Duration = Duration::from_secs(30);
@@ -66,37 +68,24 @@ fn connection_broken(e: &DaemonError) -> bool {
     matches!(e, DaemonError::ZBus(z) if !matches!(z, zbus::Error::MethodError(..) | zbus::Error::FDO(_)))
 }
 
-/// Whether tpmd owns its name; an error means the bus connection itself is unusable.
-async fn name_owner(proxy: &Daemon1Proxy<'static>) -> zbus::Result<bool> {
-    let dbus = zbus::fdo::DBusProxy::new(proxy.inner().connection()).await?;
-    let name = zbus::names::BusName::try_from(BUS_NAME)?;
-    Ok(dbus.name_has_owner(name).await?)
+/// Where the module looks for tpmd: the system tpmd, else a `tpmd --user`.
+const SCOPE: Scope = Scope::SystemThenUser;
+
+/// Whether tpmd is there to answer; an error means the connection is of no more use
+/// (tpmd's socket closed, the bus went away, or tpmd's socket answers again).
+async fn tpmd_present(proxy: &Daemon1Proxy<'static>) -> zbus::Result<bool> {
+    tpmd_api::client::tpmd_present(proxy, SCOPE).await
 }
 
-async fn name_owned(proxy: &Daemon1Proxy<'static>) -> bool {
-    name_owner(proxy).await.unwrap_or(false)
-}
-
+/// tpmd's socket if it answers, else its bus (TPMD_SOCKET and TPMD_BUS_ADDRESS override).
 async fn connect() -> Result<Daemon1Proxy<'static>, String> {
-    if std::env::var_os(ADDRESS_ENV).is_some() {
-        return tpmd_api::dbus::connect(false)
-            .await
-            .map_err(|e| format!("cannot reach the bus in {ADDRESS_ENV}: {e}"));
-    }
-    // The system tpmd is the normal case; a per-user tpmd on the session bus is the
-    // fallback when the system bus has none.
-    let system = tpmd_api::dbus::connect(false).await;
-    if let Ok(proxy) = &system {
-        if name_owned(proxy).await {
-            return system.map_err(|e| e.to_string());
+    tpmd_api::client::connect(SCOPE).await.map_err(|e| {
+        if std::env::var_os(ADDRESS_ENV).is_some() {
+            format!("cannot reach the bus in {ADDRESS_ENV}: {e}")
+        } else {
+            format!("cannot reach tpmd: {e}")
         }
-    }
-    if let Ok(session) = tpmd_api::dbus::connect(true).await {
-        if name_owned(&session).await {
-            return Ok(session);
-        }
-    }
-    system.map_err(|e| format!("cannot reach the system bus: {e}"))
+    })
 }
 
 impl Daemon {
@@ -151,11 +140,11 @@ impl Daemon {
         *self.proxy.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
-    /// Waits until tpmd owns its name again, or the deadline passes.
+    /// Waits until tpmd answers again, or the deadline passes.
     fn wait_for_tpmd(&self, deadline: Instant) {
         while Instant::now() < deadline {
             if let Ok(proxy) = self.proxy() {
-                match self.run(async move { name_owner(&proxy).await }) {
+                match self.run(async move { tpmd_present(&proxy).await }) {
                     Ok(Ok(true)) => return,
                     Ok(Ok(false)) => {}
                     // The bus went away (dbus-daemon restarted): connect afresh.

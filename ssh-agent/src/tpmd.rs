@@ -1,7 +1,8 @@
-//! The connection to tpmd. A zbus connection to the bus outlives a tpmd restart, but
-//! calls fail while tpmd is away (ServiceUnknown / NameHasNoOwner) and a call in flight
-//! fails when it dies (NoReply). Such failures are retried once, after waiting a bounded
-//! time for tpmd's name to reappear; a lost bus connection is rebuilt.
+//! The connection to tpmd: its socket when it answers, else the bus. A zbus connection
+//! to the bus outlives a tpmd restart, but calls fail while tpmd is away (ServiceUnknown
+//! / NameHasNoOwner) and a call in flight fails when it dies (NoReply); a connection to
+//! tpmd's socket ends with tpmd. Such failures are retried once, after waiting a bounded
+//! time for tpmd to answer again; a lost connection is rebuilt.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -56,7 +57,7 @@ impl Tpmd {
         }
         let proxy = tpmd_api::dbus::connect(self.session_bus)
             .await
-            .map_err(|e| TpmdError::Unreachable(format!("cannot connect to the bus: {e}")))?;
+            .map_err(|e| TpmdError::Unreachable(format!("cannot connect to tpmd: {e}")))?;
         *slot = Some(proxy.clone());
         Ok(proxy)
     }
@@ -65,21 +66,19 @@ impl Tpmd {
         *self.proxy.lock().await = None;
     }
 
-    /// Polls until tpmd owns its name again, for at most `self.wait`.
+    /// Polls until tpmd answers again, for at most `self.wait`. A connection that is of
+    /// no more use (tpmd's socket closed, or its socket answers again while we are on
+    /// the bus) is replaced, so the agent goes back to the socket after a restart.
     async fn wait_for_tpmd(&self) {
         let deadline = Instant::now() + self.wait;
-        let Ok(proxy) = self.proxy().await else {
-            return;
-        };
-        let Ok(dbus) = zbus::fdo::DBusProxy::new(proxy.inner().connection()).await else {
-            return;
-        };
-        let Ok(name) = zbus::names::BusName::try_from(tpmd_api::dbus::BUS_NAME) else {
-            return;
-        };
+        let scope = tpmd_api::client::Scope::user(self.session_bus);
         while Instant::now() < deadline {
-            if dbus.name_has_owner(name.clone()).await.unwrap_or(false) {
-                return;
+            if let Ok(proxy) = self.proxy().await {
+                match tpmd_api::client::tpmd_present(&proxy, scope).await {
+                    Ok(true) => return,
+                    Ok(false) => {}
+                    Err(_) => self.forget_connection().await,
+                }
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }

@@ -38,6 +38,25 @@ pub fn stats(mut latencies: Vec<Duration>, wall: Duration) -> Stats {
     }
 }
 
+/// Latencies gathered in several batches (rounds), and the time the batches took in all:
+/// rows measured in turns, so that the simulator's drift over a run hits them alike.
+#[derive(Default)]
+pub struct Samples {
+    latencies: Vec<Duration>,
+    wall: Duration,
+}
+
+impl Samples {
+    pub fn add(&mut self, latencies: Vec<Duration>, wall: Duration) {
+        self.latencies.extend(latencies);
+        self.wall += wall;
+    }
+
+    pub fn stats(&self) -> Stats {
+        stats(self.latencies.clone(), self.wall)
+    }
+}
+
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -67,6 +86,20 @@ pub fn raw_tpm2_floor(
     how: RawSession,
     scheme: RawScheme,
 ) -> Stats {
+    let mut samples = Samples::default();
+    raw_tpm2_samples(sim, key_pem, ops, how, scheme, &mut samples);
+    samples.stats()
+}
+
+/// [`raw_tpm2_floor`], adding its latencies to `samples`.
+pub fn raw_tpm2_samples(
+    sim: &Simulator,
+    key_pem: &[u8],
+    ops: usize,
+    how: RawSession,
+    scheme: RawScheme,
+    samples: &mut Samples,
+) {
     let blob = KeyBlob::parse(key_pem).unwrap();
     let KeyPrivate::Loadable(private) = &blob.private else {
         panic!("expected a loadable key")
@@ -128,13 +161,18 @@ pub fn raw_tpm2_floor(
         ctx.flush_context(SessionHandle::from(session).into())
             .unwrap();
     }
-    stats(latencies, wall)
+    samples.add(latencies, wall);
 }
 
 /// `--ops N` from the command line: signatures per row, `default` when absent.
 pub fn ops_arg(default: usize) -> usize {
+    usize_arg("--ops", default)
+}
+
+/// `NAME N` from the command line, `default` when absent.
+pub fn usize_arg(name: &str, default: usize) -> usize {
     std::env::args()
-        .skip_while(|a| a != "--ops")
+        .skip_while(|a| a != name)
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(default)

@@ -6,6 +6,22 @@ use std::process::{Child, Command, Stdio};
 
 use tempfile::TempDir;
 
+/// A bus configuration that admits every uid and lets anyone own and call anything.
+const OPEN_BUS_CONFIG: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <!-- Required; the address given on dbus-daemon's command line replaces it. -->
+  <listen>unix:tmpdir=/tmp</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"#;
+
 pub struct PrivateBus {
     child: Child,
     address: String,
@@ -15,9 +31,27 @@ pub struct PrivateBus {
 impl PrivateBus {
     pub fn start() -> std::io::Result<PrivateBus> {
         let dir = tempfile::Builder::new().prefix("tpmd-bus-").tempdir()?;
+        let mut command = Command::new("dbus-daemon");
+        command.arg("--session");
+        Self::spawn(dir, command)
+    }
+
+    /// A bus every local user may connect to and call on, like the system bus (a
+    /// session bus admits only its owner): for tests that call tpmd as other users.
+    pub fn start_for_all_users() -> std::io::Result<PrivateBus> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new().prefix("tpmd-bus-").tempdir()?;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+        let config = dir.path().join("bus.conf");
+        std::fs::write(&config, OPEN_BUS_CONFIG)?;
+        let mut command = Command::new("dbus-daemon");
+        command.arg(format!("--config-file={}", config.display()));
+        Self::spawn(dir, command)
+    }
+
+    fn spawn(dir: TempDir, mut command: Command) -> std::io::Result<PrivateBus> {
         let socket = dir.path().join("bus");
-        let mut child = Command::new("dbus-daemon")
-            .arg("--session")
+        let mut child = command
             .arg("--nofork")
             .arg("--nopidfile")
             .arg(format!("--address=unix:path={}", socket.display()))

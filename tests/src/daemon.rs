@@ -67,6 +67,8 @@ impl TpmdProcess {
             .arg("--address")
             .arg(bus.address())
             .args(args)
+            // Only `--socket` in `args` gives this tpmd a socket.
+            .env_remove("TPMD_SOCKET")
             .env(
                 "TPMD_LOG",
                 std::env::var("TPMD_TEST_LOG").unwrap_or_else(|_| "info".into()),
@@ -235,6 +237,7 @@ impl TestEnv {
         let mut cmd = Command::new(binary("tpm-keyctl"));
         cmd.args(args)
             .env("TPMD_BUS_ADDRESS", self.bus.address())
+            .env_remove("TPMD_SOCKET")
             .current_dir(self.dir.path())
             .stdin(Stdio::null());
         cmd

@@ -78,6 +78,8 @@ impl Token {
             std::env::set_var(k, v);
         }
         std::env::remove_var("TPMD_PKCS11_KEYS");
+        // The module would try a socket named here before the test's bus.
+        std::env::remove_var("TPMD_SOCKET");
         token
     }
 

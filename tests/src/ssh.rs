@@ -56,6 +56,7 @@ impl AgentProcess {
             .arg(&socket)
             .args(args)
             .env("TPMD_BUS_ADDRESS", env.bus.address())
+            .env_remove("TPMD_SOCKET")
             .env("HOME", &home)
             .env("XDG_CONFIG_HOME", dir.path().join("config"))
             .env("TPMD_SSH_AGENT_LOG", "debug")

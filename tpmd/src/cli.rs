@@ -27,6 +27,12 @@ pub struct Args {
     #[arg(long, env = "TPMD_BUS_ADDRESS")]
     pub address: Option<String>,
 
+    /// Also serve peer to peer on this unix socket (clients prefer it: no bus daemon in
+    /// between), or `none` [default: /run/tpmd/tpmd.sock; with --user
+    /// $XDG_RUNTIME_DIR/tpmd/tpmd.sock; with --address none].
+    #[arg(long, env = "TPMD_SOCKET", value_name = "PATH|none")]
+    pub socket: Option<PathBuf>,
+
     /// The TPM: /dev/tpmrm0, /dev/tpm0, or swtpm:host=H,port=P. Detected when not given.
     #[arg(long, env = "TPMD_TPM", conflicts_with = "simulator")]
     pub tpm: Option<String>,
@@ -87,6 +93,19 @@ impl Args {
     /// The family given on the command line; `None` means detect it.
     pub fn family(&self) -> Option<Family> {
         self.tpm12.then_some(Family::Tpm12)
+    }
+
+    /// Where to serve peer to peer, and whether the path is a default (whose directory
+    /// tpmd creates) rather than one given explicitly; `None`: no socket.
+    pub fn socket_path(&self) -> Option<(PathBuf, bool)> {
+        match &self.socket {
+            Some(path) if path.as_os_str() == tpmd_api::client::connection::SOCKET_OFF => None,
+            Some(path) => Some((path.clone(), false)),
+            // A private bus (tests) gets a socket only when asked: the default paths
+            // belong to the machine's tpmd.
+            None if self.address.is_some() => None,
+            None => tpmd_api::client::connection::default_socket(self.user).map(|p| (p, true)),
+        }
     }
 
     pub fn simulator_state_dir(&self) -> PathBuf {

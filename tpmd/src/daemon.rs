@@ -1,5 +1,6 @@
-//! Start-up and shutdown: choose the TPM, start the TPM thread, claim the bus name, tell
-//! systemd we are ready, and on SIGTERM flush every loaded key before exiting.
+//! Start-up and shutdown: choose the TPM, start the TPM thread, listen on tpmd's socket,
+//! claim the bus name, tell systemd we are ready, and on SIGTERM flush every loaded key
+//! before exiting.
 
 use std::time::Instant;
 
@@ -10,6 +11,7 @@ use tracing::{info, warn};
 
 use crate::backend::{self, OpenOptions, TpmError, TpmWorker};
 use crate::cli::Args;
+use crate::service::socket::{Admission, ClaimedPath, SocketError, SocketOptions};
 use crate::service::Daemon;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +38,8 @@ pub enum RunError {
         #[source]
         source: zbus::Error,
     },
+    #[error("{0}")]
+    Socket(#[from] SocketError),
     #[error("cannot create the simulator's state directory {path}: {source}")]
     StateDir {
         path: std::path::PathBuf,
@@ -87,6 +91,7 @@ fn choose_tpm(args: &Args) -> Result<(Transport, TpmGuard), RunError> {
 
 pub fn run(args: Args) -> Result<(), RunError> {
     let started = Instant::now();
+    let socket = claim_socket(&args)?;
     let (transport, guard) = choose_tpm(&args)?;
     info!(%transport, "opening the TPM");
     let options = OpenOptions {
@@ -102,12 +107,55 @@ pub fn run(args: Args) -> Result<(), RunError> {
         .enable_all()
         .build()
         .map_err(RunError::Runtime)?;
-    let result = runtime.block_on(serve(&args, worker, started));
+    let result = runtime.block_on(serve(&args, worker, socket, started));
     drop(guard);
     result
 }
 
-async fn serve(args: &Args, worker: TpmWorker, started: Instant) -> Result<(), RunError> {
+/// Claims tpmd's socket path. A default location that cannot be used is not worth
+/// failing for (clients fall back to the bus); a path given explicitly is.
+fn claim_socket(args: &Args) -> Result<Option<ClaimedPath>, RunError> {
+    let Some((path, is_default)) = args.socket_path() else {
+        if args.user && args.socket.is_none() {
+            info!("XDG_RUNTIME_DIR is not set: no socket, serving on the session bus only");
+        }
+        return Ok(None);
+    };
+    let admission = if args.user {
+        Admission::OwnUserAndRoot
+    } else {
+        Admission::Everyone
+    };
+    let options = SocketOptions {
+        path,
+        admission,
+        // /run/tpmd is world-readable like the system bus's directory; a user's is private.
+        create_dir: is_default.then_some(if args.user { 0o700 } else { 0o755 }),
+    };
+    match ClaimedPath::claim(&options) {
+        Ok(claimed) => Ok(Some(claimed)),
+        Err(e) if is_default => {
+            warn!("{e}; serving on the bus only (--socket none silences this)");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn serve(
+    args: &Args,
+    worker: TpmWorker,
+    socket: Option<ClaimedPath>,
+    started: Instant,
+) -> Result<(), RunError> {
+    let daemon = Daemon::new(worker.clone());
+    // The socket first: a client that sees tpmd on the bus finds the socket ready too.
+    let socket = socket.map(ClaimedPath::listen).transpose()?;
+    let socket_path = socket
+        .as_ref()
+        .map(|s| s.path().display().to_string())
+        .unwrap_or_else(|| "none".into());
+    let socket_task = socket.map(|server| tokio::spawn(server.serve(daemon.clone())));
     let (builder, bus, hint) = if let Some(address) = &args.address {
         (
             zbus::connection::Builder::address(address.as_str()),
@@ -134,12 +182,13 @@ async fn serve(args: &Args, worker: TpmWorker, started: Instant) -> Result<(), R
     };
     let connection = builder
         .name(BUS_NAME)
-        .serve_at(OBJECT_PATH, Daemon::new(worker.clone()))
+        .serve_at(OBJECT_PATH, daemon)
         .build()
         .await
         .map_err(bus_error)?;
     info!(
         bus = %bus,
+        socket = %socket_path,
         millis = started.elapsed().as_millis() as u64,
         "tpmd ready as {BUS_NAME}"
     );
@@ -150,6 +199,11 @@ async fn serve(args: &Args, worker: TpmWorker, started: Instant) -> Result<(), R
     info!("stopping");
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     drop(connection);
+    if let Some(task) = socket_task {
+        // Ends every socket connection, removes the socket file and releases its lock.
+        task.abort();
+        let _ = task.await;
+    }
     let _ = worker
         .run(|rm| {
             rm.flush_all();

@@ -1,11 +1,18 @@
 //! Signing throughput and latency through tpmd-ssh-agent's socket (1 and 16 clients), for
 //! RSA-2048 and ECDSA P-256, as ratios to the raw TPM (tss-esapi TPM2_Sign, password
-//! session, key loaded once) on the same simulator in the same run, beside tpmd's D-Bus API called directly and, when
+//! session, key loaded once) on the same simulator in the same run. The agent reaches
+//! tpmd both ways in the same run: through the bus (dbus-daemon) and peer to peer on
+//! tpmd's socket. Beside them: tpmd's D-Bus API called directly both ways and, when
 //! `--peer` is given and tpm2-pkcs11 is usable, OpenSSH's ssh-agent holding a
 //! tpm2-pkcs11 key (`ssh-add -s`).
 //!
+//! The rows take turns: in each of `--rounds` rounds tpmd stops, the floor signs its
+//! share, tpmd starts again and every tpmd row signs its share, so that the simulator's
+//! drift over the run (±15 % and more on a busy machine) hits the floor and the rows
+//! alike. The agents and clients reconnect to each new tpmd as they would in use.
+//!
 //!   cargo build --release -p tpmd -p tpm-keyctl -p tpmd-ssh-agent -p tpmd-tests
-//!   target/release/ssh-agent-bench [--ops N] [--peer]
+//!   target/release/ssh-agent-bench [--ops N] [--rounds R] [--peer]
 //!
 //! Not a test: it asserts nothing about time; it prints figures.
 
@@ -17,10 +24,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tpmd_tests::bench::{ops_arg, raw_tpm2_floor, stats, RawScheme, RawSession, Stats, Table};
+use tpmd_tests::bench::{
+    ops_arg, raw_tpm2_samples, usize_arg, RawScheme, RawSession, Samples, Stats, Table,
+};
 
 use sha2::{Digest as _, Sha256};
+use tpmd_api::client::connection::connect_socket;
 use tpmd_api::dbus::{scheme, GenerateOptions};
+use tpmd_api::Daemon1Proxy;
 use tpmd_simulator::Simulator;
 use tpmd_tests::ssh::AgentProcess;
 use tpmd_tests::TestEnv;
@@ -56,13 +67,13 @@ const KINDS: [Kind; 2] = [
 ];
 
 /// The raw floor for this key type: TPM2_Sign with a password session.
-fn raw_floor(sim: &Simulator, key_pem: &[u8], kind: Kind, ops: usize) -> Stats {
+fn raw_floor(sim: &Simulator, key_pem: &[u8], kind: Kind, ops: usize, samples: &mut Samples) {
     let scheme = if kind.rsa {
         RawScheme::RsaPkcs1
     } else {
         RawScheme::Ecdsa
     };
-    raw_tpm2_floor(sim, key_pem, ops, RawSession::Password, scheme)
+    raw_tpm2_samples(sim, key_pem, ops, RawSession::Password, scheme, samples)
 }
 
 /// An SSH agent sign request (SSH_AGENTC_SIGN_REQUEST), framed.
@@ -89,7 +100,14 @@ fn agent_sign(stream: &mut UnixStream, request: &[u8]) {
 }
 
 /// `clients` threads, each with its own connection, `ops` signatures in all.
-fn through_agent(socket: &Path, key_blob: &[u8], flags: u32, clients: usize, ops: usize) -> Stats {
+fn through_agent(
+    socket: &Path,
+    key_blob: &[u8],
+    flags: u32,
+    clients: usize,
+    ops: usize,
+    samples: &mut Samples,
+) {
     let per_client = ops / clients;
     let key_blob = Arc::new(key_blob.to_vec());
     let start = Instant::now();
@@ -114,16 +132,22 @@ fn through_agent(socket: &Path, key_blob: &[u8], flags: u32, clients: usize, ops
     for t in threads {
         all.extend(t.join().unwrap());
     }
-    stats(all, start.elapsed())
+    samples.add(all, start.elapsed());
 }
 
-async fn through_dbus(env: &TestEnv, key: &[u8], kind: Kind, ops: usize) -> Stats {
+/// tpmd's Sign called directly, one call at a time, on `proxy` (bus or socket).
+async fn through_dbus(
+    proxy: &Daemon1Proxy<'_>,
+    key: &[u8],
+    kind: Kind,
+    ops: usize,
+    samples: &mut Samples,
+) {
     let scheme = if kind.rsa {
         scheme::RSA_PKCS1
     } else {
         scheme::ECDSA
     };
-    let proxy = env.proxy().await;
     let mut latencies = Vec::with_capacity(ops);
     let start = Instant::now();
     for i in 0..ops {
@@ -135,7 +159,7 @@ async fn through_dbus(env: &TestEnv, key: &[u8], kind: Kind, ops: usize) -> Stat
             .unwrap();
         latencies.push(t.elapsed());
     }
-    stats(latencies, start.elapsed())
+    samples.add(latencies, start.elapsed());
 }
 
 /// OpenSSH's ssh-agent with a tpm2-pkcs11 RSA-2048 key, on the simulator (tpmd stopped:
@@ -295,9 +319,59 @@ fn start_peer(sim: &Simulator, bus_address: &str, dir: &Path, kind: Kind) -> Res
     Ok(peer)
 }
 
+/// What one row measures, in each round.
+#[derive(Clone, Copy)]
+enum Route {
+    Direct { socket: bool },
+    Agent { socket: bool, clients: usize },
+}
+
+const ROWS: [(&str, Route); 6] = [
+    (
+        "tpmd Sign via the bus, 1 client",
+        Route::Direct { socket: false },
+    ),
+    (
+        "tpmd Sign via the socket, 1 client",
+        Route::Direct { socket: true },
+    ),
+    (
+        "tpmd-ssh-agent via the bus, 1 client",
+        Route::Agent {
+            socket: false,
+            clients: 1,
+        },
+    ),
+    (
+        "tpmd-ssh-agent via the socket, 1 client",
+        Route::Agent {
+            socket: true,
+            clients: 1,
+        },
+    ),
+    (
+        "tpmd-ssh-agent via the bus, 16 clients",
+        Route::Agent {
+            socket: false,
+            clients: 16,
+        },
+    ),
+    (
+        "tpmd-ssh-agent via the socket, 16 clients",
+        Route::Agent {
+            socket: true,
+            clients: 16,
+        },
+    ),
+];
+
 /// Measures one key type on a fresh simulator and prints its table.
-async fn measure(kind: Kind, ops: usize, with_peer: bool) {
-    let mut env = TestEnv::start().await;
+async fn measure(kind: Kind, ops: usize, rounds: usize, with_peer: bool) {
+    let socket_dir = tempfile::tempdir().unwrap();
+    let socket = socket_dir.path().join("tpmd.sock");
+    let socket_arg = socket.to_string_lossy().into_owned();
+    let tpmd_args = ["--socket", socket_arg.as_str()];
+    let mut env = TestEnv::start_with(&tpmd_args).await;
     let key = env
         .proxy()
         .await
@@ -310,18 +384,59 @@ async fn measure(kind: Kind, ops: usize, with_peer: bool) {
         .unwrap();
     let blob = public.to_bytes().unwrap();
 
-    env.tpmd.stop();
-    let floor_before = raw_floor(&env.sim, &key, kind, ops);
-    env.restart_tpmd(&[]).await;
+    // Two agents on the one tpmd: one told to use the bus only, one the socket.
+    let agent = |socket: &str| {
+        let agent = AgentProcess::start(
+            &env,
+            &[],
+            &[("TPMD_SSH_AGENT_LOG", "warn"), ("TPMD_SOCKET", socket)],
+        );
+        std::fs::write(agent.ssh_dir().join("bench.tpm"), &key).unwrap();
+        agent
+    };
+    let via_bus = agent("none");
+    let via_socket = agent(&socket_arg);
+    let bus_proxy = env.proxy().await;
 
-    let agent = AgentProcess::start(&env, &[], &[("TPMD_SSH_AGENT_LOG", "warn")]);
-    std::fs::write(agent.ssh_dir().join("bench.tpm"), &key).unwrap();
-    // Warm up: the first signature loads the key; the rows measure the steady state.
-    through_agent(&agent.socket, &blob, kind.flags, 1, 10);
-    let dbus = through_dbus(&env, &key, kind, ops).await;
-    let one = through_agent(&agent.socket, &blob, kind.flags, 1, ops);
-    let sixteen = through_agent(&agent.socket, &blob, kind.flags, 16, ops);
-    drop(agent);
+    let per_round = ops / rounds;
+    let mut floor = Samples::default();
+    let mut rows: Vec<Samples> = ROWS.iter().map(|_| Samples::default()).collect();
+    for _ in 0..rounds {
+        env.tpmd.stop();
+        raw_floor(&env.sim, &key, kind, per_round, &mut floor);
+        env.restart_tpmd(&tpmd_args).await;
+        // A socket connection ends with its tpmd; the bus connection outlives it.
+        let socket_proxy = connect_socket(&socket).await.unwrap();
+        let mut unused = Samples::default();
+        for (_, path) in ROWS {
+            // Warm up: the key is loaded and the agents reconnect to the new tpmd.
+            run_row(
+                path,
+                kind,
+                &key,
+                &blob,
+                [&bus_proxy, &socket_proxy],
+                [&via_bus, &via_socket],
+                5,
+                &mut unused,
+            )
+            .await;
+        }
+        for ((_, path), samples) in ROWS.iter().zip(&mut rows) {
+            run_row(
+                *path,
+                kind,
+                &key,
+                &blob,
+                [&bus_proxy, &socket_proxy],
+                [&via_bus, &via_socket],
+                per_round,
+                samples,
+            )
+            .await;
+        }
+    }
+    drop((via_bus, via_socket, bus_proxy));
     env.tpmd.stop();
 
     let peer = if with_peer {
@@ -329,31 +444,37 @@ async fn measure(kind: Kind, ops: usize, with_peer: bool) {
         std::fs::create_dir_all(&dir).unwrap();
         match start_peer(&env.sim, env.bus.address(), &dir, kind) {
             Ok(peer) => {
-                through_agent(&peer.socket, &peer.key_blob, kind.flags, 1, 10);
-                let one = through_agent(&peer.socket, &peer.key_blob, kind.flags, 1, ops);
-                let sixteen = through_agent(&peer.socket, &peer.key_blob, kind.flags, 16, ops);
+                let (mut warm, mut one, mut sixteen) = Default::default();
+                through_agent(&peer.socket, &peer.key_blob, kind.flags, 1, 10, &mut warm);
+                through_agent(&peer.socket, &peer.key_blob, kind.flags, 1, ops, &mut one);
+                through_agent(
+                    &peer.socket,
+                    &peer.key_blob,
+                    kind.flags,
+                    16,
+                    ops,
+                    &mut sixteen,
+                );
                 drop(peer);
-                Ok((one, sixteen))
+                Ok((one.stats(), sixteen.stats()))
             }
             Err(e) => Err(e),
         }
     } else {
         Err("not measured (pass --peer)".to_string())
     };
-    let floor_after = raw_floor(&env.sim, &key, kind, ops);
-    let floor = (floor_before.per_second + floor_after.per_second) / 2.0;
 
+    let floor = floor.stats();
     println!(
-        "{} signatures on swtpm, {ops} per row; ratio = signs/s over the floor's mean",
+        "{} signatures on swtpm, {ops} per row in {rounds} rounds; ratio = signs/s over the floor's",
         kind.title
     );
-    let table = Table::start(46, floor);
+    let table = Table::start(46, floor.per_second);
     let row = |name: &str, s: &Stats| table.row(name, s);
-    row("raw TPM2_Sign, before (floor)", &floor_before);
-    row("raw TPM2_Sign, after (floor)", &floor_after);
-    row("tpmd D-Bus Sign, 1 client", &dbus);
-    row("tpmd-ssh-agent, 1 client", &one);
-    row("tpmd-ssh-agent, 16 clients", &sixteen);
+    row("raw TPM2_Sign (floor)", &floor);
+    for ((name, _), samples) in ROWS.iter().zip(&rows) {
+        row(name, &samples.stats());
+    }
     match &peer {
         Ok((one, sixteen)) => {
             row("OpenSSH ssh-agent + tpm2-pkcs11, 1 client", one);
@@ -364,12 +485,40 @@ async fn measure(kind: Kind, ops: usize, with_peer: bool) {
     println!();
 }
 
+/// One row's share of a round. `proxies` and `agents`: [through the bus, through the socket].
+#[allow(clippy::too_many_arguments)]
+async fn run_row(
+    path: Route,
+    kind: Kind,
+    key: &[u8],
+    blob: &[u8],
+    proxies: [&Daemon1Proxy<'_>; 2],
+    agents: [&AgentProcess; 2],
+    ops: usize,
+    samples: &mut Samples,
+) {
+    match path {
+        Route::Direct { socket } => {
+            through_dbus(proxies[usize::from(socket)], key, kind, ops, samples).await
+        }
+        Route::Agent { socket, clients } => through_agent(
+            &agents[usize::from(socket)].socket,
+            blob,
+            kind.flags,
+            clients,
+            ops,
+            samples,
+        ),
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let ops: usize = ops_arg(400);
+    let rounds = usize_arg("--rounds", 4).max(1);
     let with_peer = args.iter().any(|a| a == "--peer");
     for kind in KINDS {
-        measure(kind, ops, with_peer).await;
+        measure(kind, ops, rounds, with_peer).await;
     }
 }

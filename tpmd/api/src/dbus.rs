@@ -215,17 +215,9 @@ pub trait Daemon1 {
     fn lock_nv(&self) -> Result<bool, DaemonError>;
 }
 
-/// Connects to tpmd: the address in `TPMD_BUS_ADDRESS` if set, else the system bus, or
-/// the session bus when `user` is true.
+/// Connects to tpmd: its socket when it answers, else the address in `TPMD_BUS_ADDRESS`
+/// if set, else the system bus, or the session bus when `user` is true. See
+/// [`crate::client::connection`].
 pub async fn connect(user: bool) -> zbus::Result<Daemon1Proxy<'static>> {
-    let connection = if let Ok(address) = std::env::var(ADDRESS_ENV) {
-        zbus::connection::Builder::address(address.as_str())
-            .build()
-            .await?
-    } else if user {
-        zbus::Connection::session().await?
-    } else {
-        zbus::Connection::system().await?
-    };
-    Daemon1Proxy::new(&connection).await
+    crate::client::connection::connect(crate::client::connection::Scope::user(user)).await
 }

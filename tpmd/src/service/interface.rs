@@ -1,8 +1,7 @@
 //! The `org.tpmd.Daemon1` object: parses and checks each request, identifies the caller,
 //! and hands the TPM work to the TPM thread.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use tpmd_api::dbus::{Counters, GenerateOptions, Info};
@@ -12,62 +11,17 @@ use zbus::message::Header;
 use zbus::{interface, Connection};
 use zeroize::Zeroizing;
 
+use super::caller::CallerCache;
 use super::rate_limit::AuthRateLimiter;
 use crate::backend::{Backend, DecryptRequest, SignRequest, TpmError, TpmResult, TpmWorker};
 
+/// One instance serves the bus and every connection on tpmd's socket (clones share all
+/// state), so limits and budgets are the same whichever way a call comes.
+#[derive(Clone)]
 pub struct Daemon {
     tpm: TpmWorker,
     limiter: Arc<AuthRateLimiter>,
     callers: CallerCache,
-}
-
-/// Unique bus names are never reused while the bus runs, so a caller's uid is asked of
-/// the bus once per connection rather than once per call.
-#[derive(Default)]
-struct CallerCache {
-    uids: Mutex<HashMap<String, u32>>,
-    bus: tokio::sync::OnceCell<zbus::fdo::DBusProxy<'static>>,
-}
-
-const MAX_REMEMBERED_CALLERS: usize = 4096;
-
-impl CallerCache {
-    /// Who is calling, from the bus's own account of the sender.
-    async fn uid(&self, conn: &Connection, header: &Header<'_>) -> Result<u32, DaemonError> {
-        let sender = header
-            .sender()
-            .ok_or_else(|| DaemonError::InvalidArgument("message without a sender".into()))?;
-        if let Some(uid) = self
-            .uids
-            .lock()
-            .ok()
-            .and_then(|m| m.get(sender.as_str()).copied())
-        {
-            return Ok(uid);
-        }
-        let bus = self
-            .bus
-            .get_or_try_init(|| async {
-                zbus::fdo::DBusProxy::builder(conn)
-                    .cache_properties(zbus::proxy::CacheProperties::No)
-                    .build()
-                    .await
-            })
-            .await?;
-        let uid = bus
-            .get_connection_unix_user(sender.clone().into())
-            .await
-            .map_err(|e| {
-                DaemonError::InvalidArgument(format!("cannot identify the caller: {e}"))
-            })?;
-        if let Ok(mut uids) = self.uids.lock() {
-            if uids.len() >= MAX_REMEMBERED_CALLERS {
-                uids.clear();
-            }
-            uids.insert(sender.to_string(), uid);
-        }
-        Ok(uid)
-    }
 }
 
 impl Daemon {

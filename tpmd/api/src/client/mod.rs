@@ -3,9 +3,12 @@
 //! these functions rather than the D-Bus calls directly, so that a new TPM family or key
 //! file format needs changes here only.
 
+pub mod connection;
 mod tpm12;
 
 use thiserror::Error;
+
+pub use connection::{connect, tpmd_present, Scope};
 
 use crate::dbus::{Daemon1Proxy, DaemonError};
 use crate::duplicate::wrap_for_parent;
