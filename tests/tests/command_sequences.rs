@@ -25,6 +25,19 @@ fn reached(env: &TestEnv) -> Vec<String> {
     sequence
 }
 
+/// [`reached`], once at least `count` commands have reached the TPM (or a few seconds
+/// have passed): the kernel flushes a closed connection's sessions on its own time.
+async fn reached_at_least(env: &TestEnv, count: usize) -> Vec<String> {
+    let proxy = env.sim.proxy().expect("a proxy");
+    for _ in 0..300 {
+        if proxy.sequence().len() >= count {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    reached(env)
+}
+
 /// Whether `got` is `want` with one `extra` inserted anywhere: a command the kernel sends
 /// when it notices a closed connection, on its own time.
 fn with_one_more(got: &[String], want: &[&str], extra: &str) -> bool {
@@ -208,7 +221,7 @@ async fn kernel_rm_after_eviction_and_after_a_reset() {
     reached(&env);
     // The plain key's connection was closed for the PIN key's: it loads again.
     sign(&env, &keys.plain, &[]).await;
-    let evicted = reached(&env);
+    let evicted = reached_at_least(&env, KERNEL_FIRST.len() + 1).await;
     // Closing the PIN key's connection makes the kernel flush its session.
     assert!(
         with_one_more(&evicted, KERNEL_FIRST, "FlushContext"),
