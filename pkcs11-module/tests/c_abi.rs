@@ -51,7 +51,9 @@ fn make_fake_key_file() -> String {
         public: public.to_tpm2b(),
         private: vec![0, 4, 1, 2, 3, 4],
         secret: None,
-        has_policy: false,
+        policy: Vec::new(),
+        auth_policies: Vec::new(),
+        description: None,
     }
     .to_pem()
 }

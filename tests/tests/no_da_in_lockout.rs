@@ -67,7 +67,9 @@ fn key_without_no_da(sim: &Simulator, dir: &Path, private_pem: &Path, out: &Path
         public: std::fs::read(dir.join("old.pub")).unwrap(),
         private: std::fs::read(dir.join("old.priv")).unwrap(),
         secret: None,
-        has_policy: false,
+        policy: Vec::new(),
+        auth_policies: Vec::new(),
+        description: None,
     };
     assert!(!file
         .public_area()

@@ -93,7 +93,9 @@ fn main() -> Result<(), Box<dyn Error>> {
                 public: fs::read(public)?,
                 private: fs::read(private)?,
                 secret: None,
-                has_policy: false,
+                policy: Vec::new(),
+                auth_policies: Vec::new(),
+                description: None,
             };
             fs::write(out, file.to_pem())?;
             Ok(())
@@ -122,7 +124,7 @@ fn main() -> Result<(), Box<dyn Error>> {
                 public.key_type_name(),
                 file.parent,
                 file.empty_auth,
-                file.has_policy,
+                file.has_policy(),
                 hex(&public.name()?)
             );
             print!("{}", public.to_spki_pem()?);

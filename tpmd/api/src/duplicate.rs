@@ -178,7 +178,9 @@ pub fn wrap_for_parent(
         public: public.to_tpm2b(),
         private,
         secret: Some(tpm2b(&encrypted_seed)),
-        has_policy: false,
+        policy: Vec::new(),
+        auth_policies: Vec::new(),
+        description: None,
     })
 }
 
@@ -675,7 +677,9 @@ mod tests {
                                 public: file.public.clone(),
                                 private: std::fs::read(tpm.path(&p("priv"))).unwrap(),
                                 secret: None,
-                                has_policy: false,
+                                policy: Vec::new(),
+                                auth_policies: Vec::new(),
+                                description: None,
                             };
                             write(&tpm.path(&p("tss2")), loadable.to_pem().as_bytes());
                             let pass = format!("pass:{auth}");

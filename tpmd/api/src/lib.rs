@@ -11,6 +11,7 @@ pub mod dbus;
 pub mod duplicate;
 pub mod keyfile;
 pub mod marshal;
+pub mod policy;
 pub mod privkey;
 pub mod public;
 

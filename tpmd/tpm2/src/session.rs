@@ -46,14 +46,20 @@ pub enum Crypt {
 pub struct PendingSession {
     nonce_caller: Vec<u8>,
     salt: Zeroizing<Vec<u8>>,
+    policy: bool,
 }
 
-/// A started HMAC session.
+/// A started session: an HMAC session continued across commands, or a policy session
+/// that authorizes one command after its policy ran.
 #[derive(Debug)]
 pub struct HmacSession {
     pub handle: u32,
     session_key: Zeroizing<Vec<u8>>,
     nonce_tpm: Vec<u8>,
+    policy: bool,
+    /// Policy sessions: TPM2_PolicyAuthValue ran, so the entity's auth value enters the
+    /// HMAC (as in an HMAC session); otherwise the TPM checks no HMAC.
+    auth_value_needed: bool,
 }
 
 /// One authorized command in flight: what checking its response needs.
@@ -100,6 +106,21 @@ impl HmacSession {
     pub fn start(
         salt_key: Option<(u32, &TpmPublic)>,
     ) -> Result<(Command, PendingSession), SessionError> {
+        Self::start_of(salt_key, false)
+    }
+
+    /// TPM2_StartAuthSession for a policy session, salted like an HMAC session so that
+    /// a TPM2_PolicyAuthValue HMAC and parameter encryption stay secret.
+    pub fn start_policy(
+        salt_key: Option<(u32, &TpmPublic)>,
+    ) -> Result<(Command, PendingSession), SessionError> {
+        Self::start_of(salt_key, true)
+    }
+
+    fn start_of(
+        salt_key: Option<(u32, &TpmPublic)>,
+        policy: bool,
+    ) -> Result<(Command, PendingSession), SessionError> {
         let nonce_caller = fresh_nonce();
         let (tpm_key, salt, encrypted) = match salt_key {
             Some((handle, public)) => {
@@ -113,11 +134,22 @@ impl HmacSession {
             handle::NULL,
             &nonce_caller,
             &encrypted,
-            ops::SESSION_HMAC,
+            if policy {
+                ops::SESSION_POLICY
+            } else {
+                ops::SESSION_HMAC
+            },
             SessionCipher::AesCfb { key_bits: AES_BITS },
             HASH,
         );
-        Ok((command, PendingSession { nonce_caller, salt }))
+        Ok((
+            command,
+            PendingSession {
+                nonce_caller,
+                salt,
+                policy,
+            },
+        ))
     }
 
     /// The session the TPM started in answer to [`HmacSession::start`].
@@ -143,7 +175,25 @@ impl HmacSession {
             handle,
             session_key,
             nonce_tpm,
+            policy: pending.policy,
+            auth_value_needed: false,
         })
+    }
+
+    /// A policy session: TPM2_PolicyAuthValue was run, so the auth value counts.
+    pub fn set_auth_value_needed(&mut self) {
+        self.auth_value_needed = true;
+    }
+
+    /// The key of this session's HMACs and parameter encryption for an entity with
+    /// `auth`.
+    fn session_value(&self, auth: &[u8]) -> Zeroizing<Vec<u8>> {
+        let mut key = Zeroizing::new(Vec::with_capacity(DIGEST_LEN + auth.len()));
+        key.extend_from_slice(&self.session_key);
+        if !self.policy || self.auth_value_needed {
+            key.extend_from_slice(trimmed(auth));
+        }
+        key
     }
 
     /// Authorizes `command` for the entity whose auth value is `auth`, encrypting its
@@ -157,10 +207,13 @@ impl HmacSession {
         crypt: Crypt,
     ) -> Result<(AuthCommand, AuthorizedCall), SessionError> {
         let nonce_caller = fresh_nonce();
-        let mut key = Zeroizing::new(Vec::with_capacity(DIGEST_LEN + auth.len()));
-        key.extend_from_slice(&self.session_key);
-        key.extend_from_slice(trimmed(auth));
-        let mut attributes = session_attr::CONTINUE_SESSION;
+        let key = self.session_value(auth);
+        // A policy session serves one command and ends with it.
+        let mut attributes = if self.policy {
+            0
+        } else {
+            session_attr::CONTINUE_SESSION
+        };
         if crypt != Crypt::Nothing {
             attributes |= session_attr::DECRYPT;
             let (aes_key, iv) = cfb_key(&key, &nonce_caller, &self.nonce_tpm)?;
@@ -211,6 +264,7 @@ impl HmacSession {
             .first()
             .ok_or(SessionError::MissingResponseAuth)?
             .clone();
+        let unchecked = self.policy && !self.auth_value_needed && auth.hmac.is_empty();
         let mut rp_input = Vec::with_capacity(8 + response.params.len());
         put_u32(&mut rp_input, 0);
         put_u32(&mut rp_input, call.code);
@@ -226,7 +280,7 @@ impl HmacSession {
                 &[auth.attributes],
             ],
         )?;
-        if !constant_time_eq(&expected, &auth.hmac) {
+        if !unchecked && !constant_time_eq(&expected, &auth.hmac) {
             return Err(SessionError::ResponseHmac);
         }
         self.nonce_tpm = auth.nonce;

@@ -45,7 +45,7 @@ fn judge(bytes: &[u8]) -> Option<Verdict> {
     let file = TpmKeyFile::parse(bytes).ok()?;
     let public = file.public_area().ok()?;
     // A key with an auth value (or a policy) is meant to be DA-protected.
-    if !file.empty_auth || file.has_policy || public.has_attributes(TPMA_OBJECT_NO_DA) {
+    if !file.empty_auth || file.has_policy() || public.has_attributes(TPMA_OBJECT_NO_DA) {
         return Some(Verdict::Fine);
     }
     Some(Verdict::LacksNoDa {
@@ -197,7 +197,9 @@ mod tests {
             public: public.to_tpm2b(),
             private: vec![0, 2, 1, 2],
             secret: None,
-            has_policy: false,
+            policy: Vec::new(),
+            auth_policies: Vec::new(),
+            description: None,
         }
         .to_pem()
         .into_bytes()

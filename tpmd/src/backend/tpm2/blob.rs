@@ -49,7 +49,7 @@ fn check_tpm2b(what: &'static str, bytes: &[u8]) -> TpmResult<()> {
 
 impl KeyBlob {
     pub fn from_key_file(id: KeyId, file: &TpmKeyFile) -> TpmResult<KeyBlob> {
-        if file.has_policy {
+        if file.has_policy() {
             return Err(TpmError::Unsupported(
                 "this key file carries an authorization policy, which tpmd does not support yet; wrap the key without a policy".into(),
             ));

@@ -183,7 +183,9 @@ fn loadable_file(parent: u32, empty_auth: bool, public: Vec<u8>, private: Vec<u8
         public,
         private,
         secret: None,
-        has_policy: false,
+        policy: Vec::new(),
+        auth_policies: Vec::new(),
+        description: None,
     }
 }
 

@@ -8,6 +8,9 @@
 //!     policy      [1] EXPLICIT SEQUENCE OF TPMPolicy OPTIONAL,
 //!     secret      [2] EXPLICIT OCTET STRING OPTIONAL,
 //!     authPolicy  [3] EXPLICIT SEQUENCE OF TPMAuthPolicy OPTIONAL,
+//!     description [4] EXPLICIT UTF8String OPTIONAL,
+//!     rsaParent   [5] EXPLICIT BOOLEAN OPTIONAL,     -- refused when TRUE
+//!     parentName  [6] EXPLICIT OCTET STRING OPTIONAL, -- ignored
 //!     parent      INTEGER,
 //!     pubkey      OCTET STRING,   -- TPM2B_PUBLIC
 //!     privkey     OCTET STRING    -- TPM2B_PRIVATE
@@ -17,11 +20,17 @@
 //! Keys are either *loadable* (privkey is a TPM2B_PRIVATE made by the parent TPM, ready
 //! for TPM2_Load) or *importable* (privkey is a duplicate built in software and secret
 //! the encrypted seed, to be turned into a loadable key with TPM2_Import). Sealed data
-//! is recognised and refused. Policies are parsed only far enough to report that the
-//! key has one; they are not written back.
+//! is recognised and refused. Policies (`policy`, `authPolicy`) are parsed and written
+//! back ([`policy`]).
 
 use thiserror::Error;
 use zeroize::Zeroizing;
+
+mod asn1;
+mod policy;
+
+use asn1::*;
+pub use policy::{AuthPolicy, PolicyStatement};
 
 use crate::marshal::{parse_tpm2b, MarshalError};
 use crate::public::{PublicError, TpmPublic};
@@ -35,16 +44,6 @@ const OID_LOADABLE: &[u8] = &[0x67, 0x81, 0x05, 0x0A, 0x01, 0x03];
 const OID_IMPORTABLE: &[u8] = &[0x67, 0x81, 0x05, 0x0A, 0x01, 0x04];
 /// DER contents of OID 2.23.133.10.1.5, sealed data.
 const OID_SEALED: &[u8] = &[0x67, 0x81, 0x05, 0x0A, 0x01, 0x05];
-
-const TAG_BOOLEAN: u8 = 0x01;
-const TAG_INTEGER: u8 = 0x02;
-const TAG_OCTET_STRING: u8 = 0x04;
-const TAG_OID: u8 = 0x06;
-const TAG_SEQUENCE: u8 = 0x30;
-const TAG_CONTEXT_0: u8 = 0xA0;
-const TAG_CONTEXT_1: u8 = 0xA1;
-const TAG_CONTEXT_2: u8 = 0xA2;
-const TAG_CONTEXT_3: u8 = 0xA3;
 
 /// Errors reading a TSS2 key file.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -65,6 +64,9 @@ pub enum KeyFileError {
     /// The public area inside the file is not usable.
     #[error("TSS2 private key has an unusable public area: {0}")]
     Public(#[from] PublicError),
+    /// The key's parent is the owner hierarchy's RSA primary, which tpmd does not make.
+    #[error("this key's parent is an RSA primary key made on the fly (rsaParent), which tpmd does not support; wrap the key again under the SRK")]
+    RsaParent,
     /// A TPM 1.2 key file (`TSS KEY BLOB` or raw TPM_KEY12) that cannot be used.
     #[error("TPM 1.2 key file is unusable: {0}")]
     Tpm12(String),
@@ -95,9 +97,14 @@ pub struct TpmKeyFile {
     pub private: Vec<u8>,
     /// Importable keys only: TPM2B_ENCRYPTED_SECRET bytes, with their u16 size.
     pub secret: Option<Vec<u8>>,
-    /// True if the file carries a policy ([1] or [3]); such keys need a policy session
-    /// that tpmd does not build, so it refuses them. Policies are not written back.
-    pub has_policy: bool,
+    /// `policy [1]`: what a policy session runs before the key may be used (empty: the
+    /// key is used with its auth value).
+    pub policy: Vec<PolicyStatement>,
+    /// `authPolicy [3]`: policies signed for a key whose policy starts with
+    /// TPM2_PolicyAuthorize.
+    pub auth_policies: Vec<AuthPolicy>,
+    /// `description [4]`: a text for people.
+    pub description: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -196,130 +203,6 @@ pub(crate) fn find_pem_blocks(text: &str) -> Vec<PemBlock> {
     blocks
 }
 
-// ---------------------------------------------------------------------------------------
-// Minimal DER reader and writer for the TPMKey structure.
-
-struct Der<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-fn corrupt(msg: impl Into<String>) -> KeyFileError {
-    KeyFileError::Corrupt(msg.into())
-}
-
-impl<'a> Der<'a> {
-    fn new(data: &'a [u8]) -> Self {
-        Der { data, pos: 0 }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.pos >= self.data.len()
-    }
-
-    fn peek_tag(&self) -> Option<u8> {
-        self.data.get(self.pos).copied()
-    }
-
-    fn byte(&mut self, what: &str) -> Result<u8, KeyFileError> {
-        let b = self
-            .data
-            .get(self.pos)
-            .copied()
-            .ok_or_else(|| corrupt(format!("the data ends inside {what}")))?;
-        self.pos += 1;
-        Ok(b)
-    }
-
-    /// Reads one TLV with the expected tag and returns its contents.
-    fn read(&mut self, tag: u8, what: &str) -> Result<&'a [u8], KeyFileError> {
-        let found = self.byte(what)?;
-        if found != tag {
-            return Err(corrupt(format!(
-                "expected {what} (tag 0x{tag:02x}) but found tag 0x{found:02x}"
-            )));
-        }
-        let first = self.byte(what)?;
-        let len = if first < 0x80 {
-            usize::from(first)
-        } else {
-            let count = usize::from(first & 0x7f);
-            if count == 0 || count > 4 {
-                return Err(corrupt(format!("{what} has an invalid length encoding")));
-            }
-            let mut len = 0usize;
-            for _ in 0..count {
-                len = (len << 8) | usize::from(self.byte(what)?);
-            }
-            len
-        };
-        let end = self
-            .pos
-            .checked_add(len)
-            .filter(|end| *end <= self.data.len())
-            .ok_or_else(|| {
-                corrupt(format!(
-                    "{what} claims {len} bytes but only {} remain",
-                    self.data.len().saturating_sub(self.pos)
-                ))
-            })?;
-        let contents = self
-            .data
-            .get(self.pos..end)
-            .ok_or_else(|| corrupt(format!("{what} is out of bounds")))?;
-        self.pos = end;
-        Ok(contents)
-    }
-}
-
-fn put_der(out: &mut Vec<u8>, tag: u8, contents: &[u8]) {
-    out.push(tag);
-    let len = contents.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = (len as u64).to_be_bytes();
-        let skip = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
-        let significant = &bytes[skip..];
-        out.push(0x80 | significant.len() as u8);
-        out.extend_from_slice(significant);
-    }
-    out.extend_from_slice(contents);
-}
-
-fn der_unsigned(value: u32) -> Vec<u8> {
-    let bytes = value.to_be_bytes();
-    let skip = bytes
-        .iter()
-        .position(|b| *b != 0)
-        .unwrap_or(bytes.len() - 1);
-    let mut out = Vec::with_capacity(5);
-    if bytes[skip] & 0x80 != 0 {
-        out.push(0);
-    }
-    out.extend_from_slice(&bytes[skip..]);
-    out
-}
-
-fn parse_unsigned(contents: &[u8]) -> Result<u32, KeyFileError> {
-    match contents.first() {
-        None => return Err(corrupt("parent handle INTEGER is empty")),
-        Some(b) if b & 0x80 != 0 => return Err(corrupt("parent handle is negative")),
-        _ => {}
-    }
-    let first = contents
-        .iter()
-        .position(|b| *b != 0)
-        .unwrap_or(contents.len());
-    let significant = &contents[first..];
-    if significant.len() > 4 {
-        return Err(corrupt("parent handle does not fit in 32 bits"));
-    }
-    Ok(significant
-        .iter()
-        .fold(0u32, |acc, b| (acc << 8) | u32::from(*b)))
-}
-
 fn oid_to_string(contents: &[u8]) -> String {
     let mut arcs: Vec<u64> = Vec::new();
     let mut value: u64 = 0;
@@ -407,7 +290,9 @@ impl TpmKeyFile {
         };
 
         let mut empty_auth = false;
-        let mut has_policy = false;
+        let mut policy = Vec::new();
+        let mut auth_policies = Vec::new();
+        let mut description = None;
         let mut secret = None;
         if r.peek_tag() == Some(TAG_CONTEXT_0) {
             let mut inner = Der::new(r.read(TAG_CONTEXT_0, "emptyAuth [0]")?);
@@ -419,8 +304,7 @@ impl TpmKeyFile {
         }
         if r.peek_tag() == Some(TAG_CONTEXT_1) {
             let mut inner = Der::new(r.read(TAG_CONTEXT_1, "policy [1]")?);
-            inner.read(TAG_SEQUENCE, "policy SEQUENCE")?;
-            has_policy = true;
+            policy = policy::read_statements(&mut inner)?;
         }
         if r.peek_tag() == Some(TAG_CONTEXT_2) {
             let mut inner = Der::new(r.read(TAG_CONTEXT_2, "secret [2]")?);
@@ -433,8 +317,23 @@ impl TpmKeyFile {
         }
         if r.peek_tag() == Some(TAG_CONTEXT_3) {
             let mut inner = Der::new(r.read(TAG_CONTEXT_3, "authPolicy [3]")?);
-            inner.read(TAG_SEQUENCE, "authPolicy SEQUENCE")?;
-            has_policy = true;
+            auth_policies = policy::read_auth_policies(&mut inner)?;
+        }
+        if r.peek_tag() == Some(TAG_CONTEXT_4) {
+            let mut inner = Der::new(r.read(TAG_CONTEXT_4, "description [4]")?);
+            let text = inner.read(TAG_UTF8_STRING, "description UTF8String")?;
+            description = Some(String::from_utf8_lossy(text).into_owned());
+        }
+        if r.peek_tag() == Some(TAG_CONTEXT_5) {
+            let mut inner = Der::new(r.read(TAG_CONTEXT_5, "rsaParent [5]")?);
+            let value = inner.read(TAG_BOOLEAN, "rsaParent BOOLEAN")?;
+            if value.first().is_some_and(|b| *b != 0) {
+                return Err(KeyFileError::RsaParent);
+            }
+        }
+        if r.peek_tag() == Some(TAG_CONTEXT_6) {
+            // parentName: only a shortcut for the parent's name, which tpmd reads.
+            r.read(TAG_CONTEXT_6, "parentName [6]")?;
         }
         let parent = parse_unsigned(r.read(TAG_INTEGER, "parent INTEGER")?)?;
         let public = r.read(TAG_OCTET_STRING, "pubkey OCTET STRING")?.to_vec();
@@ -460,11 +359,13 @@ impl TpmKeyFile {
             public,
             private,
             secret,
-            has_policy,
+            policy,
+            auth_policies,
+            description,
         })
     }
 
-    /// DER encoding. Policies are not written.
+    /// DER encoding, policies and description included.
     ///
     /// emptyAuth is always written, TRUE or FALSE. openssl_tpm2_engine writes only TRUE
     /// and leaves it out otherwise, but the tpm2-openssl provider reads a missing
@@ -480,10 +381,25 @@ impl TpmKeyFile {
         put_der(&mut body, TAG_OID, oid);
         let flag = if self.empty_auth { 0xFF } else { 0x00 };
         put_der(&mut body, TAG_CONTEXT_0, &[TAG_BOOLEAN, 0x01, flag]);
+        if !self.policy.is_empty() {
+            let mut inner = Vec::new();
+            policy::write_statements(&mut inner, &self.policy);
+            put_der(&mut body, TAG_CONTEXT_1, &inner);
+        }
         if let Some(secret) = &self.secret {
             let mut inner = Vec::with_capacity(secret.len() + 4);
             put_der(&mut inner, TAG_OCTET_STRING, secret);
             put_der(&mut body, TAG_CONTEXT_2, &inner);
+        }
+        if !self.auth_policies.is_empty() {
+            let mut inner = Vec::new();
+            policy::write_auth_policies(&mut inner, &self.auth_policies);
+            put_der(&mut body, TAG_CONTEXT_3, &inner);
+        }
+        if let Some(description) = &self.description {
+            let mut inner = Vec::new();
+            put_der(&mut inner, TAG_UTF8_STRING, description.as_bytes());
+            put_der(&mut body, TAG_CONTEXT_4, &inner);
         }
         put_der(&mut body, TAG_INTEGER, &der_unsigned(self.parent));
         put_der(&mut body, TAG_OCTET_STRING, &self.public);
@@ -498,6 +414,11 @@ impl TpmKeyFile {
         // Encoding only fails for labels or lengths far beyond any key file.
         der::pem::encode_string(PEM_LABEL, der::pem::LineEnding::LF, &self.to_der())
             .unwrap_or_default()
+    }
+
+    /// Whether using the key needs a policy session.
+    pub fn has_policy(&self) -> bool {
+        !self.policy.is_empty() || !self.auth_policies.is_empty()
     }
 
     /// The key's public area.
@@ -524,7 +445,9 @@ mod tests {
             public: sample_public(),
             private: tpm2b(&[0x55; 200]),
             secret: Some(tpm2b(&[0x66; 256])),
-            has_policy: false,
+            policy: Vec::new(),
+            auth_policies: Vec::new(),
+            description: None,
         }
     }
 
@@ -537,7 +460,9 @@ mod tests {
             public: vec![0x00, 0x02, 0xAA, 0xBB],
             private: vec![0x00, 0x01, 0xCC],
             secret: None,
-            has_policy: false,
+            policy: Vec::new(),
+            auth_policies: Vec::new(),
+            description: None,
         };
         let expected: &[u8] = &[
             0x30, 0x1F, // SEQUENCE, 31 bytes
@@ -664,8 +589,31 @@ mod tests {
     }
 
     #[test]
-    fn policies_are_reported() {
-        // emptyAuth, policy [1] with one empty TPMPolicy, authPolicy [3] absent.
+    fn policies_round_trip() {
+        let mut key = TpmKeyFile::parse(&data("tpm2-openssl-p256.tss2.pem")).unwrap();
+        assert!(!key.has_policy());
+        key.policy = vec![
+            PolicyStatement {
+                command_code: 0x17F,
+                command_policy: vec![0, 2, 0xAA, 0xBB, 0, 0, 0, 1, 0, 0x0B, 3, 0x80, 0, 0],
+            },
+            PolicyStatement {
+                command_code: 0x16B,
+                command_policy: vec![],
+            },
+        ];
+        key.auth_policies = vec![AuthPolicy {
+            name: Some("kernel 6.1".into()),
+            statements: vec![PolicyStatement {
+                command_code: 0x16A,
+                command_policy: vec![1, 2, 3],
+            }],
+        }];
+        key.description = Some("work laptop".into());
+        let again = TpmKeyFile::from_der(&key.to_der()).unwrap();
+        assert_eq!(again, key);
+        assert!(again.has_policy());
+        // An empty TPMPolicy is not a policy statement.
         let mut body = Vec::new();
         put_der(&mut body, TAG_OID, OID_LOADABLE);
         put_der(&mut body, TAG_CONTEXT_1, &[0x30, 0x02, 0x30, 0x00]);
@@ -674,9 +622,10 @@ mod tests {
         put_der(&mut body, TAG_OCTET_STRING, &[0, 0]);
         let mut der = Vec::new();
         put_der(&mut der, TAG_SEQUENCE, &body);
-        let key = TpmKeyFile::from_der(&der).unwrap();
-        assert!(key.has_policy);
-        assert!(!key.empty_auth);
+        assert!(matches!(
+            TpmKeyFile::from_der(&der),
+            Err(KeyFileError::Corrupt(_))
+        ));
     }
 
     fn data(name: &str) -> Vec<u8> {
@@ -704,7 +653,7 @@ mod tests {
             assert_eq!(key.kind, KeyFileKind::Loadable);
             assert_eq!(key.parent, 0x4000_0001);
             assert!(key.empty_auth);
-            assert!(!key.has_policy);
+            assert!(!key.has_policy());
             let public = key.public_area().unwrap();
             assert_eq!(public.key_type_name(), type_name);
             assert_eq!(
