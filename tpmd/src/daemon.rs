@@ -1,6 +1,7 @@
 //! Start-up and shutdown: choose the TPM, start the TPM thread, claim the bus name, tell
 //! systemd we are ready, and on SIGTERM flush every loaded key before exiting.
 
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::signal::unix::{signal, SignalKind};
@@ -9,6 +10,8 @@ use tpmd_tpm2::transport::Transport;
 use tracing::{info, warn};
 
 use crate::backend::{self, OpenOptions, TpmError, TpmWorker};
+use crate::budget::records::UidRecords;
+use crate::budget::{lock_budget, DaBudget, SharedBudget};
 use crate::cli::Args;
 use crate::service::Daemon;
 
@@ -44,6 +47,8 @@ pub enum RunError {
     },
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("{0}")]
+    Records(#[from] crate::budget::records::RecordsError),
     #[error("cannot read the SRK auth file {path}: {source}")]
     SecretFile {
         path: std::path::PathBuf,
@@ -95,19 +100,35 @@ pub fn run(args: Args) -> Result<(), RunError> {
         reserve: args.reserve_slots,
         srk_auth: args.srk_auth_file.as_deref().map(read_secret).transpose()?,
     };
-    let worker = TpmWorker::start(move || backend::open(transport, options))?;
+    let records = UidRecords::open(&args.state_dir())?;
+    let budget = Arc::new(Mutex::new(DaBudget::new(records)));
+    let start_budget = budget.clone();
+    let worker = TpmWorker::start(
+        move || {
+            let mut backend = backend::open(transport, options)?;
+            // The DA state at start; a TPM that cannot say is read again before each try.
+            let _ = lock_budget(&start_budget).read(backend.as_mut());
+            Ok(backend)
+        },
+        args.queue_per_user as usize,
+    )?;
     // D-Bus handling is light and the TPM has its own thread; one async thread saves
     // the cross-thread wake-ups that would otherwise add to every request's latency.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(RunError::Runtime)?;
-    let result = runtime.block_on(serve(&args, worker, started));
+    let result = runtime.block_on(serve(&args, worker, budget, started));
     drop(guard);
     result
 }
 
-async fn serve(args: &Args, worker: TpmWorker, started: Instant) -> Result<(), RunError> {
+async fn serve(
+    args: &Args,
+    worker: TpmWorker,
+    budget: SharedBudget,
+    started: Instant,
+) -> Result<(), RunError> {
     let (builder, bus, hint) = if let Some(address) = &args.address {
         (
             zbus::connection::Builder::address(address.as_str()),
@@ -134,7 +155,7 @@ async fn serve(args: &Args, worker: TpmWorker, started: Instant) -> Result<(), R
     };
     let connection = builder
         .name(BUS_NAME)
-        .serve_at(OBJECT_PATH, Daemon::new(worker.clone()))
+        .serve_at(OBJECT_PATH, Daemon::new(worker.clone(), budget))
         .build()
         .await
         .map_err(bus_error)?;
@@ -151,7 +172,7 @@ async fn serve(args: &Args, worker: TpmWorker, started: Instant) -> Result<(), R
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     drop(connection);
     let _ = worker
-        .run(|rm| {
+        .run(nix::unistd::getuid().as_raw(), |rm| {
             rm.flush_all();
             Ok(())
         })
