@@ -39,6 +39,7 @@
 
 mod control;
 mod error;
+pub mod dictionary_attack;
 pub mod kernel_rm;
 pub mod latency;
 mod ports;

@@ -21,7 +21,7 @@ use tpmd_api::dbus::{Counters, Info};
 use tracing::{debug, error, warn};
 
 use crate::backend::{Backend, TpmError, TpmResult};
-use counter::{CounterModel, MonoSecs};
+use counter::{CounterModel, MonoMillis};
 use policy::{decide, Limits, Verdict};
 use records::{UidRecords, WallSecs, DEFAULT_FORGET_SECS};
 
@@ -70,11 +70,9 @@ impl DaBudget {
         }
     }
 
-    /// Now, on the monotonic clock; `ceil` for the moment of an event, so that decay is
-    /// never counted from before it happened.
-    fn mono(&self, ceil: bool) -> MonoSecs {
-        let elapsed = self.origin.elapsed();
-        elapsed.as_secs() + u64::from(ceil && elapsed.subsec_nanos() > 0)
+    /// Now, on the monotonic clock.
+    fn mono(&self) -> MonoMillis {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     fn wall(ceil: bool) -> WallSecs {
@@ -89,7 +87,7 @@ impl DaBudget {
         self.resets_seen = backend.counters().resets_recovered;
         match backend.da_state() {
             Ok(state) => {
-                let model = CounterModel::read(&state, self.mono(true));
+                let model = CounterModel::read(&state, self.mono());
                 if self
                     .counter
                     .is_none_or(|old| old.in_lockout != model.in_lockout)
@@ -144,11 +142,11 @@ impl DaBudget {
             return Ok(());
         }
         let limits = Limits::for_max_tries(model.max_tries);
-        if model.in_lockout || limits.within_reserve(model.estimate(self.mono(false))) {
+        if model.in_lockout || limits.within_reserve(model.estimate(self.mono())) {
             // Near the limit, other users of the TPM and unseen resets matter: ask it.
             model = self.read(backend)?;
         }
-        let now = self.mono(false);
+        let now = self.mono();
         let wall = Self::wall(false);
         let own = self
             .records
@@ -183,7 +181,7 @@ impl DaBudget {
                 self.tally.failures += 1;
                 warn!(uid = caller.uid, "wrong key auth value");
                 let forget = self.forget_secs();
-                let now = self.mono(true);
+                let now = self.mono();
                 if let Some(model) = self.counter.as_mut() {
                     model.failed(now);
                 }
@@ -202,7 +200,7 @@ impl DaBudget {
                     uid = caller.uid,
                     "the TPM answered TPM_RC_LOCKOUT: something outside tpmd's budget counted failures"
                 );
-                let now = self.mono(false);
+                let now = self.mono();
                 match self.read(backend) {
                     Ok(model) => Err(TpmError::LockedOut(lockout_message(&model, now))),
                     Err(_) => Err(TpmError::LockedOut(
@@ -228,7 +226,7 @@ impl DaBudget {
             return String::new();
         }
         let limits = Limits::for_max_tries(model.max_tries);
-        let estimate = model.estimate(self.mono(false));
+        let estimate = model.estimate(self.mono());
         let own = self
             .records
             .outstanding(caller.uid, Self::wall(false), self.forget_secs());
@@ -248,7 +246,7 @@ impl DaBudget {
         let Ok(model) = self.read(backend) else {
             return;
         };
-        let now = self.mono(false);
+        let now = self.mono();
         info.lockout = Some(model.in_lockout);
         info.da_failed_tries = Some(model.estimate(now));
         info.da_max_tries = Some(model.max_tries);
@@ -279,7 +277,7 @@ fn wait_text(wait: Option<u64>) -> String {
     }
 }
 
-fn lockout_message(model: &CounterModel, now: MonoSecs) -> String {
+fn lockout_message(model: &CounterModel, now: MonoMillis) -> String {
     let when = match model.lockout_ends_in(now) {
         Some(secs) => format!("it lets auth values through again in at most {secs} seconds"),
         None => "this TPM does not say when it lets auth values through again".into(),
@@ -296,7 +294,7 @@ fn counter_too_high(
     highest: u32,
     estimate: u32,
     own: u32,
-    now: MonoSecs,
+    now: MonoMillis,
 ) -> TpmError {
     if highest == 0 {
         return TpmError::RateLimited(format!(
