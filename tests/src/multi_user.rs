@@ -34,9 +34,8 @@ pub struct SharedTpm {
 }
 
 impl SharedTpm {
-    /// tpmd with `args` and `env` on a fresh simulator set to `da`.
+    /// tpmd with `args` and `env` on a fresh TPM 2.0 simulator set to `da`.
     pub async fn start(da: DaParameters, args: &[&str], env: &[(&str, &str)]) -> SharedTpm {
-        use std::os::unix::fs::PermissionsExt;
         let sim = Simulator::start_in_tempdir(Family::Tpm2, None, true)
             .unwrap_or_else(|e| panic!("simulator: {e}"));
         sim.set_dictionary_attack_parameters(
@@ -45,6 +44,21 @@ impl SharedTpm {
             da.lockout_recovery_s,
         )
         .unwrap_or_else(|e| panic!("{e}"));
+        Self::start_on(sim, args, env).await
+    }
+
+    /// tpmd on a fresh TPM 1.2 simulator (owned, well-known secrets), whose
+    /// dictionary-attack parameters are the vendor's.
+    pub async fn start_tpm12(args: &[&str]) -> SharedTpm {
+        let sim = Simulator::start_in_tempdir(Family::Tpm12, None, true)
+            .unwrap_or_else(|e| panic!("simulator: {e}"));
+        let mut all_args = vec!["--tpm12"];
+        all_args.extend_from_slice(args);
+        Self::start_on(sim, &all_args, &[]).await
+    }
+
+    async fn start_on(sim: Simulator, args: &[&str], env: &[(&str, &str)]) -> SharedTpm {
+        use std::os::unix::fs::PermissionsExt;
         let bus = PrivateBus::start_system_like().unwrap_or_else(|e| panic!("dbus-daemon: {e}"));
         let dir = tempfile::Builder::new()
             .prefix("tpmd-shared-")
@@ -94,13 +108,18 @@ impl SharedTpm {
         Daemon1Proxy::new(&conn).await.unwrap()
     }
 
-    /// An ECC P-256 key made by tpmd, written into `user`'s directory as `name`; with an
-    /// auth value, that value is written beside it as `name.auth`.
+    /// A key made by tpmd (ECC P-256; RSA-2048 on a TPM 1.2), written into `user`'s
+    /// directory as `name`; with an auth value, that value is written beside it as
+    /// `name.auth`.
     pub async fn key_for(&self, user: &TestUser, name: &str, auth: &[u8]) -> PathBuf {
+        let key_type = match self.sim.family() {
+            Family::Tpm2 => "ecc-p256",
+            Family::Tpm12 => "rsa2048",
+        };
         let file = self
             .root_proxy()
             .await
-            .generate("ecc-p256", auth, GenerateOptions::default())
+            .generate(key_type, auth, GenerateOptions::default())
             .await
             .unwrap();
         if !auth.is_empty() {

@@ -556,3 +556,56 @@ async fn lockout_is_shown_as_the_tpm_reports_it() {
         "{user_reset:?}"
     );
 }
+
+#[tokio::test]
+async fn on_a_tpm12_one_user_cannot_lock_the_tpm_either() {
+    let env = SharedTpm::start_tpm12(&[]).await;
+    let a = env.user("ta");
+    let b = env.user("tb");
+    let a_key = env.key_for(&a, "pin.tpm", b"right-a").await;
+    let b_key = env.key_for(&b, "pin.tpm", b"right-b").await;
+    a.write("wrong", b"wrong");
+    let info = env.root_proxy().await.get_info().await.unwrap();
+    let threshold = info.da_max_tries.expect("the 1.2 reports its threshold");
+    let (a_key, b_key) = (a_key.to_str().unwrap(), b_key.to_str().unwrap());
+    let b_auth = b.dir.join("pin.tpm.auth");
+    let (a_report, _) = in_background(env.load(
+        &a,
+        &[
+            "--key",
+            a_key,
+            "--auth-file",
+            "wrong",
+            "--ops",
+            "50",
+            "--parallel",
+            "4",
+        ],
+    ))
+    .await;
+    let (b_report, _) = in_background(env.load(
+        &b,
+        &[
+            "--key",
+            b_key,
+            "--auth-file",
+            b_auth.to_str().unwrap(),
+            "--ops",
+            "20",
+        ],
+    ))
+    .await;
+    let proxy = env.root_proxy().await;
+    let info = proxy.get_info().await.unwrap();
+    let counters = proxy.get_counters().await.unwrap();
+    assert!(info.da_failed_tries.unwrap() < threshold, "{info:?}");
+    assert_eq!(info.lockout, Some(false));
+    assert_eq!(counters.lockout_answers, Some(0));
+    let share = u64::from((threshold - 1 - (threshold / 4).max(1)).div_ceil(2).max(1));
+    assert_eq!(a_report.count("auth-failed"), share, "{a_report:?}");
+    assert_eq!(a_report.count("rate-limited"), 50 - share, "{a_report:?}");
+    assert!(a_report
+        .message("rate-limited")
+        .starts_with("too many wrong auth values from your user"));
+    assert_eq!(b_report.count("ok"), 20, "{b_report:?}");
+}

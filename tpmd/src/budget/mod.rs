@@ -165,7 +165,14 @@ impl DaBudget {
                 )))
             }
             Verdict::CounterTooHigh { highest } => {
-                Err(counter_too_high(&model, highest, estimate, own, now))
+                let own_failures_count = own > 0 && !caller.privileged;
+                Err(counter_too_high(
+                    &model,
+                    highest,
+                    estimate,
+                    own_failures_count,
+                    now,
+                ))
             }
         }
     }
@@ -289,11 +296,13 @@ fn lockout_message(model: &CounterModel, now: MonoMillis) -> String {
     )
 }
 
+/// The refusal when a failure would take the counter too high; `held_to_pool`: the
+/// caller has recent failures of its own, so the reserve is not for it.
 fn counter_too_high(
     model: &CounterModel,
     highest: u32,
     estimate: u32,
-    own: u32,
+    held_to_pool: bool,
     now: MonoMillis,
 ) -> TpmError {
     if highest == 0 {
@@ -303,7 +312,7 @@ fn counter_too_high(
         ));
     }
     let wait = wait_text(model.seconds_until_at_most(highest - 1, now));
-    if own > 0 {
+    if held_to_pool {
         TpmError::RateLimited(format!(
             "too many wrong auth values from your user and others recently: tpmd keeps the TPM's last tries for users without recent failures; {wait}"
         ))
