@@ -5,9 +5,11 @@
 //!
 //!   tpmd-load --key K [--auth-file F] [--ops N | --until-file P] [--parallel C]
 //!             [--connections K] [--interleave-key K2 [--interleave-auth-file F2]]
+//!   tpmd-load --generate TYPE [--ops N | --until-file P] [--parallel C]
 //!
 //! tpmd is found through TPMD_BUS_ADDRESS. `--ops 0` with `--until-file P` signs until P
 //! exists. `--interleave-key` signs with a second key after every call with the first.
+//! `--generate` makes keys of TYPE (e.g. rsa2048) instead of signing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -19,12 +21,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
-use tpmd_api::dbus::scheme;
+use tpmd_api::dbus::{scheme, GenerateOptions};
 use tpmd_api::public::KeyParams;
 use tpmd_api::{Daemon1Proxy, DaemonError};
 
 struct Args {
     key: PathBuf,
+    generate: Option<String>,
     auth_file: Option<PathBuf>,
     interleave_key: Option<PathBuf>,
     interleave_auth_file: Option<PathBuf>,
@@ -35,13 +38,14 @@ struct Args {
 }
 
 fn usage(problem: &str) -> ! {
-    eprintln!("tpmd-load: {problem}; usage: tpmd-load --key K [--auth-file F] [--ops N | --until-file P] [--parallel C] [--connections K] [--interleave-key K2 [--interleave-auth-file F2]]");
+    eprintln!("tpmd-load: {problem}; usage: tpmd-load (--key K [--auth-file F] | --generate TYPE) [--ops N | --until-file P] [--parallel C] [--connections K] [--interleave-key K2 [--interleave-auth-file F2]]");
     std::process::exit(2);
 }
 
 fn parse_args() -> Args {
     let mut args = Args {
         key: PathBuf::new(),
+        generate: None,
         auth_file: None,
         interleave_key: None,
         interleave_auth_file: None,
@@ -62,6 +66,7 @@ fn parse_args() -> Args {
         };
         match flag.as_str() {
             "--key" => args.key = value().into(),
+            "--generate" => args.generate = Some(value()),
             "--auth-file" => args.auth_file = Some(value().into()),
             "--interleave-key" => args.interleave_key = Some(value().into()),
             "--interleave-auth-file" => args.interleave_auth_file = Some(value().into()),
@@ -72,8 +77,8 @@ fn parse_args() -> Args {
             other => usage(&format!("unknown option {other}")),
         }
     }
-    if args.key.as_os_str().is_empty() {
-        usage("--key is required");
+    if args.key.as_os_str().is_empty() == args.generate.is_none() {
+        usage("give --key or --generate");
     }
     if args.ops == 0 && args.until_file.is_none() {
         usage("--ops 0 needs --until-file");
@@ -85,11 +90,14 @@ fn parse_args() -> Args {
     args
 }
 
-/// A key and how to sign with it.
-struct Signer {
-    key: Vec<u8>,
-    auth: Vec<u8>,
-    scheme: &'static str,
+/// What each call does: sign with a key, or make a new key.
+enum Signer {
+    Sign {
+        key: Vec<u8>,
+        auth: Vec<u8>,
+        scheme: &'static str,
+    },
+    Generate(String),
 }
 
 impl Signer {
@@ -105,14 +113,21 @@ impl Signer {
             KeyParams::Rsa { .. } => scheme::RSA_PKCS1,
             KeyParams::Ecc { .. } => scheme::ECDSA,
         };
-        Signer { key, auth, scheme }
+        Signer::Sign { key, auth, scheme }
     }
 
     async fn sign(&self, proxy: &Daemon1Proxy<'_>, n: usize) -> Result<Vec<u8>, DaemonError> {
-        let digest = Sha256::digest(n.to_be_bytes());
-        proxy
-            .sign(&self.key, &self.auth, self.scheme, "sha256", &digest)
-            .await
+        match self {
+            Signer::Sign { key, auth, scheme } => {
+                let digest = Sha256::digest(n.to_be_bytes());
+                proxy.sign(key, auth, scheme, "sha256", &digest).await
+            }
+            Signer::Generate(key_type) => {
+                proxy
+                    .generate(key_type, &[], GenerateOptions::default())
+                    .await
+            }
+        }
     }
 }
 
@@ -165,7 +180,10 @@ async fn main() {
     let args = parse_args();
     let address = std::env::var(tpmd_api::dbus::ADDRESS_ENV)
         .unwrap_or_else(|_| usage("set TPMD_BUS_ADDRESS"));
-    let main_key = Arc::new(Signer::load(&args.key, &args.auth_file));
+    let main_key = Arc::new(match &args.generate {
+        Some(key_type) => Signer::Generate(key_type.clone()),
+        None => Signer::load(&args.key, &args.auth_file),
+    });
     let interleaved = args
         .interleave_key
         .as_ref()
