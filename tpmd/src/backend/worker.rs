@@ -191,7 +191,8 @@ fn serve(shared: &Shared, backend: &mut dyn Backend) {
             if let Some((uid, waiting)) = queues.next() {
                 let seq = queues.started;
                 queues.started += 1;
-                break (uid, waiting, seq, queues.turns.len());
+                let others = queues.turns.iter().filter(|u| **u != uid).count();
+                break (uid, waiting, seq, others);
             }
             if queues.stopping {
                 return;

@@ -136,7 +136,11 @@ impl DaBudget {
         let mut model = match self.counter {
             Some(model) if self.resets_seen == resets => model,
             // First use, or the TPM was reset (an unorderly reset counts as a failure).
-            _ => self.read(backend)?,
+            _ => match self.read(backend) {
+                Ok(model) => model,
+                Err(TpmError::Unsupported(_)) => return self.check_blind(caller),
+                Err(e) => return Err(e),
+            },
         };
         if !model.counts() {
             return Ok(());
@@ -174,6 +178,23 @@ impl DaBudget {
                     now,
                 ))
             }
+        }
+    }
+
+    /// A TPM that reports no counts (a TPM 1.2 answering TPM_DA_INFO_LIMITED): tpmd
+    /// cannot see the counter, so it holds every uid to one failure outstanding.
+    fn check_blind(&mut self, caller: Caller) -> TpmResult<()> {
+        let wall = Self::wall(false);
+        let forget = self.forget_secs();
+        match self.records.get(caller.uid) {
+            Some(record) if !caller.privileged && record.outstanding(wall, forget) > 0 => {
+                let wait = record.seconds_until_at_most(0, wall, forget);
+                Err(TpmError::RateLimited(format!(
+                    "too many wrong auth values from your user (uid {}); try again in {wait} seconds",
+                    caller.uid
+                )))
+            }
+            _ => Ok(()),
         }
     }
 
