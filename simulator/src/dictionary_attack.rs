@@ -90,8 +90,9 @@ mod tests {
     fn sets_the_parameters_on_a_tpm2_simulator() {
         let sim = Simulator::start_in_tempdir(Family::Tpm2, None, false).unwrap();
         sim.set_dictionary_attack_parameters(5, 600, 30).unwrap();
-        let mut ctx = sim.transport().open().unwrap();
+        use tpmd_tpm2::transport::OpenEsys;
         use tss_esapi::constants::PropertyTag;
+        let mut ctx = sim.tcp_transport().open().unwrap();
         let value = |ctx: &mut tss_esapi::Context, tag| ctx.get_tpm_property(tag).unwrap().unwrap();
         assert_eq!(value(&mut ctx, PropertyTag::MaxAuthFail), 5);
         assert_eq!(value(&mut ctx, PropertyTag::LockoutInterval), 600);
