@@ -549,12 +549,41 @@ async fn lockout_is_shown_as_the_tpm_reports_it() {
         .sign(&plain, &[], scheme::ECDSA, "sha256", &digest)
         .await
         .unwrap();
-    // Clearing it takes the lockout auth on a TPM 2.0: a normal user may not.
+    // Clearing it changes the TPM for everyone: a normal user may not.
     let user_reset = env.keyctl(&env.user("lb"), &["reset-lockout"]);
     assert!(
         String::from_utf8_lossy(&user_reset.stderr).contains("run it as root"),
         "{user_reset:?}"
     );
+    // Root may, given the lockout hierarchy's auth value (set here with tpm2-tools).
+    let changeauth = std::process::Command::new("tpm2_changeauth")
+        .args(["-c", "lockout", "lockout-secret"])
+        .env("TPM2TOOLS_TCTI", format!("swtpm:port={}", env.sim.port()))
+        .output()
+        .unwrap();
+    assert!(changeauth.status.success(), "{changeauth:?}");
+    let secret = env.dir.path().join("lockout.auth");
+    std::fs::write(&secret, "lockout-secret\n").unwrap();
+    let root_keyctl = |args: &[&str]| {
+        std::process::Command::new(tpmd_tests::binary("tpm-keyctl"))
+            .args(args)
+            .env(tpmd_api::dbus::ADDRESS_ENV, env.bus.address())
+            .output()
+            .unwrap()
+    };
+    ok(&root_keyctl(&[
+        "reset-lockout",
+        "--auth-file",
+        secret.to_str().unwrap(),
+    ]));
+    let info = proxy.get_info().await.unwrap();
+    assert_eq!(info.lockout, Some(false), "{info:?}");
+    assert_eq!(info.da_failed_tries, Some(0), "{info:?}");
+    // The budget saw the reset at once: the right PIN signs again.
+    proxy
+        .sign(&pin, b"pin", scheme::ECDSA, "sha256", &digest)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -10,9 +10,7 @@ use tpmd_tpm2::transport::Transport;
 
 use super::blob::{key_id, KeyBlob, KeyId};
 use super::{info, ops, ResourceManager, Strategy};
-use crate::backend::{
-    Backend, DaState, DecryptRequest, Family, SignRequest, TpmError, TpmResult,
-};
+use crate::backend::{Backend, DaState, DecryptRequest, Family, SignRequest, TpmError, TpmResult};
 
 /// Parsed key files kept beside the resource manager's cache, so that a hot key costs a
 /// hash, not an ASN.1 and TPM2B parse.

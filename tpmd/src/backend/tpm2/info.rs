@@ -108,8 +108,8 @@ pub fn da_state(rm: &mut ResourceManager) -> TpmResult<DaState> {
         command: "GetCapability",
         detail: format!("the TPM did not report {what}"),
     };
-    let failed_tries = property(&list, pt::LOCKOUT_COUNTER)
-        .ok_or_else(|| missing("TPM_PT_LOCKOUT_COUNTER"))?;
+    let failed_tries =
+        property(&list, pt::LOCKOUT_COUNTER).ok_or_else(|| missing("TPM_PT_LOCKOUT_COUNTER"))?;
     let max_tries =
         property(&list, pt::MAX_AUTH_FAIL).ok_or_else(|| missing("TPM_PT_MAX_AUTH_FAIL"))?;
     let in_lockout = property(&list, pt::PERMANENT)
