@@ -38,8 +38,8 @@
 //! ```
 
 mod control;
-mod error;
 pub mod dictionary_attack;
+mod error;
 pub mod kernel_rm;
 pub mod latency;
 mod ports;
