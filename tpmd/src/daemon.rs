@@ -100,7 +100,16 @@ pub fn run(args: Args) -> Result<(), RunError> {
         reserve: args.reserve_slots,
         srk_auth: args.srk_auth_file.as_deref().map(read_secret).transpose()?,
     };
-    let records = UidRecords::open(&args.state_dir())?;
+    let records = match UidRecords::open(&args.state_dir()) {
+        Ok(records) => records,
+        Err(e) if args.state_dir.is_some() => return Err(e.into()),
+        // A default that cannot be made (a system account whose home is /, say) should
+        // not keep tpmd from serving; the TPM's own counter still bounds every try.
+        Err(e) => {
+            warn!("{e}; keeping the dictionary-attack records in memory only, so a restart forgets them");
+            UidRecords::in_memory()
+        }
+    };
     let budget = Arc::new(Mutex::new(DaBudget::new(records)));
     let start_budget = budget.clone();
     let worker = TpmWorker::start(
