@@ -38,6 +38,7 @@
 //! ```
 
 mod control;
+pub mod dictionary_attack;
 mod error;
 pub mod kernel_rm;
 pub mod latency;

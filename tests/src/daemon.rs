@@ -51,6 +51,20 @@ impl TpmdProcess {
         args: &[&str],
         log: PathBuf,
     ) -> Result<TpmdProcess, String> {
+        Self::start_with_env(bus, args, &[], log).await
+    }
+
+    /// Like [`TpmdProcess::start_with_args`], with extra environment variables. Unless
+    /// given, tpmd's state directory is `tpmd-state` beside the log, so tests do not share
+    /// their dictionary-attack records and a restart with the same log directory keeps
+    /// them.
+    pub async fn start_with_env(
+        bus: &PrivateBus,
+        args: &[&str],
+        env: &[(&str, &str)],
+        log: PathBuf,
+    ) -> Result<TpmdProcess, String> {
+        let state_dir = log.with_file_name("tpmd-state");
         // TPMD_TEST_LOG_DIR keeps the daemon's logs for a look after the test.
         let log = match std::env::var_os("TPMD_TEST_LOG_DIR") {
             Some(dir) => PathBuf::from(dir).join(format!(
@@ -73,6 +87,8 @@ impl TpmdProcess {
                 "TPMD_LOG",
                 std::env::var("TPMD_TEST_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .env("TPMD_STATE_DIR", &state_dir)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
@@ -129,6 +145,18 @@ impl TpmdProcess {
         }
         let _ = self.child.kill();
         self.child.wait().ok()
+    }
+
+    /// Waits up to `timeout` for tpmd to exit on its own.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
     }
 
     pub fn kill(&mut self) {

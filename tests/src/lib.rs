@@ -4,10 +4,12 @@
 pub mod bench;
 pub mod bus;
 pub mod daemon;
+pub mod multi_user;
 pub mod pkcs11;
 pub mod ssh;
 pub mod tools;
 pub mod trousers;
+pub mod users;
 
 pub use bus::PrivateBus;
 pub use daemon::{binary, TestEnv, TpmdProcess};

@@ -253,7 +253,12 @@ async fn bad_input_gets_one_clear_line_and_writes_nothing() {
 
 #[tokio::test]
 async fn passwd_changes_a_keys_auth_value() {
-    let env = TestEnv::start().await;
+    // Two wrong values below: with swtpm's default maxTries of 3 they would be all tpmd's
+    // dictionary-attack budget allows (one more failure would lock the TPM), and the
+    // right value after them would have to wait for the TPM to forget one.
+    let sim = tpmd_simulator::Simulator::start_temporary().unwrap();
+    sim.set_dictionary_attack_parameters(5, 1000, 1000).unwrap();
+    let env = TestEnv::start_on(sim, &[]).await;
     fs::write(env.path("old"), "old-pin").unwrap();
     fs::write(env.path("new"), "new-pin").unwrap();
     fs::write(env.path("m"), "message").unwrap();

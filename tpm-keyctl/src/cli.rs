@@ -30,8 +30,11 @@ pub enum Command {
     Info,
     /// Check the TPM device, tpmd, the SRK, lockout, (TPM 1.2) NV lock and your key files; print fixes.
     Doctor(DoctorArgs),
-    /// Clear the TPM's dictionary-attack lockout (TPM 1.2; as root).
-    ResetLockout,
+    /// Clear the TPM's dictionary-attack lockout (as root).
+    #[command(
+        after_help = "Examples:\n  tpm-keyctl reset-lockout --auth-file lockout.pw   TPM 2.0 whose lockout hierarchy has an auth value\n  tpm-keyctl reset-lockout                          TPM 2.0 without one; TPM 1.2 (well-known owner secret)"
+    )]
+    ResetLockout(ResetLockoutArgs),
     /// Lock NV so that writing it needs authorization (TPM 1.2; as root).
     LockNv,
     /// Show resource manager counters (cache hits, loads, evictions, retries).
@@ -72,6 +75,13 @@ pub struct PasswdArgs {
 pub struct DoctorArgs {
     /// More key files or directories to check, besides ~/.ssh and ~/.local/share/tpmd/keys.
     pub keys: Vec<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ResetLockoutArgs {
+    /// Read the TPM 2.0 lockout auth value from this file (a trailing newline is ignored).
+    #[arg(long, value_name = "FILE")]
+    pub auth_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

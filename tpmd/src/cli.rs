@@ -72,6 +72,19 @@ pub struct Args {
     #[arg(long, env = "TPMD_SIMULATOR_STATE")]
     pub simulator_state: Option<PathBuf>,
 
+    /// Where tpmd keeps its own state (the per-user dictionary-attack records)
+    /// [default: $STATE_DIRECTORY or /var/lib/tpmd on the system bus, else
+    /// $XDG_STATE_HOME/tpmd].
+    #[arg(long, env = "TPMD_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// How many requests one user may have waiting for the TPM; past that, callers are
+    /// told to retry.
+    #[arg(long, env = "TPMD_QUEUE_PER_USER", value_name = "N",
+          default_value_t = crate::backend::worker::DEFAULT_QUEUE_PER_UID as u32,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub queue_per_user: u32,
+
     /// How many keys may stay loaded at once; more are swapped in and out [default: on a
     /// TPM tpmd owns, its free slots minus the reserve; on /dev/tpmrm0, 32 connections;
     /// on a TPM 1.2, 3].
@@ -108,14 +121,29 @@ impl Args {
         }
     }
 
+    /// tpmd's state directory: the option, else systemd's StateDirectory= for the
+    /// system service, else the user's state directory.
+    pub fn state_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.state_dir {
+            return dir.clone();
+        }
+        let on_system_bus = !self.user && self.address.is_none();
+        if on_system_bus {
+            // systemd may list several directories, separated by colons; ours is first.
+            return std::env::var("STATE_DIRECTORY")
+                .ok()
+                .and_then(|dirs| dirs.split(':').next().map(PathBuf::from))
+                .filter(|dir| !dir.as_os_str().is_empty())
+                .unwrap_or_else(|| PathBuf::from("/var/lib/tpmd"));
+        }
+        user_state_home().join("tpmd")
+    }
+
     pub fn simulator_state_dir(&self) -> PathBuf {
         if let Some(dir) = &self.simulator_state {
             return dir.clone();
         }
-        let base = std::env::var_os("XDG_STATE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-            .unwrap_or_else(|| PathBuf::from("/var/lib"));
+        let base = user_state_home();
         let name = if self.tpm12 {
             "simulator-tpm12"
         } else {
@@ -123,4 +151,12 @@ impl Args {
         };
         base.join("tpmd").join(name)
     }
+}
+
+/// $XDG_STATE_HOME, else ~/.local/state, else /var/lib.
+fn user_state_home() -> PathBuf {
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("/var/lib"))
 }

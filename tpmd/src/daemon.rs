@@ -2,6 +2,7 @@
 //! claim the bus name, tell systemd we are ready, and on SIGTERM flush every loaded key
 //! before exiting.
 
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::signal::unix::{signal, SignalKind};
@@ -10,6 +11,8 @@ use tpmd_tpm2::transport::Transport;
 use tracing::{info, warn};
 
 use crate::backend::{self, OpenOptions, TpmError, TpmWorker};
+use crate::budget::records::UidRecords;
+use crate::budget::{lock_budget, DaBudget, SharedBudget};
 use crate::cli::Args;
 use crate::service::socket::{Admission, ClaimedPath, SocketError, SocketOptions};
 use crate::service::Daemon;
@@ -48,6 +51,8 @@ pub enum RunError {
     },
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("{0}")]
+    Records(#[from] crate::budget::records::RecordsError),
     #[error("cannot read the SRK auth file {path}: {source}")]
     SecretFile {
         path: std::path::PathBuf,
@@ -100,14 +105,34 @@ pub fn run(args: Args) -> Result<(), RunError> {
         reserve: args.reserve_slots,
         srk_auth: args.srk_auth_file.as_deref().map(read_secret).transpose()?,
     };
-    let worker = TpmWorker::start(move || backend::open(transport, options))?;
+    let records = match UidRecords::open(&args.state_dir()) {
+        Ok(records) => records,
+        Err(e) if args.state_dir.is_some() => return Err(e.into()),
+        // A default that cannot be made (a system account whose home is /, say) should
+        // not keep tpmd from serving; the TPM's own counter still bounds every try.
+        Err(e) => {
+            warn!("{e}; keeping the dictionary-attack records in memory only, so a restart forgets them");
+            UidRecords::in_memory()
+        }
+    };
+    let budget = Arc::new(Mutex::new(DaBudget::new(records)));
+    let start_budget = budget.clone();
+    let worker = TpmWorker::start(
+        move || {
+            let mut backend = backend::open(transport, options)?;
+            // The DA state at start; a TPM that cannot say is read again before each try.
+            let _ = lock_budget(&start_budget).read(backend.as_mut());
+            Ok(backend)
+        },
+        args.queue_per_user as usize,
+    )?;
     // D-Bus handling is light and the TPM has its own thread; one async thread saves
     // the cross-thread wake-ups that would otherwise add to every request's latency.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(RunError::Runtime)?;
-    let result = runtime.block_on(serve(&args, worker, socket, started));
+    let result = runtime.block_on(serve(&args, worker, budget, socket, started));
     drop(guard);
     result
 }
@@ -145,10 +170,11 @@ fn claim_socket(args: &Args) -> Result<Option<ClaimedPath>, RunError> {
 async fn serve(
     args: &Args,
     worker: TpmWorker,
+    budget: SharedBudget,
     socket: Option<ClaimedPath>,
     started: Instant,
 ) -> Result<(), RunError> {
-    let daemon = Daemon::new(worker.clone());
+    let daemon = Daemon::new(worker.clone(), budget);
     // The socket first: a client that sees tpmd on the bus finds the socket ready too.
     let socket = socket.map(ClaimedPath::listen).transpose()?;
     let socket_path = socket
@@ -205,7 +231,7 @@ async fn serve(
         let _ = task.await;
     }
     let _ = worker
-        .run(|rm| {
+        .run(nix::unistd::getuid().as_raw(), |rm| {
             rm.flush_all();
             Ok(())
         })

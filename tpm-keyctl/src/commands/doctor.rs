@@ -202,8 +202,16 @@ fn tpm_findings(info: &Info) -> Vec<Finding> {
         Some(true) => Finding::problem(
             Status::Fail,
             "lockout",
-            "the TPM is in dictionary-attack lockout after too many wrong auth values",
-            "wait for it to recover, or: sudo tpm-keyctl reset-lockout",
+            format!(
+                "the TPM is in dictionary-attack lockout ({}; wrong auth values and unorderly resets both count)",
+                match (info.da_failed_tries, info.da_max_tries, info.lockout_ends_in) {
+                    (Some(n), Some(m), Some(s)) =>
+                        format!("{n} of {m} failed tries; it recovers in at most {s} s"),
+                    (Some(n), Some(m), None) => format!("{n} of {m} failed tries"),
+                    _ => "the TPM gives no counts".to_string(),
+                }
+            ),
+            "wait for it to recover, or: sudo tpm-keyctl reset-lockout (with --auth-file FILE if the TPM 2.0 lockout hierarchy has an auth value)",
         ),
         Some(false) => Finding::ok("lockout", "not in dictionary-attack lockout"),
         None => Finding::problem(

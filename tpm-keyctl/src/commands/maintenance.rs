@@ -4,11 +4,18 @@
 use serde_json::json;
 
 use super::Tpmd;
+use crate::cli::ResetLockoutArgs;
 use crate::error::CliResult;
-use crate::output;
+use crate::{files, output};
 
-pub async fn reset_lockout(tpmd: &Tpmd, json_out: bool) -> CliResult<()> {
-    tpmd.check(tpmd.proxy.reset_lockout().await)?;
+pub async fn reset_lockout(tpmd: &Tpmd, args: &ResetLockoutArgs, json_out: bool) -> CliResult<()> {
+    match &args.auth_file {
+        Some(file) => {
+            let auth = files::read_secret(file)?;
+            tpmd.check(tpmd.proxy.reset_lockout_with_auth(&auth).await)?;
+        }
+        None => tpmd.check(tpmd.proxy.reset_lockout().await)?,
+    }
     output::print(json_out, &json!({ "lockout": false }), |_| {
         "the TPM's dictionary-attack lockout is cleared".into()
     });

@@ -48,7 +48,7 @@ pub async fn run(args: Args) -> CliResult<()> {
                 Command::Info => info::info(&tpmd, json).await,
                 Command::Stats => info::stats(&tpmd, json).await,
                 Command::Srk(c) => srk::run(&tpmd, c, json).await,
-                Command::ResetLockout => maintenance::reset_lockout(&tpmd, json).await,
+                Command::ResetLockout(a) => maintenance::reset_lockout(&tpmd, &a, json).await,
                 Command::LockNv => maintenance::lock_nv(&tpmd, json).await,
                 Command::Wrap(a) => wrap::run(Some(&tpmd), &a, json).await,
                 Command::Generate(a) => generate::run(&tpmd, &a, json).await,

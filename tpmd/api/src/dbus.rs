@@ -44,8 +44,24 @@ pub struct Info {
     /// Whether a storage root key exists at the default handle.
     pub srk_present: Option<bool>,
     pub srk_handle: Option<u32>,
-    /// Whether the TPM is in dictionary-attack lockout.
+    /// Whether the TPM is in dictionary-attack lockout, as the TPM reports it.
     pub lockout: Option<bool>,
+    /// The TPM's dictionary-attack counter (TPM 2.0 failedTries, TPM 1.2 currentCount):
+    /// wrong auth values and unorderly resets it has not forgotten yet. tpmd's estimate
+    /// from a reading made for this call.
+    pub da_failed_tries: Option<u32>,
+    /// The count at which the TPM locks out (maxTries; TPM 1.2 thresholdCount).
+    pub da_max_tries: Option<u32>,
+    /// Seconds after which the TPM forgets one failure (recoveryTime; TPM 2.0 only).
+    pub da_recovery_time: Option<u32>,
+    /// Seconds before the lockout auth may be tried again after a wrong one
+    /// (lockoutRecovery; TPM 2.0 only).
+    pub da_lockout_recovery: Option<u32>,
+    /// In lockout: tpmd's estimate of the seconds until the TPM lets auth values through
+    /// again, at most (a TPM 2.0 reports no time remaining; this counts from recoveryTime).
+    pub lockout_ends_in: Option<u64>,
+    /// tpmd's estimate of the seconds until the counter is back to zero, at most.
+    pub da_healed_in: Option<u64>,
     /// TPM 1.2 only: whether ownership has been taken (the SRK exists only then).
     pub owned: Option<bool>,
     /// TPM 1.2 only: whether NV is locked (TPM_NV_INDEX_LOCK defined). An unlocked NV
@@ -80,6 +96,13 @@ pub struct Counters {
     /// Every command tpmd sent to the TPM, by name ("Sign", "Load"...; a hex code for
     /// others). On /dev/tpmrm0 the kernel adds its own context swaps to these.
     pub tpm_commands: Option<std::collections::HashMap<String, u64>>,
+    /// Wrong auth values the TPM counted against its dictionary-attack counter.
+    pub auth_failures: Option<u64>,
+    /// Key uses tpmd's dictionary-attack budget refused without asking the TPM.
+    pub auth_refused: Option<u64>,
+    /// Times the TPM answered TPM_RC_LOCKOUT to tpmd (zero unless something outside
+    /// tpmd's budget filled the counter).
+    pub lockout_answers: Option<u64>,
 }
 
 /// Options for `Generate`.
@@ -110,8 +133,12 @@ pub enum DaemonError {
     AuthFailed(String),
     /// The TPM is in dictionary-attack lockout.
     Lockout(String),
-    /// Too many failed auth attempts from this caller; wait and try again.
+    /// Too many failed auth attempts from this caller (or near the TPM's limit); the
+    /// message says how many seconds to wait.
     RateLimited(String),
+    /// The caller has as many requests queued as tpmd allows one user; retry when some
+    /// have finished.
+    Busy(String),
     /// No TPM, or it is not answering.
     TpmUnavailable(String),
     /// Any other TPM error, with its response code explained.
@@ -131,6 +158,7 @@ impl DaemonError {
             | DaemonError::AuthFailed(m)
             | DaemonError::Lockout(m)
             | DaemonError::RateLimited(m)
+            | DaemonError::Busy(m)
             | DaemonError::TpmUnavailable(m)
             | DaemonError::Tpm(m) => m.clone(),
         }
@@ -206,9 +234,13 @@ pub trait Daemon1 {
     /// absent. Needs the owner hierarchy (empty owner auth) and a privileged caller.
     fn create_srk(&self) -> Result<bool, DaemonError>;
 
-    /// Clears the TPM's dictionary-attack lockout (TPM 1.2: with the well-known owner
-    /// secret). Needs a privileged caller.
+    /// Clears the TPM's dictionary-attack lockout (TPM 2.0: with an empty lockout auth;
+    /// TPM 1.2: with the well-known owner secret). Needs a privileged caller.
     fn reset_lockout(&self) -> Result<(), DaemonError>;
+
+    /// Clears the TPM's dictionary-attack lockout with the lockout hierarchy's auth value
+    /// (TPM 2.0). Needs a privileged caller.
+    fn reset_lockout_with_auth(&self, lockout_auth: &[u8]) -> Result<(), DaemonError>;
 
     /// Locks NV on a TPM 1.2 (defines TPM_NV_INDEX_LOCK) so that NV writes need
     /// authorization; false if it was locked already. Needs a privileged caller.

@@ -28,6 +28,7 @@ impl RmCounters {
             cached_keys: Some(cached_keys as u64),
             loaded_keys: Some(loaded_keys as u64),
             tpm_commands: None,
+            ..Counters::default()
         }
     }
 }

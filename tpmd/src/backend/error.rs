@@ -16,8 +16,19 @@ pub enum TpmError {
     WrongTpm { code: u32 },
     #[error("wrong auth value for this key{lockout}")]
     AuthFailed { lockout: String },
-    #[error("the TPM is in dictionary-attack lockout after too many wrong auth values; {advice}")]
+    /// The TPM answered TPM_RC_LOCKOUT (or a 1.2's defend-lock). It does not say why:
+    /// wrong auth values and unorderly resets both count.
+    #[error("the TPM is in dictionary-attack lockout; {advice}")]
     Lockout { advice: &'static str },
+    /// The same, explained from the TPM's DA state (counter, recovery time).
+    #[error("{0}")]
+    LockedOut(String),
+    /// Refused by tpmd's dictionary-attack budget before reaching the TPM.
+    #[error("{0}")]
+    RateLimited(String),
+    /// The caller's queue on the TPM thread is full.
+    #[error("{0}")]
+    Busy(String),
     #[error("cannot reach the TPM: {0}")]
     Unavailable(String),
     /// The TPM refused a command; `code` is the family's raw response code.

@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod counters;
+pub mod da_state;
 pub mod error;
 pub mod family;
 pub mod tpm12;
@@ -13,6 +14,7 @@ pub mod worker;
 use tpmd_api::dbus::{Counters, Info};
 use zeroize::Zeroizing;
 
+pub use da_state::DaState;
 pub use error::{TpmError, TpmResult};
 pub use family::Family;
 pub use worker::TpmWorker;
@@ -61,14 +63,23 @@ pub trait Backend: Send {
     fn change_auth(&mut self, key: &[u8], old_auth: &[u8], new_auth: &[u8]) -> TpmResult<String>;
     /// Creates the storage root key if absent (takes ownership on a 1.2); true if created.
     fn create_srk(&mut self) -> TpmResult<bool>;
-    /// Clears the dictionary-attack lockout: with the (empty) lockout auth on a TPM 2.0,
-    /// the well-known owner secret on a TPM 1.2.
-    fn reset_lockout(&mut self) -> TpmResult<()>;
+    /// Clears the dictionary-attack lockout with `lockout_auth`: the lockout hierarchy's
+    /// auth value on a TPM 2.0 (empty if none was set); on a TPM 1.2 only the well-known
+    /// owner secret (empty) is supported.
+    fn reset_lockout(&mut self, lockout_auth: &[u8]) -> TpmResult<()>;
+    /// The TPM's dictionary-attack parameters and counter, as it reports them. One TPM
+    /// command: the budget calls it at start, after a reset, after a failure and near its
+    /// limit, never per signature.
+    fn da_state(&mut self) -> TpmResult<DaState>;
+    /// Whether a wrong auth value for this key counts against the TPM's dictionary-attack
+    /// counter: a TPM 2.0 key without noDA; a TPM 1.2 key that has an auth value at all.
+    /// Reads only the key file, no TPM command (the TPM checks the public part on load,
+    /// so a client cannot pretend a key has noDA); fails with `BadKeyFile` if it cannot
+    /// be parsed.
+    fn key_counts_auth_failures(&mut self, key: &[u8]) -> TpmResult<bool>;
     /// Locks NV so that writing it needs authorization (TPM 1.2: defines
     /// TPM_NV_INDEX_LOCK); false if it already was.
     fn lock_nv(&mut self) -> TpmResult<bool>;
-    /// " (TPM dictionary-attack counter N of M)" or empty, for wrong-auth messages.
-    fn lockout_note(&mut self) -> String;
     /// Flushes every loaded object, before exit.
     fn flush_all(&mut self);
 }

@@ -1,32 +1,114 @@
 //! The TPM thread. ESAPI contexts are not thread-safe, and a TPM executes one command at
-//! a time anyway, so one thread owns the resource manager and takes jobs from a single
-//! FIFO queue: callers are served in arrival order and nobody holds the TPM across an
-//! await.
+//! a time anyway, so one thread owns the backend and runs one job at a time; nobody holds
+//! the TPM across an await.
+//!
+//! Jobs wait in one queue per caller uid, and the thread serves those queues round robin:
+//! one job of each uid with work in turn. However much one uid queues, another uid's job
+//! waits for at most one job of every other uid with work, plus the one running. Each
+//! uid's queue has a bound, past which [`TpmWorker::run`] answers [`TpmError::Busy`].
 
-use std::sync::mpsc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 
 use tokio::sync::oneshot;
-use tracing::{error, info};
+use tracing::{debug, error, info};
 
 use super::{Backend, TpmError, TpmResult};
 
 type Job = Box<dyn FnOnce(&mut dyn Backend) + Send>;
 
+/// How many jobs one uid may have waiting, unless configured otherwise. Large enough for a
+/// busy client (1000 signatures in flight), small enough that one uid's backlog stays a
+/// few megabytes of key files.
+pub const DEFAULT_QUEUE_PER_UID: usize = 1024;
+
+struct Waiting {
+    job: Job,
+    /// How many jobs the thread had started when this one was queued.
+    queued_at: u64,
+}
+
+#[derive(Default)]
+struct Queues {
+    by_uid: HashMap<u32, VecDeque<Waiting>>,
+    /// The uids with waiting jobs, in the order they get their next turn.
+    turns: VecDeque<u32>,
+    /// Jobs started since the thread began: the clock that waiting is measured in.
+    started: u64,
+    stopping: bool,
+}
+
+impl Queues {
+    fn waiting(&self) -> usize {
+        self.by_uid.values().map(VecDeque::len).sum()
+    }
+
+    /// The next job in round-robin order: the front uid's oldest job, after which that uid
+    /// goes to the back of the line if it has more.
+    fn next(&mut self) -> Option<(u32, Waiting)> {
+        let uid = self.turns.pop_front()?;
+        let queue = self.by_uid.get_mut(&uid)?;
+        let waiting = queue.pop_front()?;
+        if queue.is_empty() {
+            self.by_uid.remove(&uid);
+        } else {
+            self.turns.push_back(uid);
+        }
+        Some((uid, waiting))
+    }
+}
+
+struct Shared {
+    queues: Mutex<Queues>,
+    work: Condvar,
+    per_uid: usize,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queues> {
+        // A panic anywhere ends tpmd (see crate::crash), so a poisoned lock is never seen
+        // by a live process; taking the inner value keeps this free of unwraps.
+        self.queues.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn stop(&self) {
+        self.lock().stopping = true;
+        self.work.notify_all();
+    }
+}
+
+/// Stops the thread once the last [`TpmWorker`] clone is gone, after the jobs already
+/// queued.
+struct StopOnDrop(Arc<Shared>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
 /// A cloneable handle to the TPM thread.
 #[derive(Clone)]
 pub struct TpmWorker {
-    queue: mpsc::Sender<Job>,
+    shared: Arc<Shared>,
+    _stop: Arc<StopOnDrop>,
 }
 
 impl TpmWorker {
     /// Opens the TPM with `open` on a new thread, which then owns it; fails if it cannot
-    /// be opened.
+    /// be opened. Each uid may queue `per_uid` jobs.
     pub fn start(
         open: impl FnOnce() -> TpmResult<Box<dyn Backend>> + Send + 'static,
+        per_uid: usize,
     ) -> TpmResult<TpmWorker> {
-        let (queue, jobs) = mpsc::channel::<Job>();
+        let shared = Arc::new(Shared {
+            queues: Mutex::new(Queues::default()),
+            work: Condvar::new(),
+            per_uid: per_uid.max(1),
+        });
         let (opened_tx, opened_rx) = mpsc::channel();
+        let thread_shared = shared.clone();
         thread::Builder::new()
             .name("tpm".into())
             .spawn(move || {
@@ -40,9 +122,7 @@ impl TpmWorker {
                         return;
                     }
                 };
-                for job in jobs {
-                    job(backend.as_mut());
-                }
+                serve(&thread_shared, backend.as_mut());
                 info!("TPM thread stopping; flushing loaded keys");
                 backend.flush_all();
             })
@@ -50,12 +130,17 @@ impl TpmWorker {
         opened_rx.recv().map_err(|_| {
             TpmError::Unavailable("the TPM thread died while opening the TPM".into())
         })??;
-        Ok(TpmWorker { queue })
+        Ok(TpmWorker {
+            _stop: Arc::new(StopOnDrop(shared.clone())),
+            shared,
+        })
     }
 
-    /// Runs `job` on the TPM thread and waits for its result without blocking the runtime.
+    /// Runs `job` on the TPM thread in `uid`'s queue and waits for its result without
+    /// blocking the runtime.
     pub async fn run<T: Send + 'static>(
         &self,
+        uid: u32,
         job: impl FnOnce(&mut dyn Backend) -> TpmResult<T> + Send + 'static,
     ) -> TpmResult<T> {
         let (tx, rx) = oneshot::channel();
@@ -67,12 +152,115 @@ impl TpmWorker {
             }
             let _ = tx.send(result);
         });
-        self.queue
-            .send(job)
-            .map_err(|_| TpmError::Unavailable("the TPM thread has stopped".into()))?;
+        self.submit(uid, job)?;
         rx.await.unwrap_or_else(|_| {
             error!("a TPM job ended without an answer");
             Err(TpmError::Unavailable("the TPM thread has stopped".into()))
         })
+    }
+
+    fn submit(&self, uid: u32, job: Job) -> TpmResult<()> {
+        let mut queues = self.shared.lock();
+        if queues.stopping {
+            return Err(TpmError::Unavailable("the TPM thread has stopped".into()));
+        }
+        let queued_at = queues.started;
+        let queue = queues.by_uid.entry(uid).or_default();
+        if queue.len() >= self.shared.per_uid {
+            return Err(TpmError::Busy(format!(
+                "tpmd is busy: {} requests of yours (uid {uid}) are already waiting for the TPM; retry when some have finished",
+                queue.len()
+            )));
+        }
+        let first = queue.is_empty();
+        queue.push_back(Waiting { job, queued_at });
+        if first {
+            queues.turns.push_back(uid);
+        }
+        drop(queues);
+        self.shared.work.notify_one();
+        Ok(())
+    }
+}
+
+/// The thread's loop: round robin over the uids with work until told to stop and empty.
+fn serve(shared: &Shared, backend: &mut dyn Backend) {
+    loop {
+        let mut queues = shared.lock();
+        let (uid, waiting, seq, others) = loop {
+            if let Some((uid, waiting)) = queues.next() {
+                let seq = queues.started;
+                queues.started += 1;
+                let others = queues.turns.iter().filter(|u| **u != uid).count();
+                break (uid, waiting, seq, others);
+            }
+            if queues.stopping {
+                return;
+            }
+            queues = shared.work.wait(queues).unwrap_or_else(|p| p.into_inner());
+        };
+        let backlog = queues.waiting();
+        drop(queues);
+        crate::crash::debug_trigger(crate::crash::Place::TpmThread);
+        // What the fairness test counts: jobs started between this one's queueing and its
+        // start (`waited`), against the uids that had work meanwhile.
+        debug!(
+            uid,
+            seq,
+            waited = seq - waiting.queued_at,
+            other_uids_waiting = others,
+            backlog,
+            "TPM job"
+        );
+        (waiting.job)(backend);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> Waiting {
+        Waiting {
+            job: Box::new(|_| {}),
+            queued_at: 0,
+        }
+    }
+
+    fn queue(queues: &mut Queues, uid: u32, n: usize) {
+        for _ in 0..n {
+            let q = queues.by_uid.entry(uid).or_default();
+            if q.is_empty() {
+                queues.turns.push_back(uid);
+            }
+            q.push_back(job());
+        }
+    }
+
+    #[test]
+    fn uids_take_turns_whatever_their_backlog() {
+        let mut queues = Queues::default();
+        queue(&mut queues, 1000, 50);
+        queue(&mut queues, 1001, 1);
+        queue(&mut queues, 1002, 2);
+        let order: Vec<u32> = std::iter::from_fn(|| queues.next().map(|(uid, _)| uid))
+            .take(6)
+            .collect();
+        assert_eq!(order, [1000, 1001, 1002, 1000, 1002, 1000]);
+        assert_eq!(queues.waiting(), 47);
+        assert_eq!(queues.turns, [1000]);
+    }
+
+    #[test]
+    fn a_new_uid_waits_for_at_most_one_job_of_each_uid_with_work() {
+        let mut queues = Queues::default();
+        queue(&mut queues, 1000, 1000);
+        queue(&mut queues, 1002, 1000);
+        queues.next();
+        queue(&mut queues, 1001, 1);
+        let ahead = std::iter::from_fn(|| queues.next().map(|(uid, _)| uid))
+            .take_while(|uid| *uid != 1001)
+            .count();
+        assert_eq!(ahead, 2);
     }
 }

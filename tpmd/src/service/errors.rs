@@ -14,7 +14,9 @@ impl From<TpmError> for DaemonError {
             TpmError::NoParent { .. } => DaemonError::NoSrk(message),
             TpmError::WrongTpm { .. } => DaemonError::WrongTpm(message),
             TpmError::AuthFailed { .. } => DaemonError::AuthFailed(message),
-            TpmError::Lockout { .. } => DaemonError::Lockout(message),
+            TpmError::Lockout { .. } | TpmError::LockedOut(_) => DaemonError::Lockout(message),
+            TpmError::RateLimited(_) => DaemonError::RateLimited(message),
+            TpmError::Busy(_) => DaemonError::Busy(message),
             TpmError::Unavailable(_) => DaemonError::TpmUnavailable(message),
             TpmError::Command { .. } | TpmError::Stack { .. } => DaemonError::Tpm(message),
         }

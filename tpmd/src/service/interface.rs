@@ -2,39 +2,44 @@
 //! and hands the TPM work to the TPM thread.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use tpmd_api::dbus::{Counters, GenerateOptions, Info};
 use tpmd_api::{DaemonError, DEFAULT_SRK_HANDLE};
-use tracing::{info, warn};
+use tracing::info;
 use zbus::message::Header;
 use zbus::{interface, Connection};
 use zeroize::Zeroizing;
 
 use super::caller::CallerCache;
-use super::rate_limit::AuthRateLimiter;
-use crate::backend::{Backend, DecryptRequest, SignRequest, TpmError, TpmResult, TpmWorker};
+use super::one_at_a_time::OneAtATime;
+use crate::backend::{Backend, DecryptRequest, SignRequest, TpmResult, TpmWorker};
+use crate::budget::{lock_budget, Caller, SharedBudget};
 
 /// One instance serves the bus and every connection on tpmd's socket (clones share all
 /// state), so limits and budgets are the same whichever way a call comes.
 #[derive(Clone)]
 pub struct Daemon {
     tpm: TpmWorker,
-    limiter: Arc<AuthRateLimiter>,
+    budget: SharedBudget,
     callers: CallerCache,
+    generating: Arc<OneAtATime>,
 }
 
 impl Daemon {
-    pub fn new(tpm: TpmWorker) -> Daemon {
+    pub fn new(tpm: TpmWorker, budget: SharedBudget) -> Daemon {
         Daemon {
             tpm,
-            limiter: Arc::new(AuthRateLimiter::default()),
+            budget,
             callers: CallerCache::default(),
+            generating: Arc::new(OneAtATime::new(
+                "key generations",
+                GENERATIONS_WAITING_PER_UID,
+            )),
         }
     }
 
     /// Runs an operation with a client's key file and its auth value: identifies the
-    /// caller and applies the caller's auth-failure rate limit.
+    /// caller and runs it under the dictionary-attack budget.
     async fn with_key<T: Send + 'static>(
         &self,
         caller: (&Connection, &Header<'_>),
@@ -44,7 +49,7 @@ impl Daemon {
     ) -> Result<T, DaemonError> {
         let uid = self.callers.uid(caller.0, caller.1).await?;
         let auth = Zeroizing::new(auth);
-        self.with_auth_limit(uid, move |backend| job(backend, &key, &auth))
+        self.with_auth_limit(uid, key, move |backend, key| job(backend, key, &auth))
             .await
     }
 
@@ -57,8 +62,7 @@ impl Daemon {
         what: &str,
     ) -> Result<u32, DaemonError> {
         let uid = self.callers.uid(conn, header).await?;
-        let own_uid = nix::unistd::getuid().as_raw();
-        if uid != 0 && uid != own_uid {
+        if !is_privileged(uid) {
             return Err(DaemonError::InvalidArgument(format!(
                 "{what} changes the TPM for everyone: run it as root (you are uid {uid})"
             )));
@@ -66,61 +70,99 @@ impl Daemon {
         Ok(uid)
     }
 
-    /// Runs a key operation that presents an auth value, under the caller's rate limit.
+    /// Runs a key operation that presents an auth value for `key`, in `uid`'s queue. The
+    /// budget's check, the TPM command and the accounting run in one job on the TPM
+    /// thread, so parallel calls cannot overshoot.
     async fn with_auth_limit<T: Send + 'static>(
         &self,
         uid: u32,
+        key: Vec<u8>,
+        job: impl FnOnce(&mut dyn Backend, &[u8]) -> TpmResult<T> + Send + 'static,
+    ) -> Result<T, DaemonError> {
+        let budget = self.budget.clone();
+        let caller = Caller {
+            uid,
+            privileged: is_privileged(uid),
+        };
+        Ok(self
+            .tpm
+            .run(uid, move |backend| {
+                lock_budget(&budget).run(caller, backend, &key, |backend| job(backend, &key))
+            })
+            .await?)
+    }
+
+    /// Runs `job` on the TPM thread in the caller's queue.
+    async fn run<T: Send + 'static>(
+        &self,
+        caller: (&Connection, &Header<'_>),
         job: impl FnOnce(&mut dyn Backend) -> TpmResult<T> + Send + 'static,
     ) -> Result<T, DaemonError> {
-        if let Some(wait) = self.limiter.check(uid, Instant::now()) {
-            return Err(DaemonError::RateLimited(format!(
-                "too many wrong auth values from uid {uid}; try again in {} s",
-                wait.as_secs().max(1)
-            )));
-        }
-        let result = self
-            .tpm
-            .run(move |backend| {
-                let result = job(backend);
-                match result {
-                    Err(TpmError::AuthFailed { .. }) => Err(TpmError::AuthFailed {
-                        lockout: backend.lockout_note(),
-                    }),
-                    other => other,
-                }
-            })
-            .await;
-        match &result {
-            Err(TpmError::AuthFailed { .. }) => {
-                warn!(uid, "wrong key auth value");
-                self.limiter.failed(uid, Instant::now());
-            }
-            Ok(_) => self.limiter.succeeded(uid),
-            Err(_) => {}
-        }
-        Ok(result?)
+        let uid = self.callers.uid(caller.0, caller.1).await?;
+        Ok(self.tpm.run(uid, job).await?)
     }
+}
+
+/// How many Generate calls of one uid may be running or waiting; they run one at a time.
+const GENERATIONS_WAITING_PER_UID: usize = 64;
+
+/// Root, or the user tpmd runs as.
+fn is_privileged(uid: u32) -> bool {
+    uid == 0 || uid == nix::unistd::getuid().as_raw()
 }
 
 #[interface(name = "org.tpmd.Daemon1")]
 impl Daemon {
-    async fn get_info(&self) -> Result<Info, DaemonError> {
-        Ok(self.tpm.run(|backend| backend.info()).await?)
+    async fn get_info(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Info, DaemonError> {
+        let budget = self.budget.clone();
+        self.run((conn, &header), move |backend| {
+            let mut info = backend.info()?;
+            lock_budget(&budget).fill_info(backend, &mut info);
+            Ok(info)
+        })
+        .await
     }
 
-    async fn get_counters(&self) -> Result<Counters, DaemonError> {
-        Ok(self.tpm.run(|backend| Ok(backend.counters())).await?)
+    async fn get_counters(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Counters, DaemonError> {
+        crate::crash::debug_trigger(crate::crash::Place::DbusTask);
+        let budget = self.budget.clone();
+        self.run((conn, &header), move |backend| {
+            let mut counters = backend.counters();
+            lock_budget(&budget).fill_counters(&mut counters);
+            Ok(counters)
+        })
+        .await
     }
 
-    async fn parent_public(&self, parent: u32) -> Result<Vec<u8>, DaemonError> {
-        Ok(self
-            .tpm
-            .run(move |backend| backend.parent_public(parent))
-            .await?)
+    async fn parent_public(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        parent: u32,
+    ) -> Result<Vec<u8>, DaemonError> {
+        self.run((conn, &header), move |backend| {
+            backend.parent_public(parent)
+        })
+        .await
     }
 
-    async fn import(&self, key: Vec<u8>) -> Result<Vec<u8>, DaemonError> {
-        let loadable = self.tpm.run(move |backend| backend.import(&key)).await?;
+    async fn import(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        key: Vec<u8>,
+    ) -> Result<Vec<u8>, DaemonError> {
+        let loadable = self
+            .run((conn, &header), move |backend| backend.import(&key))
+            .await?;
         Ok(loadable.into_bytes())
     }
 
@@ -135,9 +177,12 @@ impl Daemon {
         let uid = self.callers.uid(conn, &header).await?;
         let auth = Zeroizing::new(auth);
         let parent = options.parent.unwrap_or(DEFAULT_SRK_HANDLE);
+        let _turn = self.generating.enter(uid).await?;
         let file = self
             .tpm
-            .run(move |backend| backend.generate(&key_type, &auth, parent))
+            .run(uid, move |backend| {
+                backend.generate(&key_type, &auth, parent)
+            })
             .await?;
         info!(uid, "generated a key");
         Ok(file.into_bytes())
@@ -223,7 +268,7 @@ impl Daemon {
         let uid = self
             .privileged_caller(conn, &header, "creating the SRK")
             .await?;
-        let created = self.tpm.run(|backend| backend.create_srk()).await?;
+        let created = self.tpm.run(uid, |backend| backend.create_srk()).await?;
         if created {
             info!(uid, "created the storage root key");
         }
@@ -235,10 +280,28 @@ impl Daemon {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), DaemonError> {
+        self.reset_lockout_with_auth(header, conn, Vec::new()).await
+    }
+
+    async fn reset_lockout_with_auth(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        lockout_auth: Vec<u8>,
+    ) -> Result<(), DaemonError> {
         let uid = self
             .privileged_caller(conn, &header, "resetting the dictionary-attack lockout")
             .await?;
-        self.tpm.run(|backend| backend.reset_lockout()).await?;
+        let lockout_auth = Zeroizing::new(lockout_auth);
+        let budget = self.budget.clone();
+        self.tpm
+            .run(uid, move |backend| {
+                backend.reset_lockout(&lockout_auth)?;
+                // The counter is back at zero: let the budget see it at once.
+                let _ = lock_budget(&budget).read(backend);
+                Ok(())
+            })
+            .await?;
         info!(uid, "reset the TPM's dictionary-attack lockout");
         Ok(())
     }
@@ -249,7 +312,7 @@ impl Daemon {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<bool, DaemonError> {
         let uid = self.privileged_caller(conn, &header, "locking NV").await?;
-        let locked = self.tpm.run(|backend| backend.lock_nv()).await?;
+        let locked = self.tpm.run(uid, |backend| backend.lock_nv()).await?;
         if locked {
             info!(uid, "locked the TPM's NV");
         }

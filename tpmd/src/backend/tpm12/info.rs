@@ -6,7 +6,7 @@ use tpmd_tpm12::codec::consts::kh;
 use super::error::convert;
 use super::ops::KEY_TYPES;
 use super::resource_manager::ResourceManager;
-use crate::backend::TpmResult;
+use crate::backend::{DaState, TpmError, TpmResult};
 
 pub fn info(rm: &mut ResourceManager, transport: String) -> TpmResult<Info> {
     let tpm = rm.tpm();
@@ -33,5 +33,28 @@ pub fn info(rm: &mut ResourceManager, transport: String) -> TpmResult<Info> {
         transport: Some(transport),
         resource_manager: None,
         counters: Some(counters),
+        ..Info::default()
     })
+}
+
+/// The TPM 1.2's dictionary-attack state from TPM_CAP_DA_LOGIC. A TPM that answers with
+/// TPM_DA_INFO_LIMITED reports no counts: then tpmd cannot budget and says so.
+pub fn da_state(rm: &mut ResourceManager) -> TpmResult<DaState> {
+    let da = rm
+        .tpm()
+        .da_info()
+        .map_err(|e| convert("GetCapability", e, String::new))?;
+    match (da.current_count, da.threshold) {
+        (Some(failed), Some(max)) => Ok(DaState {
+            failed_tries: u32::from(failed),
+            max_tries: u32::from(max),
+            recovery_time: None,
+            lockout_recovery: None,
+            in_lockout: da.active,
+            lockout_ends_in: da.active.then_some(da.action_depend_value).flatten(),
+        }),
+        _ => Err(TpmError::Unsupported(
+            "this TPM 1.2 reports no dictionary-attack counts (TPM_DA_INFO_LIMITED)".into(),
+        )),
+    }
 }

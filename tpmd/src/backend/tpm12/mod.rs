@@ -9,10 +9,11 @@ mod resource_manager;
 
 use tpmd_api::dbus::{Counters, Info};
 use tpmd_tpm12::client::Tpm12;
+use tpmd_tpm12::codec::consts::auth_usage;
 use tpmd_tpm12::codec::AuthSecret;
 use tpmd_tpm2::transport::Transport;
 
-use super::{Backend, DecryptRequest, Family, SignRequest, TpmError, TpmResult};
+use super::{Backend, DaState, DecryptRequest, Family, SignRequest, TpmError, TpmResult};
 use key::Key;
 pub use resource_manager::ResourceManager;
 
@@ -126,16 +127,26 @@ impl Backend for Tpm12Backend {
         ops::create_srk(&mut self.rm)
     }
 
-    fn reset_lockout(&mut self) -> TpmResult<()> {
+    fn reset_lockout(&mut self, owner_auth: &[u8]) -> TpmResult<()> {
+        if !owner_auth.is_empty() {
+            return Err(TpmError::Unsupported(
+                "on a TPM 1.2 tpmd resets the lockout with the well-known owner secret only; drop --auth-file".into(),
+            ));
+        }
         ops::reset_lockout(&mut self.rm)
+    }
+
+    fn da_state(&mut self) -> TpmResult<DaState> {
+        info::da_state(&mut self.rm)
+    }
+
+    fn key_counts_auth_failures(&mut self, key: &[u8]) -> TpmResult<bool> {
+        // TPM 1.2 has no noDA: every key the TPM checks an auth value for counts.
+        Ok(Key::parse(key)?.key.auth_data_usage != auth_usage::NEVER)
     }
 
     fn lock_nv(&mut self) -> TpmResult<bool> {
         ops::lock_nv(&mut self.rm)
-    }
-
-    fn lockout_note(&mut self) -> String {
-        ops::lockout_note(&mut self.rm)
     }
 
     fn flush_all(&mut self) {

@@ -5,11 +5,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use tpmd_api::dbus::{Counters, Info};
+use tpmd_api::marshal::TPMA_OBJECT_NO_DA;
 use tpmd_tpm2::transport::Transport;
 
 use super::blob::{key_id, KeyBlob, KeyId};
 use super::{info, ops, ResourceManager, Strategy};
-use crate::backend::{Backend, DecryptRequest, Family, SignRequest, TpmError, TpmResult};
+use crate::backend::{Backend, DaState, DecryptRequest, Family, SignRequest, TpmError, TpmResult};
 
 /// Parsed key files kept beside the resource manager's cache, so that a hot key costs a
 /// hash, not an ASN.1 and TPM2B parse.
@@ -113,19 +114,23 @@ impl Backend for Tpm2Backend {
         ops::create_srk(&mut self.rm)
     }
 
-    fn reset_lockout(&mut self) -> TpmResult<()> {
+    fn reset_lockout(&mut self, lockout_auth: &[u8]) -> TpmResult<()> {
         // The lockout hierarchy's auth value is empty unless someone set one.
-        ops::reset_lockout(&mut self.rm, &[])
+        ops::reset_lockout(&mut self.rm, lockout_auth)
+    }
+
+    fn da_state(&mut self) -> TpmResult<DaState> {
+        info::da_state(&mut self.rm)
+    }
+
+    fn key_counts_auth_failures(&mut self, key: &[u8]) -> TpmResult<bool> {
+        Ok(self.blob(key)?.public.attributes & TPMA_OBJECT_NO_DA == 0)
     }
 
     fn lock_nv(&mut self) -> TpmResult<bool> {
         Err(TpmError::Unsupported(
             "a TPM 2.0 has no global NV lock: each NV index has its own write protection, so there is nothing to lock".into(),
         ))
-    }
-
-    fn lockout_note(&mut self) -> String {
-        info::lockout_note(&mut self.rm)
     }
 
     fn flush_all(&mut self) {

@@ -6,6 +6,7 @@ use tpmd_tpm2::wire::ops::{self, pt, CapabilityData};
 use super::error::{TpmError, TpmResult};
 use super::ops::KEY_TYPES;
 use super::resource_manager::{Authorization, ResourceManager};
+use crate::backend::DaState;
 
 /// Four characters packed in a u32, as TPM vendor properties are.
 fn ascii(value: u32) -> String {
@@ -95,19 +96,31 @@ pub fn info(rm: &mut ResourceManager) -> TpmResult<Info> {
         transport: Some(rm.transport().to_string()),
         resource_manager: Some(rm.describe()),
         counters: Some(rm.counters()),
+        ..Info::default()
     })
 }
 
-/// "(TPM dictionary-attack counter N of M)" for wrong-auth messages.
-pub fn lockout_note(rm: &mut ResourceManager) -> String {
-    let Ok(list) = properties(rm, pt::LOCKOUT_COUNTER, 2) else {
-        return String::new();
+/// The TPM's dictionary-attack state, in one TPM2_GetCapability: TPM_PT_PERMANENT
+/// (inLockout) through TPM_PT_LOCKOUT_RECOVERY.
+pub fn da_state(rm: &mut ResourceManager) -> TpmResult<DaState> {
+    let list = properties(rm, pt::PERMANENT, pt::LOCKOUT_RECOVERY + 1 - pt::PERMANENT)?;
+    let missing = |what: &str| TpmError::Stack {
+        command: "GetCapability",
+        detail: format!("the TPM did not report {what}"),
     };
-    match (
-        property(&list, pt::LOCKOUT_COUNTER),
-        property(&list, pt::MAX_AUTH_FAIL),
-    ) {
-        (Some(count), Some(max)) => format!(" (TPM dictionary-attack counter {count} of {max})"),
-        _ => String::new(),
-    }
+    let failed_tries =
+        property(&list, pt::LOCKOUT_COUNTER).ok_or_else(|| missing("TPM_PT_LOCKOUT_COUNTER"))?;
+    let max_tries =
+        property(&list, pt::MAX_AUTH_FAIL).ok_or_else(|| missing("TPM_PT_MAX_AUTH_FAIL"))?;
+    let in_lockout = property(&list, pt::PERMANENT)
+        .map(|p| p & ops::PERMANENT_IN_LOCKOUT != 0)
+        .unwrap_or(failed_tries >= max_tries);
+    Ok(DaState {
+        failed_tries,
+        max_tries,
+        recovery_time: property(&list, pt::LOCKOUT_INTERVAL),
+        lockout_recovery: property(&list, pt::LOCKOUT_RECOVERY),
+        in_lockout,
+        lockout_ends_in: None,
+    })
 }
