@@ -8,14 +8,17 @@
 
 pub mod decrypt;
 pub mod digest;
+pub mod encrypt;
 pub mod general;
 pub mod keygen;
 pub mod lists;
 pub mod object;
+pub mod random;
 pub mod session;
 pub mod sign;
 pub mod slot;
 pub mod unsupported;
+pub mod verify;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -23,7 +26,7 @@ use std::sync::Arc;
 use cryptoki_sys::*;
 
 use crate::error::{Pkcs11Error, Result};
-use crate::mechanism::MechanismArg;
+use crate::mechanism::{MechanismArg, OaepArg};
 use crate::module::Module;
 use crate::session::Produced;
 
@@ -106,11 +109,7 @@ pub unsafe fn template(
 pub unsafe fn mechanism(p: *const CK_MECHANISM) -> Result<MechanismArg> {
     // SAFETY: a non-NULL mechanism pointer points to a CK_MECHANISM.
     let m = unsafe { p.as_ref() }.ok_or(Pkcs11Error::ArgumentsBad("NULL mechanism"))?;
-    let mut arg = MechanismArg {
-        mechanism: m.mechanism,
-        pss: None,
-        oaep: None,
-    };
+    let mut arg = MechanismArg::plain(m.mechanism);
     let len = m.ulParameterLen as usize;
     if m.pParameter.is_null() {
         return Ok(arg);
@@ -125,12 +124,24 @@ pub unsafe fn mechanism(p: *const CK_MECHANISM) -> Result<MechanismArg> {
         // SAFETY: as above, for the OAEP parameter struct.
         let oaep =
             unsafe { std::ptr::read_unaligned(m.pParameter as *const CK_RSA_PKCS_OAEP_PARAMS) };
-        let label = if oaep.pSourceData.is_null() {
+        if oaep.source != 0 && oaep.source != CKZ_DATA_SPECIFIED {
+            return Err(Pkcs11Error::MechanismParamInvalid(
+                "OAEP source must be CKZ_DATA_SPECIFIED",
+            ));
+        }
+        // A NULL label is the empty label, whatever length accompanies it.
+        let label_len = if oaep.pSourceData.is_null() {
             0
         } else {
-            oaep.ulSourceDataLen as usize
+            oaep.ulSourceDataLen
         };
-        arg.oaep = Some((oaep.hashAlg, oaep.mgf, label));
+        // SAFETY: a non-NULL pSourceData holds ulSourceDataLen bytes.
+        let label = unsafe { bytes(oaep.pSourceData as *const u8, label_len) }?;
+        arg.oaep = Some(OaepArg {
+            hash_alg: oaep.hashAlg,
+            mgf: oaep.mgf,
+            label: label.to_vec(),
+        });
     }
     Ok(arg)
 }

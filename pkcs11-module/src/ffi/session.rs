@@ -102,7 +102,7 @@ pub unsafe extern "C" fn C_Login(
         m.session(hSession)?;
         // SAFETY: pPin holds ulPinLen bytes.
         let pin = unsafe { bytes(pPin, ulPinLen)? };
-        m.login(userType, pin)
+        m.login(hSession, userType, pin)
     })
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tpmd_api::dbus::{Counters, GenerateOptions, Info};
+use tpmd_api::dbus::{Counters, DecryptOptions, GenerateOptions, Info};
 use tpmd_api::{DaemonError, DEFAULT_SRK_HANDLE};
 use tracing::{info, warn};
 use zbus::message::Header;
@@ -13,7 +13,9 @@ use zeroize::Zeroizing;
 
 use super::caller::CallerCache;
 use super::rate_limit::AuthRateLimiter;
-use crate::backend::{Backend, DecryptRequest, SignRequest, TpmError, TpmResult, TpmWorker};
+use crate::backend::{
+    Backend, DecryptRequest, SignRequest, TpmError, TpmResult, TpmWorker, MAX_RANDOM_BYTES,
+};
 
 /// One instance serves the bus and every connection on tpmd's socket (clones share all
 /// state), so limits and budgets are the same whichever way a call comes.
@@ -102,6 +104,35 @@ impl Daemon {
     }
 }
 
+/// A decryption request as it arrived, owned so that it can travel to the TPM thread.
+struct OwnedDecrypt {
+    scheme: String,
+    hash: String,
+    ciphertext: Vec<u8>,
+    label: Vec<u8>,
+}
+
+impl Daemon {
+    async fn decrypt_request(
+        &self,
+        caller: (&Connection, &Header<'_>),
+        key: Vec<u8>,
+        auth: Vec<u8>,
+        request: OwnedDecrypt,
+    ) -> Result<Vec<u8>, DaemonError> {
+        self.with_key(caller, key, auth, move |backend, key, auth| {
+            let request = DecryptRequest {
+                scheme: &request.scheme,
+                hash: &request.hash,
+                ciphertext: &request.ciphertext,
+                label: &request.label,
+            };
+            backend.decrypt(key, auth, &request)
+        })
+        .await
+    }
+}
+
 #[interface(name = "org.tpmd.Daemon1")]
 impl Daemon {
     async fn get_info(&self) -> Result<Info, DaemonError> {
@@ -185,15 +216,46 @@ impl Daemon {
         hash: String,
         ciphertext: Vec<u8>,
     ) -> Result<Vec<u8>, DaemonError> {
-        self.with_key((conn, &header), key, auth, move |backend, key, auth| {
-            let request = DecryptRequest {
-                scheme: &scheme,
-                hash: &hash,
-                ciphertext: &ciphertext,
-            };
-            backend.decrypt(key, auth, &request)
-        })
-        .await
+        let request = OwnedDecrypt {
+            scheme,
+            hash,
+            ciphertext,
+            label: Vec::new(),
+        };
+        self.decrypt_request((conn, &header), key, auth, request)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn decrypt_with_options(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        key: Vec<u8>,
+        auth: Vec<u8>,
+        scheme: String,
+        hash: String,
+        ciphertext: Vec<u8>,
+        options: DecryptOptions,
+    ) -> Result<Vec<u8>, DaemonError> {
+        let request = OwnedDecrypt {
+            scheme,
+            hash,
+            ciphertext,
+            label: options.label.unwrap_or_default(),
+        };
+        self.decrypt_request((conn, &header), key, auth, request)
+            .await
+    }
+
+    async fn get_random(&self, count: u32) -> Result<Vec<u8>, DaemonError> {
+        let count = usize::try_from(count).unwrap_or(usize::MAX);
+        if count > MAX_RANDOM_BYTES {
+            return Err(DaemonError::InvalidArgument(format!(
+                "ask for at most {MAX_RANDOM_BYTES} random bytes per call, not {count}"
+            )));
+        }
+        Ok(self.tpm.run(move |backend| backend.random(count)).await?)
     }
 
     /// The key file with a new auth value: the old one is checked by the TPM (and counts

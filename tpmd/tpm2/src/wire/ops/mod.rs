@@ -6,6 +6,7 @@ mod admin;
 mod capability;
 mod context;
 mod object;
+mod random;
 mod session;
 mod signing;
 
@@ -13,5 +14,6 @@ pub use admin::*;
 pub use capability::*;
 pub use context::*;
 pub use object::*;
+pub use random::*;
 pub use session::*;
 pub use signing::*;
