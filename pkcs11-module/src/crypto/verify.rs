@@ -66,7 +66,11 @@ pub fn verify(parts: &PublicParts, mech: SignMech, input: &[u8], signature: &[u8
             }
         }
         (SignMech::Ecdsa | SignMech::EcdsaHash(_), PublicParts::Ec { curve, point, .. }) => {
-            let (_, digest) = ecdsa_digest(input, curve.field_size())?;
+            let (_, short) = ecdsa_digest(input, curve.field_size())?;
+            // ECDSA takes a shorter digest as the number it is; RustCrypto would shift it
+            // (zeros on the right), so it gets the number at full field size.
+            let mut digest = vec![0u8; curve.field_size().saturating_sub(short.len())];
+            digest.extend_from_slice(&short);
             let sec1 = point.get(2..).ok_or(Pkcs11Error::SignatureInvalid)?;
             let bad_key = |_| Pkcs11Error::General("the key's EC point is unusable".into());
             match curve {

@@ -30,11 +30,26 @@ use crate::mechanism::{MechanismArg, OaepArg};
 use crate::module::Module;
 use crate::session::Produced;
 
+/// Set (to anything) to have each failed call's reason written to stderr: a CK_RV says
+/// what failed, this says why.
+pub const DEBUG_ENV: &str = "TPMD_PKCS11_DEBUG";
+
+fn debugging() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os(DEBUG_ENV).is_some())
+}
+
 /// Runs one PKCS#11 call: the only place a `Result` becomes a `CK_RV`.
 pub fn guard(f: impl FnOnce() -> Result<()>) -> CK_RV {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => CKR_OK,
-        Ok(Err(e)) => e.rv(),
+        Ok(Err(e)) => {
+            let rv = e.rv();
+            if debugging() && !matches!(e, Pkcs11Error::BufferTooSmall(_)) {
+                eprintln!("libtpmd_pkcs11: {e} (CK_RV {rv:#x})");
+            }
+            rv
+        }
         Err(_) => CKR_GENERAL_ERROR,
     }
 }
