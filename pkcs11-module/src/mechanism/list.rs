@@ -9,7 +9,7 @@ use super::Hash;
 use crate::store::key::{Decryption, KeyEntry, PublicParts};
 use crate::token::Family;
 
-const RSA_MIN: CK_ULONG = 1024;
+const RSA_MIN: CK_ULONG = 2048;
 /// A TPM 1.2 holds RSA keys of 512 to 2048 bits.
 const RSA12_MIN: CK_ULONG = 512;
 const RSA12_MAX: CK_ULONG = 2048;
