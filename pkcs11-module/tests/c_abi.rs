@@ -574,9 +574,14 @@ fn sign_and_decrypt_out_of_order_and_short_buffers() {
             CKR_MECHANISM_PARAM_INVALID,
             "MGF1 of another hash"
         );
-        oaep_params.mgf = CKG_MGF1_SHA256;
-        oaep_params.ulSourceDataLen = 3;
-        oaep_params.pSourceData = b"abc".as_ptr() as *mut _;
+        let mut labelled = CK_RSA_PKCS_OAEP_PARAMS {
+            hashAlg: CKM_SHA256,
+            mgf: CKG_MGF1_SHA256,
+            source: CKZ_DATA_SPECIFIED,
+            pSourceData: b"abc".as_ptr() as *mut _,
+            ulSourceDataLen: 3,
+        };
+        oaep.pParameter = &mut labelled as *mut _ as *mut _;
         assert_eq!(C_EncryptInit(h, &mut oaep, key), CKR_OK);
         len = 256;
         assert_eq!(C_Encrypt(h, d, 4, cipher.as_mut_ptr(), &mut len), CKR_OK);
