@@ -517,3 +517,25 @@ pub fn reset_lockout(rm: &mut ResourceManager, lockout_auth: &[u8]) -> TpmResult
             other => other,
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_decryption_only_with_the_null_scheme_and_labels_only_zero_terminated() {
+        let mut public = template("rsa2048", true).unwrap();
+        assert!(check_raw_allowed(&public).is_ok());
+        public.scheme = TPM_ALG_OAEP;
+        public.scheme_hash = TPM_ALG_SHA256;
+        let err = check_raw_allowed(&public).unwrap_err();
+        assert!(matches!(err, TpmError::Unsupported(_)), "{err}");
+        assert!(err.to_string().contains("OAEP"), "{err}");
+        assert!(check_oaep_label(b"").is_ok());
+        assert!(check_oaep_label(b"label\0").is_ok());
+        assert!(matches!(
+            check_oaep_label(b"label"),
+            Err(TpmError::InvalidArgument(_))
+        ));
+    }
+}
