@@ -73,6 +73,8 @@ pub enum Pkcs11Error {
     UserTypeInvalid,
     #[error("wrong PIN")]
     PinIncorrect,
+    #[error("a key with a PIN keeps one: its dictionary-attack protection is fixed when it is made")]
+    PinLenRange,
     #[error("too many wrong PINs: wait and try again")]
     PinLocked,
     #[error("the function is not supported by this token")]
@@ -134,6 +136,7 @@ impl Pkcs11Error {
             UserNotLoggedIn => CKR_USER_NOT_LOGGED_IN,
             UserTypeInvalid => CKR_USER_TYPE_INVALID,
             PinIncorrect => CKR_PIN_INCORRECT,
+            PinLenRange => CKR_PIN_LEN_RANGE,
             PinLocked => CKR_PIN_LOCKED,
             FunctionNotSupported => CKR_FUNCTION_NOT_SUPPORTED,
             FunctionFailed(_) => CKR_FUNCTION_FAILED,

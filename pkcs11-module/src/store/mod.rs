@@ -365,6 +365,21 @@ impl Store {
             .or_else(|| candidates().next())
     }
 
+    /// The keys known to take the token PIN, once each (a key file may be in two places).
+    pub fn token_pin_keys(&self) -> Vec<Arc<KeyEntry>> {
+        let mut seen = std::collections::HashSet::new();
+        self.slots
+            .iter()
+            .flatten()
+            .filter_map(|s| match &s.entry {
+                Entry::Key(k, _) if self.shares_token_pin(k) && seen.insert(k.digest) => {
+                    Some(k.clone())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     pub fn any_key_with_auth(&self) -> bool {
         self.slots
             .iter()
