@@ -73,7 +73,9 @@ pub enum Pkcs11Error {
     UserTypeInvalid,
     #[error("wrong PIN")]
     PinIncorrect,
-    #[error("a key with a PIN keeps one: its dictionary-attack protection is fixed when it is made")]
+    #[error(
+        "a key with a PIN keeps one: its dictionary-attack protection is fixed when it is made"
+    )]
     PinLenRange,
     #[error("too many wrong PINs: wait and try again")]
     PinLocked,

@@ -315,6 +315,12 @@ fn slots_sessions_and_handles() {
             CKR_RANDOM_SEED_NOT_SUPPORTED
         );
         assert_eq!(C_SeedRandom(h, null_mut(), 8), CKR_ARGUMENTS_BAD);
+        // C_SetPIN: PINs are read first; changing one needs a read/write session.
+        assert_eq!(C_SetPIN(h, null_mut(), 4, null_mut(), 0), CKR_ARGUMENTS_BAD);
+        assert_eq!(
+            C_SetPIN(h, b"1".as_ptr() as *mut _, 1, b"2".as_ptr() as *mut _, 1),
+            CKR_SESSION_READ_ONLY
+        );
         // A context-specific login needs the user logged in, and an operation.
         assert_eq!(
             C_Login(h, CKU_CONTEXT_SPECIFIC, b"1234".as_ptr() as *mut _, 4),

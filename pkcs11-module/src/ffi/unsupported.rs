@@ -34,7 +34,6 @@ type P = *mut c_void;
 not_supported! {
     C_InitToken(a: CK_SLOT_ID, b: *mut CK_UTF8CHAR, c: L, d: *mut CK_UTF8CHAR);
     C_InitPIN(a: H, b: *mut CK_UTF8CHAR, c: L);
-    C_SetPIN(a: H, b: *mut CK_UTF8CHAR, c: L, d: *mut CK_UTF8CHAR, e: L);
     C_GetOperationState(a: H, b: B, c: PL);
     C_SetOperationState(a: H, b: B, c: L, d: O, e: O);
     C_CopyObject(a: H, b: O, c: A, d: L, e: *mut O);

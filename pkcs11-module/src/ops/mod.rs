@@ -8,6 +8,7 @@ pub mod encrypt;
 pub mod keygen;
 pub mod login;
 pub mod objects;
+pub mod pin;
 pub mod random;
 pub mod sign;
 pub mod verify;

@@ -226,6 +226,8 @@ impl Daemon {
             .await
     }
 
+    /// Decrypt with options: `label`, the OAEP label (a TPM 2.0 takes only labels that end
+    /// in a zero byte). Scheme "rsa-raw" returns the bare RSA block.
     #[allow(clippy::too_many_arguments)]
     async fn decrypt_with_options(
         &self,
@@ -248,6 +250,7 @@ impl Daemon {
             .await
     }
 
+    /// Bytes from the TPM's random number generator, at most 4096 per call.
     async fn get_random(&self, count: u32) -> Result<Vec<u8>, DaemonError> {
         let count = usize::try_from(count).unwrap_or(usize::MAX);
         if count > MAX_RANDOM_BYTES {
