@@ -40,6 +40,11 @@ pub fn store_dir() -> Option<PathBuf> {
     xdg("XDG_DATA_HOME", ".local/share").map(|d| d.join("tpmd").join("keys"))
 }
 
+/// Where the module remembers which keys take the token PIN (beside the store).
+pub fn token_pin_file() -> Option<PathBuf> {
+    xdg("XDG_DATA_HOME", ".local/share").map(|d| d.join("tpmd").join("pkcs11-token-pin"))
+}
+
 /// The config file: lines `keys = DIR`; `#` starts a comment.
 pub fn config_file() -> Option<PathBuf> {
     xdg("XDG_CONFIG_HOME", ".config").map(|d| d.join("tpmd").join("pkcs11.conf"))

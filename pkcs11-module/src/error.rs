@@ -47,6 +47,10 @@ pub enum Pkcs11Error {
     EncryptedDataLenRange,
     #[error("ciphertext does not decrypt")]
     EncryptedDataInvalid,
+    #[error("the signature does not verify")]
+    SignatureInvalid,
+    #[error("the signature has the wrong length")]
+    SignatureLenRange,
     #[error("attribute {0:#x} is not valid here")]
     AttributeTypeInvalid(CK_ATTRIBUTE_TYPE),
     #[error("attribute {0:#x} has a bad value")]
@@ -69,6 +73,10 @@ pub enum Pkcs11Error {
     UserTypeInvalid,
     #[error("wrong PIN")]
     PinIncorrect,
+    #[error(
+        "a key with a PIN keeps one: its dictionary-attack protection is fixed when it is made"
+    )]
+    PinLenRange,
     #[error("too many wrong PINs: wait and try again")]
     PinLocked,
     #[error("the function is not supported by this token")]
@@ -81,6 +89,8 @@ pub enum Pkcs11Error {
     KeyIndigestible,
     #[error("the token has no random number generator")]
     RandomNoRng,
+    #[error("the TPM's generator takes no seed from applications")]
+    RandomSeedNotSupported,
     #[error("out of memory")]
     HostMemory,
     #[error("internal error: {0}")]
@@ -115,6 +125,8 @@ impl Pkcs11Error {
             DataLenRange => CKR_DATA_LEN_RANGE,
             EncryptedDataLenRange => CKR_ENCRYPTED_DATA_LEN_RANGE,
             EncryptedDataInvalid => CKR_ENCRYPTED_DATA_INVALID,
+            SignatureInvalid => CKR_SIGNATURE_INVALID,
+            SignatureLenRange => CKR_SIGNATURE_LEN_RANGE,
             AttributeTypeInvalid(_) => CKR_ATTRIBUTE_TYPE_INVALID,
             AttributeValueInvalid(_) => CKR_ATTRIBUTE_VALUE_INVALID,
             AttributeReadOnly(_) => CKR_ATTRIBUTE_READ_ONLY,
@@ -126,12 +138,14 @@ impl Pkcs11Error {
             UserNotLoggedIn => CKR_USER_NOT_LOGGED_IN,
             UserTypeInvalid => CKR_USER_TYPE_INVALID,
             PinIncorrect => CKR_PIN_INCORRECT,
+            PinLenRange => CKR_PIN_LEN_RANGE,
             PinLocked => CKR_PIN_LOCKED,
             FunctionNotSupported => CKR_FUNCTION_NOT_SUPPORTED,
             FunctionFailed(_) => CKR_FUNCTION_FAILED,
             Device(_) => CKR_DEVICE_ERROR,
             KeyIndigestible => CKR_KEY_INDIGESTIBLE,
             RandomNoRng => CKR_RANDOM_NO_RNG,
+            RandomSeedNotSupported => CKR_RANDOM_SEED_NOT_SUPPORTED,
             HostMemory => CKR_HOST_MEMORY,
             General(_) => CKR_GENERAL_ERROR,
         }

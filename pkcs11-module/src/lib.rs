@@ -6,6 +6,7 @@
 //! `store` (key files become objects), `ops` (what each function does), `mechanism`.
 
 pub mod config;
+pub mod crypto;
 pub mod daemon;
 pub mod error;
 pub mod ffi;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use cryptoki_sys::CK_SESSION_HANDLE;
 use zeroize::Zeroizing;
 
-use crate::config::{key_dirs, KeyDir};
+use crate::config::{key_dirs, token_pin_file, KeyDir};
 use crate::daemon::Daemon;
 use crate::error::{Pkcs11Error, Result};
 use crate::session::Session;
@@ -70,7 +70,7 @@ pub fn initialize(threaded: bool) -> Result<()> {
         pid: std::process::id(),
         daemon,
         dirs: key_dirs(),
-        store: Mutex::new(Store::default()),
+        store: Mutex::new(Store::new(token_pin_file())),
         sessions: Mutex::new(HashMap::new()),
         next_session: AtomicU64::new(1),
         pin: Mutex::new(None),
@@ -118,6 +118,9 @@ impl Module {
 
     /// Re-reads the key directories.
     pub fn refresh(&self) {
-        lock(&self.store).refresh(&self.dirs);
+        let family = self.family();
+        let mut store = lock(&self.store);
+        store.family = family;
+        store.refresh(&self.dirs);
     }
 }

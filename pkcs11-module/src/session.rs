@@ -5,8 +5,9 @@ use std::sync::Arc;
 use cryptoki_sys::CK_OBJECT_HANDLE;
 use zeroize::Zeroizing;
 
-use crate::mechanism::{DecryptMech, Hash, Hasher, SignMech};
+use crate::mechanism::{CipherMech, Hash, Hasher, SignMech};
 use crate::store::key::KeyEntry;
+use crate::store::key::PublicParts;
 
 /// A C_SignInit waiting for its data.
 pub struct SignOp {
@@ -18,14 +19,33 @@ pub struct SignOp {
     pub data: Zeroizing<Vec<u8>>,
     /// Whether C_SignUpdate was used (then C_Sign is out of order).
     pub multi_part: bool,
+    /// The key's own PIN, given by a context-specific login for this operation only.
+    pub context_pin: Option<Zeroizing<Vec<u8>>>,
 }
 
 /// A C_DecryptInit waiting for its ciphertext.
 pub struct DecryptOp {
     pub key: Arc<KeyEntry>,
-    pub mech: DecryptMech,
+    pub mech: CipherMech,
     /// The plaintext of a call whose buffer was too small, handed out on the retry.
     pub result: Option<Zeroizing<Vec<u8>>>,
+    /// As for signing.
+    pub context_pin: Option<Zeroizing<Vec<u8>>>,
+}
+
+/// A C_VerifyInit waiting for data and signature (done in software).
+pub struct VerifyOp {
+    pub parts: PublicParts,
+    pub mech: SignMech,
+    pub hasher: Option<Hasher>,
+    pub data: Zeroizing<Vec<u8>>,
+    pub multi_part: bool,
+}
+
+/// A C_EncryptInit waiting for its plaintext (done in software).
+pub struct EncryptOp {
+    pub parts: PublicParts,
+    pub mech: CipherMech,
 }
 
 /// A C_DigestInit in progress.
@@ -42,6 +62,8 @@ pub struct Session {
     pub find: Option<Vec<CK_OBJECT_HANDLE>>,
     pub sign: Option<SignOp>,
     pub decrypt: Option<DecryptOp>,
+    pub verify: Option<VerifyOp>,
+    pub encrypt: Option<EncryptOp>,
 }
 
 /// The result of a call with an output buffer: the length (the application asked how

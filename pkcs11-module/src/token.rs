@@ -7,9 +7,19 @@ use tpmd_api::DEFAULT_SRK_HANDLE;
 
 use crate::module::{lock, Module};
 
+/// The TPM family behind the token: what it can compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Family {
+    #[default]
+    Tpm2,
+    Tpm12,
+}
+
 /// Label, serial and maker of the token, read once from tpmd.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenIdentity {
+    /// None while tpmd cannot be asked.
+    pub family: Option<Family>,
     pub label: String,
     pub serial: String,
     pub manufacturer: String,
@@ -21,6 +31,7 @@ impl TokenIdentity {
     /// What the token shows while tpmd cannot be asked.
     fn unknown() -> TokenIdentity {
         TokenIdentity {
+            family: None,
             label: "tpmd".into(),
             serial: "0".into(),
             manufacturer: "tpmd".into(),
@@ -40,6 +51,11 @@ fn version_pair(s: &str) -> (u8, u8) {
 }
 
 impl Module {
+    /// The family of the TPM behind the token; a TPM 2.0's until tpmd can be asked.
+    pub fn family(&self) -> Family {
+        self.identity().family.unwrap_or_default()
+    }
+
     /// The token's identity: the serial is a hash of the storage root key, which is
     /// unique to the TPM (and changes when the TPM is cleared, as the keys do).
     pub fn identity(&self) -> TokenIdentity {
@@ -63,6 +79,11 @@ impl Module {
         let family = info.family.clone().unwrap_or_else(|| "2.0".into());
         let digest = Sha256::digest(&srk);
         let id = TokenIdentity {
+            family: Some(if family == "1.2" {
+                Family::Tpm12
+            } else {
+                Family::Tpm2
+            }),
             label: format!("tpmd {} TPM {family}", manufacturer.trim()).replace("  ", " "),
             serial: digest[..8].iter().map(|b| format!("{b:02x}")).collect(),
             manufacturer: if manufacturer.trim().is_empty() {

@@ -13,12 +13,15 @@ use cryptoki_sys::*;
 use tpmd_api::keyfile::KeyFileKind;
 use tpmd_api::{SoftwareKey, TpmKeyFile, TpmPublic};
 use tpmd_pkcs11::ffi::decrypt::*;
+use tpmd_pkcs11::ffi::encrypt::*;
 use tpmd_pkcs11::ffi::general::*;
 use tpmd_pkcs11::ffi::object::*;
+use tpmd_pkcs11::ffi::random::*;
 use tpmd_pkcs11::ffi::session::*;
 use tpmd_pkcs11::ffi::sign::*;
 use tpmd_pkcs11::ffi::slot::*;
 use tpmd_pkcs11::ffi::unsupported::*;
+use tpmd_pkcs11::ffi::verify::*;
 
 static LOCK: Mutex<()> = Mutex::new(());
 
@@ -282,11 +285,49 @@ fn slots_sessions_and_handles() {
             CKR_SESSION_READ_ONLY
         );
         assert_eq!(C_DestroyObject(h, 99_999), CKR_SESSION_READ_ONLY);
+        // Encryption and verification need their init; RSA encryption is single-part.
+        let mut len: CK_ULONG = 0;
+        assert_eq!(
+            C_Encrypt(h, null_mut(), 0, null_mut(), &mut len),
+            CKR_OPERATION_NOT_INITIALIZED
+        );
         assert_eq!(
             C_Encrypt(h, null_mut(), 0, null_mut(), null_mut()),
+            CKR_ARGUMENTS_BAD
+        );
+        assert_eq!(
+            C_EncryptUpdate(h, null_mut(), 0, null_mut(), &mut len),
             CKR_FUNCTION_NOT_SUPPORTED
         );
-        assert_eq!(C_GenerateRandom(h, null_mut(), 0), CKR_RANDOM_NO_RNG);
+        assert_eq!(
+            C_Verify(h, null_mut(), 0, null_mut(), 0),
+            CKR_OPERATION_NOT_INITIALIZED
+        );
+        assert_eq!(C_VerifyFinal(h, null_mut(), 4), CKR_ARGUMENTS_BAD);
+        // Random bytes: nothing asked is nothing done; NULL with a length is refused;
+        // the TPM's generator takes no seed.
+        assert_eq!(C_GenerateRandom(h, null_mut(), 0), CKR_OK);
+        assert_eq!(C_GenerateRandom(h, null_mut(), 4), CKR_ARGUMENTS_BAD);
+        assert_eq!(
+            C_GenerateRandom(99_999, null_mut(), 0),
+            CKR_SESSION_HANDLE_INVALID
+        );
+        assert_eq!(
+            C_SeedRandom(h, null_mut(), 0),
+            CKR_RANDOM_SEED_NOT_SUPPORTED
+        );
+        assert_eq!(C_SeedRandom(h, null_mut(), 8), CKR_ARGUMENTS_BAD);
+        // C_SetPIN: PINs are read first; changing one needs a read/write session.
+        assert_eq!(C_SetPIN(h, null_mut(), 4, null_mut(), 0), CKR_ARGUMENTS_BAD);
+        assert_eq!(
+            C_SetPIN(h, b"1".as_ptr() as *mut _, 1, b"2".as_ptr() as *mut _, 1),
+            CKR_SESSION_READ_ONLY
+        );
+        // A context-specific login needs the user logged in, and an operation.
+        assert_eq!(
+            C_Login(h, CKU_CONTEXT_SPECIFIC, b"1234".as_ptr() as *mut _, 4),
+            CKR_USER_NOT_LOGGED_IN
+        );
         assert_eq!(C_CloseSession(h), CKR_OK);
         assert_eq!(C_CloseSession(h), CKR_SESSION_HANDLE_INVALID);
     }
@@ -462,6 +503,97 @@ fn sign_and_decrypt_out_of_order_and_short_buffers() {
             C_DecryptUpdate(h, d, 4, null_mut(), null_mut()),
             CKR_FUNCTION_NOT_SUPPORTED
         );
+
+        // Verification and encryption run here with the public key: no tpmd needed.
+        let mut sha3 = CK_MECHANISM {
+            mechanism: CKM_SHA3_256_RSA_PKCS,
+            pParameter: null_mut(),
+            ulParameterLen: 0,
+        };
+        assert_eq!(C_VerifyInit(h, &mut sha3, key), CKR_MECHANISM_INVALID);
+        assert_eq!(C_EncryptInit(h, &mut sha3, key), CKR_MECHANISM_INVALID);
+        assert_eq!(C_VerifyInit(h, &mut ecdsa, key), CKR_KEY_TYPE_INCONSISTENT);
+        assert_eq!(C_VerifyInit(h, &mut mech, 31_337), CKR_KEY_HANDLE_INVALID);
+        assert_eq!(C_VerifyInit(h, &mut mech, key), CKR_OK);
+        assert_eq!(C_VerifyInit(h, &mut mech, key), CKR_OPERATION_ACTIVE);
+        assert_eq!(
+            C_Verify(h, d, 4, sig.as_mut_ptr(), 255),
+            CKR_SIGNATURE_LEN_RANGE
+        );
+        assert_eq!(
+            C_Verify(h, d, 4, sig.as_mut_ptr(), 256),
+            CKR_OPERATION_NOT_INITIALIZED,
+            "a failed C_Verify ends the operation"
+        );
+        assert_eq!(C_VerifyInit(h, &mut mech, key), CKR_OK);
+        assert_eq!(C_VerifyUpdate(h, d, 4), CKR_OK);
+        assert_eq!(
+            C_VerifyFinal(h, sig.as_mut_ptr(), 256),
+            CKR_SIGNATURE_INVALID
+        );
+        assert_eq!(C_VerifyInit(h, &mut mech, key), CKR_OK);
+        assert_eq!(C_VerifyUpdate(h, d, 4), CKR_OK);
+        assert_eq!(
+            C_Verify(h, d, 4, sig.as_mut_ptr(), 256),
+            CKR_OPERATION_ACTIVE,
+            "C_Verify after C_VerifyUpdate is out of order"
+        );
+
+        let mut cipher = [0u8; 256];
+        assert_eq!(C_EncryptInit(h, &mut mech, key), CKR_MECHANISM_INVALID);
+        assert_eq!(C_EncryptInit(h, &mut rsa_pkcs, key), CKR_OK);
+        assert_eq!(C_Encrypt(h, d, 4, null_mut(), &mut len), CKR_OK);
+        assert_eq!(len, 256);
+        len = 100;
+        assert_eq!(
+            C_Encrypt(h, d, 4, cipher.as_mut_ptr(), &mut len),
+            CKR_BUFFER_TOO_SMALL
+        );
+        assert_eq!(len, 256);
+        assert_eq!(C_Encrypt(h, d, 4, cipher.as_mut_ptr(), &mut len), CKR_OK);
+        assert_eq!(len, 256);
+        assert_ne!(cipher, [0u8; 256]);
+        let long = [7u8; 246];
+        assert_eq!(C_EncryptInit(h, &mut rsa_pkcs, key), CKR_OK);
+        assert_eq!(
+            C_Encrypt(
+                h,
+                long.as_ptr() as *mut u8,
+                246,
+                cipher.as_mut_ptr(),
+                &mut len
+            ),
+            CKR_DATA_LEN_RANGE
+        );
+        let mut oaep_params = CK_RSA_PKCS_OAEP_PARAMS {
+            hashAlg: CKM_SHA256,
+            mgf: CKG_MGF1_SHA1,
+            source: CKZ_DATA_SPECIFIED,
+            pSourceData: null_mut(),
+            ulSourceDataLen: 0,
+        };
+        let mut oaep = CK_MECHANISM {
+            mechanism: CKM_RSA_PKCS_OAEP,
+            pParameter: &mut oaep_params as *mut _ as *mut _,
+            ulParameterLen: std::mem::size_of::<CK_RSA_PKCS_OAEP_PARAMS>() as CK_ULONG,
+        };
+        assert_eq!(
+            C_EncryptInit(h, &mut oaep, key),
+            CKR_MECHANISM_PARAM_INVALID,
+            "MGF1 of another hash"
+        );
+        let mut labelled = CK_RSA_PKCS_OAEP_PARAMS {
+            hashAlg: CKM_SHA256,
+            mgf: CKG_MGF1_SHA256,
+            source: CKZ_DATA_SPECIFIED,
+            pSourceData: b"abc".as_ptr() as *mut _,
+            ulSourceDataLen: 3,
+        };
+        oaep.pParameter = &mut labelled as *mut _ as *mut _;
+        assert_eq!(C_EncryptInit(h, &mut oaep, key), CKR_OK);
+        len = 256;
+        assert_eq!(C_Encrypt(h, d, 4, cipher.as_mut_ptr(), &mut len), CKR_OK);
+        assert_eq!(len, 256);
     }
 }
 

@@ -133,6 +133,20 @@ impl Token {
     /// Makes a key with openssl (`rsa`, `p256`, `p384`) at `dir/name` and wraps it with
     /// `tpm-keyctl wrap` to `dir/name.tpm`; `auth` sets a key auth value.
     pub fn wrap_key(&self, dir: &Path, name: &str, kind: &str, auth: Option<&str>) -> TestKey {
+        self.wrap_key_with(dir, name, kind, auth, |_| {})
+    }
+
+    /// [`Token::wrap_key`], running `with_plain` on the plaintext key file before it is
+    /// deleted (to sign, decrypt or make a certificate with openssl, independently of the
+    /// module).
+    pub fn wrap_key_with(
+        &self,
+        dir: &Path,
+        name: &str,
+        kind: &str,
+        auth: Option<&str>,
+        with_plain: impl FnOnce(&Path),
+    ) -> TestKey {
         let plain = dir.join(name);
         match kind {
             "rsa" => openssl_genkey(&plain, "RSA", &["rsa_keygen_bits:2048"]),
@@ -171,6 +185,7 @@ impl Token {
                 &public_pem.display().to_string(),
             ],
         );
+        with_plain(&plain);
         // Only the wrapped file stays: the test proves the module needs nothing else.
         std::fs::remove_file(&plain).unwrap_or_else(|e| panic!("{e}"));
         TestKey {
@@ -230,4 +245,53 @@ impl Drop for P11KitRegistration {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.file);
     }
+}
+
+/// The token's one slot.
+pub fn slot(p: &cryptoki::context::Pkcs11) -> cryptoki::slot::Slot {
+    let slots = p
+        .get_slots_with_token()
+        .unwrap_or_else(|e| panic!("C_GetSlotList: {e}"));
+    assert_eq!(slots.len(), 1, "one slot per tpmd");
+    slots[0]
+}
+
+/// The key object of `class` whose public key is `spki` (DER, from openssl).
+pub fn object_with_spki(
+    s: &cryptoki::session::Session,
+    class: cryptoki::object::ObjectClass,
+    spki: &[u8],
+) -> cryptoki::object::ObjectHandle {
+    use cryptoki::object::{Attribute, AttributeType};
+    s.find_objects(&[Attribute::Class(class)])
+        .unwrap_or_else(|e| panic!("C_FindObjects: {e}"))
+        .into_iter()
+        .find(|k| {
+            s.get_attributes(*k, &[AttributeType::PublicKeyInfo])
+                .map(|a| a.contains(&Attribute::PublicKeyInfo(spki.to_vec())))
+                .unwrap_or(false)
+        })
+        .unwrap_or_else(|| panic!("no {class:?} object with this public key"))
+}
+
+/// Builds `tests/interop/libp11-two-pins.c` (OpenSSL and its libp11 engine, signing with
+/// two keys of different PINs in one process) into `dir`.
+pub fn build_libp11_two_pins(dir: &Path) -> PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/libp11-two-pins.c");
+    let binary = dir.join("libp11-two-pins");
+    let out = Command::new("gcc")
+        .arg("-Wall")
+        .arg("-o")
+        .arg(&binary)
+        .arg(&source)
+        .arg("-lcrypto")
+        .output()
+        .unwrap_or_else(|e| panic!("gcc: {e}"));
+    assert!(
+        out.status.success(),
+        "building {} (needs gcc and libssl-dev): {}",
+        source.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    binary
 }

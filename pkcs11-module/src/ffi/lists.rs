@@ -4,13 +4,16 @@ use cryptoki_sys::*;
 
 use super::decrypt::*;
 use super::digest::*;
+use super::encrypt::*;
 use super::general::*;
 use super::keygen::*;
 use super::object::*;
+use super::random::*;
 use super::session::*;
 use super::sign::*;
 use super::slot::*;
 use super::unsupported::*;
+use super::verify::*;
 
 macro_rules! function_list {
     ($ty:ident, $major:expr, $minor:expr, [$($f:ident),* $(,)?]) => {

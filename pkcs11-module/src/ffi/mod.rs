@@ -8,14 +8,17 @@
 
 pub mod decrypt;
 pub mod digest;
+pub mod encrypt;
 pub mod general;
 pub mod keygen;
 pub mod lists;
 pub mod object;
+pub mod random;
 pub mod session;
 pub mod sign;
 pub mod slot;
 pub mod unsupported;
+pub mod verify;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -23,15 +26,30 @@ use std::sync::Arc;
 use cryptoki_sys::*;
 
 use crate::error::{Pkcs11Error, Result};
-use crate::mechanism::MechanismArg;
+use crate::mechanism::{MechanismArg, OaepArg};
 use crate::module::Module;
 use crate::session::Produced;
+
+/// Set (to anything) to have each failed call's reason written to stderr: a CK_RV says
+/// what failed, this says why.
+pub const DEBUG_ENV: &str = "TPMD_PKCS11_DEBUG";
+
+fn debugging() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os(DEBUG_ENV).is_some())
+}
 
 /// Runs one PKCS#11 call: the only place a `Result` becomes a `CK_RV`.
 pub fn guard(f: impl FnOnce() -> Result<()>) -> CK_RV {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => CKR_OK,
-        Ok(Err(e)) => e.rv(),
+        Ok(Err(e)) => {
+            let rv = e.rv();
+            if debugging() && !matches!(e, Pkcs11Error::BufferTooSmall(_)) {
+                eprintln!("libtpmd_pkcs11: {e} (CK_RV {rv:#x})");
+            }
+            rv
+        }
         Err(_) => CKR_GENERAL_ERROR,
     }
 }
@@ -106,11 +124,7 @@ pub unsafe fn template(
 pub unsafe fn mechanism(p: *const CK_MECHANISM) -> Result<MechanismArg> {
     // SAFETY: a non-NULL mechanism pointer points to a CK_MECHANISM.
     let m = unsafe { p.as_ref() }.ok_or(Pkcs11Error::ArgumentsBad("NULL mechanism"))?;
-    let mut arg = MechanismArg {
-        mechanism: m.mechanism,
-        pss: None,
-        oaep: None,
-    };
+    let mut arg = MechanismArg::plain(m.mechanism);
     let len = m.ulParameterLen as usize;
     if m.pParameter.is_null() {
         return Ok(arg);
@@ -125,12 +139,24 @@ pub unsafe fn mechanism(p: *const CK_MECHANISM) -> Result<MechanismArg> {
         // SAFETY: as above, for the OAEP parameter struct.
         let oaep =
             unsafe { std::ptr::read_unaligned(m.pParameter as *const CK_RSA_PKCS_OAEP_PARAMS) };
-        let label = if oaep.pSourceData.is_null() {
+        if oaep.source != 0 && oaep.source != CKZ_DATA_SPECIFIED {
+            return Err(Pkcs11Error::MechanismParamInvalid(
+                "OAEP source must be CKZ_DATA_SPECIFIED",
+            ));
+        }
+        // A NULL label is the empty label, whatever length accompanies it.
+        let label_len = if oaep.pSourceData.is_null() {
             0
         } else {
-            oaep.ulSourceDataLen as usize
+            oaep.ulSourceDataLen
         };
-        arg.oaep = Some((oaep.hashAlg, oaep.mgf, label));
+        // SAFETY: a non-NULL pSourceData holds ulSourceDataLen bytes.
+        let label = unsafe { bytes(oaep.pSourceData as *const u8, label_len) }?;
+        arg.oaep = Some(OaepArg {
+            hash_alg: oaep.hashAlg,
+            mgf: oaep.mgf,
+            label: label.to_vec(),
+        });
     }
     Ok(arg)
 }

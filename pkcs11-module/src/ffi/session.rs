@@ -102,7 +102,7 @@ pub unsafe extern "C" fn C_Login(
         m.session(hSession)?;
         // SAFETY: pPin holds ulPinLen bytes.
         let pin = unsafe { bytes(pPin, ulPinLen)? };
-        m.login(userType, pin)
+        m.login(hSession, userType, pin)
     })
 }
 
@@ -112,5 +112,22 @@ pub unsafe extern "C" fn C_Logout(hSession: CK_SESSION_HANDLE) -> CK_RV {
         let m = module()?;
         m.session(hSession)?;
         m.logout()
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_SetPIN(
+    hSession: CK_SESSION_HANDLE,
+    pOldPin: *mut CK_UTF8CHAR,
+    ulOldLen: CK_ULONG,
+    pNewPin: *mut CK_UTF8CHAR,
+    ulNewLen: CK_ULONG,
+) -> CK_RV {
+    guard(|| {
+        let m = module()?;
+        m.session(hSession)?;
+        // SAFETY: each PIN holds its length in bytes.
+        let (old, new) = unsafe { (bytes(pOldPin, ulOldLen)?, bytes(pNewPin, ulNewLen)?) };
+        m.set_pin(hSession, old, new)
     })
 }

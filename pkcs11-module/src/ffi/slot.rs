@@ -4,7 +4,7 @@ use cryptoki_sys::*;
 
 use super::{check_slot, guard, module, out, pad, SLOT_ID};
 use crate::error::{Pkcs11Error, Result};
-use crate::mechanism::{self, MECHANISMS};
+use crate::mechanism;
 use crate::module::lock;
 
 /// Writes a list the PKCS#11 way: NULL buffer asks for the count.
@@ -104,9 +104,12 @@ pub unsafe extern "C" fn C_GetMechanismList(
     pulCount: *mut CK_ULONG,
 ) -> CK_RV {
     guard(|| {
-        module()?;
+        let m = module()?;
         check_slot(slotID)?;
-        let all: Vec<CK_MECHANISM_TYPE> = MECHANISMS.iter().map(|m| m.0).collect();
+        let all: Vec<CK_MECHANISM_TYPE> = mechanism::mechanisms(m.family())
+            .iter()
+            .map(|e| e.0)
+            .collect();
         // SAFETY: forwarded PKCS#11 contract.
         unsafe { write_list(pMechanismList, pulCount, &all) }
     })
@@ -119,9 +122,9 @@ pub unsafe extern "C" fn C_GetMechanismInfo(
     pInfo: *mut CK_MECHANISM_INFO,
 ) -> CK_RV {
     guard(|| {
-        module()?;
+        let m = module()?;
         check_slot(slotID)?;
-        let info = mechanism::info(type_).ok_or(Pkcs11Error::MechanismInvalid)?;
+        let info = mechanism::info(m.family(), type_).ok_or(Pkcs11Error::MechanismInvalid)?;
         // SAFETY: pInfo points to a CK_MECHANISM_INFO (checked for NULL).
         *unsafe { out(pInfo)? } = info;
         Ok(())

@@ -1,6 +1,6 @@
 //! Functions this token does not offer: they check that the module is initialized and
-//! return the spec's "not supported" value. Verification and encryption need no
-//! private key, so applications do them with the public key themselves.
+//! return the spec's "not supported" value. (RSA encryption is single-part, so
+//! C_EncryptUpdate and C_EncryptFinal are among them.)
 
 use std::ffi::c_void;
 
@@ -34,22 +34,15 @@ type P = *mut c_void;
 not_supported! {
     C_InitToken(a: CK_SLOT_ID, b: *mut CK_UTF8CHAR, c: L, d: *mut CK_UTF8CHAR);
     C_InitPIN(a: H, b: *mut CK_UTF8CHAR, c: L);
-    C_SetPIN(a: H, b: *mut CK_UTF8CHAR, c: L, d: *mut CK_UTF8CHAR, e: L);
     C_GetOperationState(a: H, b: B, c: PL);
     C_SetOperationState(a: H, b: B, c: L, d: O, e: O);
     C_CopyObject(a: H, b: O, c: A, d: L, e: *mut O);
-    C_EncryptInit(a: H, b: M, c: O);
-    C_Encrypt(a: H, b: B, c: L, d: B, e: PL);
     C_EncryptUpdate(a: H, b: B, c: L, d: B, e: PL);
     C_EncryptFinal(a: H, b: B, c: PL);
     C_DecryptUpdate(a: H, b: B, c: L, d: B, e: PL);
     C_DecryptFinal(a: H, b: B, c: PL);
     C_SignRecoverInit(a: H, b: M, c: O);
     C_SignRecover(a: H, b: B, c: L, d: B, e: PL);
-    C_VerifyInit(a: H, b: M, c: O);
-    C_Verify(a: H, b: B, c: L, d: B, e: L);
-    C_VerifyUpdate(a: H, b: B, c: L);
-    C_VerifyFinal(a: H, b: B, c: L);
     C_VerifyRecoverInit(a: H, b: M, c: O);
     C_VerifyRecover(a: H, b: B, c: L, d: B, e: PL);
     C_DigestEncryptUpdate(a: H, b: B, c: L, d: B, e: PL);
@@ -95,25 +88,4 @@ pub unsafe extern "C" fn C_GetFunctionStatus(hSession: H) -> CK_RV {
 pub unsafe extern "C" fn C_CancelFunction(hSession: H) -> CK_RV {
     let _ = hSession;
     CKR_FUNCTION_NOT_PARALLEL
-}
-
-/// The token has no random number generator of its own (tpmd's API offers none), so
-/// the spec's answer is CKR_RANDOM_NO_RNG; applications then use their own.
-fn no_rng(h: H) -> CK_RV {
-    guard(|| {
-        module()?.session(h)?;
-        Err(Pkcs11Error::RandomNoRng)
-    })
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn C_SeedRandom(hSession: H, pSeed: B, ulSeedLen: L) -> CK_RV {
-    let _ = (pSeed, ulSeedLen);
-    no_rng(hSession)
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn C_GenerateRandom(hSession: H, pRandomData: B, ulRandomLen: L) -> CK_RV {
-    let _ = (pRandomData, ulRandomLen);
-    no_rng(hSession)
 }

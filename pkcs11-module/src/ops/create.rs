@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use cryptoki_sys::*;
+use sha2::{Digest as _, Sha256};
 use tpmd_api::client::{wrap_and_import, WrapError};
 use tpmd_api::{SoftwareKey, DEFAULT_SRK_HANDLE};
 use zeroize::Zeroizing;
@@ -76,10 +77,11 @@ fn store() -> Result<PathBuf> {
 
 impl Module {
     /// Stores a new key file in the module's store and returns its private and public
-    /// object handles.
+    /// object handles. `auth` is the key's auth value: the token PIN, or empty.
     pub fn store_key(
         &self,
         pem: &[u8],
+        auth: &[u8],
         label: Option<String>,
         id: Option<&[u8]>,
     ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
@@ -91,7 +93,12 @@ impl Module {
         if let Some(id) = id.filter(|i| !i.is_empty()) {
             write_atomic(&companion(&path, ".id"), to_hex(id).as_bytes()).map_err(io)?;
         }
-        let index = lock(&self.store)
+        let mut store = lock(&self.store);
+        if !auth.is_empty() {
+            // Made with the token PIN, so it takes the token PIN.
+            store.token_pin.add(Sha256::digest(pem).into(), None);
+        }
+        let index = store
             .add_file(&self.dirs, &path)
             .ok_or_else(|| Pkcs11Error::General("the stored key file does not read back".into()))?;
         Ok((
@@ -118,6 +125,7 @@ impl Module {
         }
         let key = Arc::new(software_key(t)?);
         let auth = Arc::new(lock(&self.pin).clone().unwrap_or_default());
+        let key_auth = auth.clone();
         let pem = self
             .daemon
             .call(move |p| {
@@ -132,7 +140,12 @@ impl Module {
             })
             .map_err(|e| daemon_error(e, false))?
             .map_err(Pkcs11Error::FunctionFailed)?;
-        let (private, _) = self.store_key(pem.as_bytes(), label_of(t), template_get(t, CKA_ID))?;
+        let (private, _) = self.store_key(
+            pem.as_bytes(),
+            &key_auth,
+            label_of(t),
+            template_get(t, CKA_ID),
+        )?;
         Ok(private)
     }
 

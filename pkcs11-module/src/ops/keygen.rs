@@ -5,6 +5,7 @@ use tpmd_api::dbus::GenerateOptions;
 
 use super::daemon_error;
 use crate::error::{Pkcs11Error, Result};
+use crate::mechanism::offered;
 use crate::module::{lock, Module};
 use crate::session::{template_get, template_ulong, Template};
 use crate::store::key::{P256_PARAMS, P384_PARAMS};
@@ -43,6 +44,9 @@ impl Module {
         private: &Template,
     ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
         self.require_rw(h)?;
+        if !offered(self.family(), mech, CKF_GENERATE_KEY_PAIR) {
+            return Err(Pkcs11Error::MechanismInvalid);
+        }
         let key_type = key_type(mech, public)?;
         if template_get(private, CKA_EXTRACTABLE).is_some_and(|v| v.first() == Some(&1)) {
             return Err(Pkcs11Error::TemplateInconsistent(
@@ -50,6 +54,7 @@ impl Module {
             ));
         }
         let auth = std::sync::Arc::new(lock(&self.pin).clone().unwrap_or_default());
+        let key_auth = auth.clone();
         let pem = self
             .daemon
             .call(move |p| {
@@ -65,7 +70,7 @@ impl Module {
             .map(|l| String::from_utf8_lossy(l).into_owned())
             .filter(|l| !l.is_empty());
         let id = template_get(private, CKA_ID).or_else(|| template_get(public, CKA_ID));
-        let (private, public) = self.store_key(&pem, label, id)?;
+        let (private, public) = self.store_key(&pem, &key_auth, label, id)?;
         Ok((public, private))
     }
 }

@@ -5,7 +5,8 @@ use cryptoki_sys::*;
 use super::key::{KeyEntry, PublicParts};
 use super::{Object, ObjectKind};
 use crate::config::DirKind;
-use crate::mechanism::allowed_for;
+use crate::mechanism::list::{allowed_for, can_decrypt};
+use crate::token::Family;
 
 /// One attribute of one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +60,7 @@ fn common(obj: &Object, t: CK_ATTRIBUTE_TYPE, label: &str, id: &[u8]) -> Option<
     Some(Attr::Value(v))
 }
 
-fn key_common(key: &KeyEntry, t: CK_ATTRIBUTE_TYPE) -> Option<Attr> {
+fn key_common(family: Family, key: &KeyEntry, t: CK_ATTRIBUTE_TYPE) -> Option<Attr> {
     let v = match t {
         CKA_KEY_TYPE => ulong(match key.parts {
             PublicParts::Rsa { .. } => CKK_RSA,
@@ -68,7 +69,7 @@ fn key_common(key: &KeyEntry, t: CK_ATTRIBUTE_TYPE) -> Option<Attr> {
         CKA_DERIVE => bool_(false),
         CKA_LOCAL => bool_(false),
         CKA_KEY_GEN_MECHANISM => ulong(CK_UNAVAILABLE_INFORMATION),
-        CKA_ALLOWED_MECHANISMS => ulongs(&allowed_for(&key.parts)),
+        CKA_ALLOWED_MECHANISMS => ulongs(&allowed_for(family, key)),
         CKA_SUBJECT => Vec::new(),
         CKA_PUBLIC_KEY_INFO => key.spki.clone(),
         _ => return public_values(&key.parts, t).map(Attr::Value),
@@ -89,14 +90,16 @@ fn public_values(parts: &PublicParts, t: CK_ATTRIBUTE_TYPE) -> Option<Vec<u8>> {
     }
 }
 
-fn private_key(key: &KeyEntry, t: CK_ATTRIBUTE_TYPE) -> Attr {
+fn private_key(obj: &Object, key: &KeyEntry, t: CK_ATTRIBUTE_TYPE) -> Attr {
     let v = match t {
         CKA_CLASS => ulong(CKO_PRIVATE_KEY),
         CKA_SENSITIVE | CKA_ALWAYS_SENSITIVE | CKA_NEVER_EXTRACTABLE => bool_(true),
-        CKA_EXTRACTABLE | CKA_WRAP_WITH_TRUSTED | CKA_ALWAYS_AUTHENTICATE => bool_(false),
+        CKA_EXTRACTABLE | CKA_WRAP_WITH_TRUSTED => bool_(false),
+        // A key with its own PIN takes it for every use (CKU_CONTEXT_SPECIFIC).
+        CKA_ALWAYS_AUTHENTICATE => bool_(!key.empty_auth && !obj.shares_token_pin),
         CKA_SIGN => bool_(key.can_sign),
         CKA_SIGN_RECOVER | CKA_UNWRAP => bool_(false),
-        CKA_DECRYPT => bool_(key.can_decrypt),
+        CKA_DECRYPT => bool_(can_decrypt(obj.family, key)),
         CKA_PRIVATE_EXPONENT | CKA_PRIME_1 | CKA_PRIME_2 | CKA_EXPONENT_1 | CKA_EXPONENT_2
         | CKA_COEFFICIENT
             if matches!(key.parts, PublicParts::Rsa { .. }) =>
@@ -104,17 +107,19 @@ fn private_key(key: &KeyEntry, t: CK_ATTRIBUTE_TYPE) -> Attr {
             return Attr::Sensitive
         }
         CKA_VALUE if matches!(key.parts, PublicParts::Ec { .. }) => return Attr::Sensitive,
-        _ => return key_common(key, t).unwrap_or(Attr::Invalid),
+        _ => return key_common(obj.family, key, t).unwrap_or(Attr::Invalid),
     };
     Attr::Value(v)
 }
 
-fn public_key(key: &KeyEntry, t: CK_ATTRIBUTE_TYPE) -> Attr {
+fn public_key(obj: &Object, key: &KeyEntry, t: CK_ATTRIBUTE_TYPE) -> Attr {
     let v = match t {
         CKA_CLASS => ulong(CKO_PUBLIC_KEY),
-        // Verification and encryption are the application's business (it has the public key).
-        CKA_ENCRYPT | CKA_VERIFY | CKA_VERIFY_RECOVER | CKA_WRAP | CKA_TRUSTED => bool_(false),
-        _ => return key_common(key, t).unwrap_or(Attr::Invalid),
+        // Done here in software with the public key, for what the private key can undo.
+        CKA_VERIFY => bool_(key.can_sign),
+        CKA_ENCRYPT => bool_(can_decrypt(obj.family, key)),
+        CKA_VERIFY_RECOVER | CKA_WRAP | CKA_TRUSTED => bool_(false),
+        _ => return key_common(obj.family, key, t).unwrap_or(Attr::Invalid),
     };
     Attr::Value(v)
 }
@@ -151,8 +156,8 @@ pub fn attribute(obj: &Object, t: CK_ATTRIBUTE_TYPE) -> Attr {
         return a;
     }
     match (obj.kind, obj.key()) {
-        (ObjectKind::Private, Some(k)) => private_key(k, t),
-        (ObjectKind::Public, Some(k)) => public_key(k, t),
+        (ObjectKind::Private, Some(k)) => private_key(obj, k, t),
+        (ObjectKind::Public, Some(k)) => public_key(obj, k, t),
         _ => certificate(obj, t),
     }
 }

@@ -3,11 +3,16 @@
 use std::path::{Path, PathBuf};
 
 use sha1::{Digest as _, Sha1};
-use tpmd_api::marshal::{TPMA_OBJECT_DECRYPT, TPMA_OBJECT_SIGN};
+use sha2::Sha256;
+use tpmd_api::marshal::{
+    TPMA_OBJECT_DECRYPT, TPMA_OBJECT_SIGN, TPM_ALG_NULL, TPM_ALG_OAEP, TPM_ALG_RSAES, TPM_ALG_SHA1,
+    TPM_ALG_SHA256, TPM_ALG_SHA384, TPM_ALG_SHA512,
+};
 use tpmd_api::public::{EccCurve, KeyParams};
 use tpmd_api::TpmPublic;
 
 use crate::config::DirKind;
+use crate::mechanism::Hash;
 
 /// Key files are small; anything bigger is not one and is not read whole.
 pub const MAX_KEY_FILE: u64 = 64 * 1024;
@@ -96,6 +101,38 @@ fn pad_left(bytes: &[u8], size: usize) -> Vec<u8> {
     out
 }
 
+/// What decryption a key's public area leaves open: a TPM applies a scheme fixed there
+/// whatever the caller asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decryption {
+    /// The NULL scheme: any padding, including none (raw RSA).
+    Open,
+    /// RSAES-PKCS1-v1_5 only (every TPM 1.2 key tpmd makes or wraps).
+    Pkcs1,
+    /// OAEP with this hash only.
+    Oaep(Hash),
+    /// A scheme this module has no mechanism for.
+    Other,
+}
+
+impl Decryption {
+    fn of(public: &TpmPublic) -> Decryption {
+        let hash = match public.scheme_hash {
+            TPM_ALG_SHA1 => Some(Hash::Sha1),
+            TPM_ALG_SHA256 => Some(Hash::Sha256),
+            TPM_ALG_SHA384 => Some(Hash::Sha384),
+            TPM_ALG_SHA512 => Some(Hash::Sha512),
+            _ => None,
+        };
+        match (public.scheme, hash) {
+            (TPM_ALG_NULL, _) => Decryption::Open,
+            (TPM_ALG_RSAES, _) => Decryption::Pkcs1,
+            (TPM_ALG_OAEP, Some(h)) => Decryption::Oaep(h),
+            _ => Decryption::Other,
+        }
+    }
+}
+
 /// A TPM key found in a key directory.
 #[derive(Debug, Clone)]
 pub struct KeyEntry {
@@ -103,12 +140,17 @@ pub struct KeyEntry {
     pub dir_kind: DirKind,
     /// The key file exactly as read: what tpmd is sent with each request.
     pub blob: Vec<u8>,
+    /// SHA-256 of the key file: names the key (and its auth value, which changes the
+    /// file) in the list of keys that take the token PIN.
+    pub digest: [u8; 32],
     pub parts: PublicParts,
     /// DER SubjectPublicKeyInfo.
     pub spki: Vec<u8>,
     pub empty_auth: bool,
     pub can_sign: bool,
+    /// The TPM key may decrypt; `decryption` says with what.
     pub can_decrypt: bool,
+    pub decryption: Decryption,
     pub label: String,
     pub id: Vec<u8>,
 }
@@ -213,12 +255,14 @@ impl KeyEntry {
         Some(KeyEntry {
             path: path.to_path_buf(),
             dir_kind,
+            digest: Sha256::digest(&blob).into(),
             blob,
             spki,
             empty_auth,
             can_sign: public.has_attributes(TPMA_OBJECT_SIGN),
             can_decrypt: matches!(parts, PublicParts::Rsa { .. })
                 && public.has_attributes(TPMA_OBJECT_DECRYPT),
+            decryption: Decryption::of(&public),
             parts,
             label,
             id,

@@ -7,6 +7,7 @@ pub mod attrs;
 pub mod cert;
 pub mod files;
 pub mod key;
+pub mod token_pin;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,8 +17,10 @@ use std::time::SystemTime;
 use cryptoki_sys::CK_OBJECT_HANDLE;
 
 use crate::config::{DirKind, KeyDir};
+use crate::token::Family;
 use cert::CertEntry;
 use key::{companion, KeyEntry};
+use token_pin::TokenPinKeys;
 
 /// Which of a key's objects a handle names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -36,11 +39,16 @@ pub enum Entry {
     Cert(Arc<CertEntry>),
 }
 
-/// One object: an entry and which of its objects.
+/// One object: an entry and which of its objects, as this token sees it.
 #[derive(Debug, Clone)]
 pub struct Object {
     pub entry: Entry,
     pub kind: ObjectKind,
+    /// The TPM family, which decides what the key can do.
+    pub family: Family,
+    /// For a key with an auth value: whether it is the token PIN (else the key has its
+    /// own, CKA_ALWAYS_AUTHENTICATE).
+    pub shares_token_pin: bool,
 }
 
 impl Object {
@@ -93,6 +101,8 @@ struct Slot {
 pub struct Store {
     slots: Vec<Option<Slot>>,
     index: HashMap<PathBuf, usize>,
+    pub family: Family,
+    pub token_pin: TokenPinKeys,
 }
 
 const KIND_BITS: u32 = 2;
@@ -139,9 +149,18 @@ fn list_dir(dir: &KeyDir) -> (Vec<PathBuf>, Vec<PathBuf>) {
 }
 
 impl Store {
+    /// An empty store that keeps its list of token-PIN keys in `token_pin_file`.
+    pub fn new(token_pin_file: Option<PathBuf>) -> Store {
+        Store {
+            token_pin: TokenPinKeys::at(token_pin_file),
+            ..Store::default()
+        }
+    }
+
     /// Re-reads the key directories: new files get new handles, changed files are
     /// re-read, removed files' handles become invalid.
     pub fn refresh(&mut self, dirs: &[KeyDir]) {
+        self.token_pin.reload();
         let mut seen: HashMap<PathBuf, ()> = HashMap::new();
         let mut attached: Vec<PathBuf> = Vec::new();
         let mut standalone: Vec<PathBuf> = Vec::new();
@@ -271,10 +290,25 @@ impl Store {
             (Entry::Cert(_), ObjectKind::Certificate) => true,
             (Entry::Cert(_), _) => false,
         };
-        ok.then(|| Object {
-            entry: slot.entry.clone(),
+        ok.then(|| self.view(slot.entry.clone(), kind))
+    }
+
+    fn view(&self, entry: Entry, kind: ObjectKind) -> Object {
+        let shares_token_pin = match &entry {
+            Entry::Key(k, _) => self.shares_token_pin(k),
+            Entry::Cert(_) => false,
+        };
+        Object {
+            entry,
             kind,
-        })
+            family: self.family,
+            shares_token_pin,
+        }
+    }
+
+    /// Whether the key's auth value is the token PIN (as far as the module knows).
+    pub fn shares_token_pin(&self, key: &KeyEntry) -> bool {
+        !key.empty_auth && self.token_pin.contains(&key.digest)
     }
 
     /// Every object, in a stable order.
@@ -292,13 +326,7 @@ impl Store {
                 Entry::Cert(_) => &[ObjectKind::Certificate],
             };
             for kind in kinds {
-                out.push((
-                    handle_of(i, *kind),
-                    Object {
-                        entry: slot.entry.clone(),
-                        kind: *kind,
-                    },
-                ));
+                out.push((handle_of(i, *kind), self.view(slot.entry.clone(), *kind)));
             }
         }
         out
@@ -323,12 +351,33 @@ impl Store {
         }
     }
 
-    /// The first key that has an auth value, to check a PIN against.
-    pub fn first_key_with_auth(&self) -> Option<Arc<KeyEntry>> {
-        self.slots.iter().flatten().find_map(|s| match &s.entry {
-            Entry::Key(k, _) if !k.empty_auth && k.can_sign => Some(k.clone()),
-            _ => None,
-        })
+    /// The key to check a token PIN against: one known to take it, else the first key
+    /// with an auth value (which then defines the token PIN).
+    pub fn token_pin_probe(&self) -> Option<Arc<KeyEntry>> {
+        let candidates = || {
+            self.slots.iter().flatten().filter_map(|s| match &s.entry {
+                Entry::Key(k, _) if !k.empty_auth && k.can_sign => Some(k.clone()),
+                _ => None,
+            })
+        };
+        candidates()
+            .find(|k| self.shares_token_pin(k))
+            .or_else(|| candidates().next())
+    }
+
+    /// The keys known to take the token PIN, once each (a key file may be in two places).
+    pub fn token_pin_keys(&self) -> Vec<Arc<KeyEntry>> {
+        let mut seen = std::collections::HashSet::new();
+        self.slots
+            .iter()
+            .flatten()
+            .filter_map(|s| match &s.entry {
+                Entry::Key(k, _) if self.shares_token_pin(k) && seen.insert(k.digest) => {
+                    Some(k.clone())
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     pub fn any_key_with_auth(&self) -> bool {

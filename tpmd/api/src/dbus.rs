@@ -22,10 +22,15 @@ pub mod scheme {
     /// RSA PKCS#1 v1.5 type 1 padding over caller-supplied data (a DigestInfo, or the
     /// MD5+SHA1 concatenation of TLS 1.0): what PKCS#11 CKM_RSA_PKCS needs.
     pub const RSA_PKCS1_RAW: &str = "rsa-pkcs1-raw";
-    /// RSA-OAEP decryption with the given hash (label empty).
+    /// RSA-OAEP decryption with the given hash (label empty, or given in the options of
+    /// `DecryptWithOptions`).
     pub const RSA_OAEP: &str = "rsa-oaep";
     /// RSAES-PKCS1-v1_5 decryption.
     pub const RSA_PKCS1_DECRYPT: &str = "rsa-pkcs1";
+    /// The bare RSA private operation: the modulus-sized block, padding left in place for
+    /// the caller to remove (OAEP with a label the TPM cannot take). Only keys whose public
+    /// area leaves the scheme NULL allow it.
+    pub const RSA_RAW: &str = "rsa-raw";
 }
 
 /// What `GetInfo` returns. A dictionary, so fields can be added without a new interface.
@@ -111,6 +116,14 @@ pub struct Counters {
 pub struct GenerateOptions {
     /// Parent handle; defaults to 0x81000001.
     pub parent: Option<u32>,
+}
+
+/// Options for `DecryptWithOptions`.
+#[derive(Debug, Default, Clone, SerializeDict, DeserializeDict, Type, PartialEq, Eq)]
+#[zbus(signature = "a{sv}", rename_all = "kebab-case")]
+pub struct DecryptOptions {
+    /// The OAEP label. A TPM 2.0 takes only labels whose last byte is zero.
+    pub label: Option<Vec<u8>>,
 }
 
 /// Errors tpmd sends over D-Bus. The message is one readable line that says what to do.
@@ -229,6 +242,21 @@ pub trait Daemon1 {
         old_auth: &[u8],
         new_auth: &[u8],
     ) -> Result<Vec<u8>, DaemonError>;
+
+    /// `Decrypt` with options (`label`: the OAEP label); scheme "rsa-raw" also works here.
+    #[allow(clippy::too_many_arguments)]
+    fn decrypt_with_options(
+        &self,
+        key: &[u8],
+        auth: &[u8],
+        scheme: &str,
+        hash: &str,
+        ciphertext: &[u8],
+        options: DecryptOptions,
+    ) -> Result<Vec<u8>, DaemonError>;
+
+    /// `count` bytes from the TPM's random number generator (at most 4096 per call).
+    fn get_random(&self, count: u32) -> Result<Vec<u8>, DaemonError>;
 
     /// Creates the storage root key at 0x81000001 from the TCG RSA-2048 template if it is
     /// absent. Needs the owner hierarchy (empty owner auth) and a privileged caller.

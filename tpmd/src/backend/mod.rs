@@ -27,12 +27,19 @@ pub struct SignRequest<'a> {
     pub data: &'a [u8],
 }
 
-/// A decryption request: scheme "rsa-oaep" (with `hash`) or "rsa-pkcs1".
+/// A decryption request: scheme "rsa-oaep" (with `hash` and `label`), "rsa-pkcs1" or
+/// "rsa-raw" (the bare RSA private operation, for padding the caller removes itself).
 pub struct DecryptRequest<'a> {
     pub scheme: &'a str,
     pub hash: &'a str,
     pub ciphertext: &'a [u8],
+    /// The OAEP label; empty for none.
+    pub label: &'a [u8],
 }
+
+/// The most random bytes one request returns: a bigger ask would hold the TPM for
+/// everyone else; clients ask again.
+pub const MAX_RANDOM_BYTES: usize = 4096;
 
 /// What tpmd needs from a TPM. Key arguments are the bytes of a key file exactly as the
 /// client sent them; the backend parses the formats its family uses and answers
@@ -59,6 +66,9 @@ pub trait Backend: Send {
         auth: &[u8],
         request: &DecryptRequest<'_>,
     ) -> TpmResult<Vec<u8>>;
+    /// `count` bytes from the TPM's random number generator (at most
+    /// [`MAX_RANDOM_BYTES`]).
+    fn random(&mut self, count: usize) -> TpmResult<Vec<u8>>;
     /// The key file with `new_auth` as its auth value instead of `old_auth` (PEM text).
     fn change_auth(&mut self, key: &[u8], old_auth: &[u8], new_auth: &[u8]) -> TpmResult<String>;
     /// Creates the storage root key if absent (takes ownership on a 1.2); true if created.

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tpmd_api::dbus::{Counters, GenerateOptions, Info};
+use tpmd_api::dbus::{Counters, DecryptOptions, GenerateOptions, Info};
 use tpmd_api::{DaemonError, DEFAULT_SRK_HANDLE};
 use tracing::info;
 use zbus::message::Header;
@@ -12,7 +12,9 @@ use zeroize::Zeroizing;
 
 use super::caller::CallerCache;
 use super::one_at_a_time::OneAtATime;
-use crate::backend::{Backend, DecryptRequest, SignRequest, TpmResult, TpmWorker};
+use crate::backend::{
+    Backend, DecryptRequest, SignRequest, TpmResult, TpmWorker, MAX_RANDOM_BYTES,
+};
 use crate::budget::{lock_budget, Caller, SharedBudget};
 
 /// One instance serves the bus and every connection on tpmd's socket (clones share all
@@ -109,6 +111,35 @@ const GENERATIONS_WAITING_PER_UID: usize = 64;
 /// Root, or the user tpmd runs as.
 fn is_privileged(uid: u32) -> bool {
     uid == 0 || uid == nix::unistd::getuid().as_raw()
+}
+
+/// A decryption request as it arrived, owned so that it can travel to the TPM thread.
+struct OwnedDecrypt {
+    scheme: String,
+    hash: String,
+    ciphertext: Vec<u8>,
+    label: Vec<u8>,
+}
+
+impl Daemon {
+    async fn decrypt_request(
+        &self,
+        caller: (&Connection, &Header<'_>),
+        key: Vec<u8>,
+        auth: Vec<u8>,
+        request: OwnedDecrypt,
+    ) -> Result<Vec<u8>, DaemonError> {
+        self.with_key(caller, key, auth, move |backend, key, auth| {
+            let request = DecryptRequest {
+                scheme: &request.scheme,
+                hash: &request.hash,
+                ciphertext: &request.ciphertext,
+                label: &request.label,
+            };
+            backend.decrypt(key, auth, &request)
+        })
+        .await
+    }
 }
 
 #[interface(name = "org.tpmd.Daemon1")]
@@ -230,15 +261,55 @@ impl Daemon {
         hash: String,
         ciphertext: Vec<u8>,
     ) -> Result<Vec<u8>, DaemonError> {
-        self.with_key((conn, &header), key, auth, move |backend, key, auth| {
-            let request = DecryptRequest {
-                scheme: &scheme,
-                hash: &hash,
-                ciphertext: &ciphertext,
-            };
-            backend.decrypt(key, auth, &request)
-        })
-        .await
+        let request = OwnedDecrypt {
+            scheme,
+            hash,
+            ciphertext,
+            label: Vec::new(),
+        };
+        self.decrypt_request((conn, &header), key, auth, request)
+            .await
+    }
+
+    /// Decrypt with options: `label`, the OAEP label (a TPM 2.0 takes only labels that end
+    /// in a zero byte). Scheme "rsa-raw" returns the bare RSA block.
+    #[allow(clippy::too_many_arguments)]
+    async fn decrypt_with_options(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        key: Vec<u8>,
+        auth: Vec<u8>,
+        scheme: String,
+        hash: String,
+        ciphertext: Vec<u8>,
+        options: DecryptOptions,
+    ) -> Result<Vec<u8>, DaemonError> {
+        let request = OwnedDecrypt {
+            scheme,
+            hash,
+            ciphertext,
+            label: options.label.unwrap_or_default(),
+        };
+        self.decrypt_request((conn, &header), key, auth, request)
+            .await
+    }
+
+    /// Bytes from the TPM's random number generator, at most 4096 per call.
+    async fn get_random(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        count: u32,
+    ) -> Result<Vec<u8>, DaemonError> {
+        let count = usize::try_from(count).unwrap_or(usize::MAX);
+        if count > MAX_RANDOM_BYTES {
+            return Err(DaemonError::InvalidArgument(format!(
+                "ask for at most {MAX_RANDOM_BYTES} random bytes per call, not {count}"
+            )));
+        }
+        self.run((conn, &header), move |backend| backend.random(count))
+            .await
     }
 
     /// The key file with a new auth value: the old one is checked by the TPM (and counts

@@ -40,6 +40,8 @@ pub enum Crypt {
     Command,
     /// The first command and response parameters (ciphertext in, plaintext out).
     Both,
+    /// The first response parameter only (random bytes out).
+    Response,
 }
 
 /// A StartAuthSession sent but not yet answered.
@@ -214,7 +216,7 @@ impl HmacSession {
         } else {
             session_attr::CONTINUE_SESSION
         };
-        if crypt != Crypt::Nothing {
+        if matches!(crypt, Crypt::Command | Crypt::Both) {
             attributes |= session_attr::DECRYPT;
             let (aes_key, iv) = cfb_key(&key, &nonce_caller, &self.nonce_tpm)?;
             let param = command
@@ -222,7 +224,7 @@ impl HmacSession {
                 .ok_or(SessionError::NoSizedParameter)?;
             crypto::aes_cfb_encrypt(&aes_key, &iv, param)?;
         }
-        if crypt == Crypt::Both {
+        if matches!(crypt, Crypt::Both | Crypt::Response) {
             attributes |= session_attr::ENCRYPT;
         }
         let mut cp_input = Vec::with_capacity(4 + names.len() * 34 + command.params.len());
@@ -247,7 +249,7 @@ impl HmacSession {
             code: command.code,
             nonce_caller,
             key,
-            encrypt_response: crypt == Crypt::Both,
+            encrypt_response: matches!(crypt, Crypt::Both | Crypt::Response),
         };
         Ok((auth_command, call))
     }

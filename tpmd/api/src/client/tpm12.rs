@@ -7,6 +7,7 @@ use tpmd_tpm12::codec::{AuthSecret, KeyParms, PubKey};
 use tpmd_tpm12::keys::{file, wrap};
 
 use super::WrapError;
+use crate::marshal::{TPM_ALG_OAEP, TPM_ALG_RSAES, TPM_ALG_SHA1};
 use crate::privkey::SoftwareKey;
 use crate::public::{KeyParams, TpmPublic};
 
@@ -40,14 +41,24 @@ pub fn key_file_public(bytes: &[u8]) -> Result<TpmPublic, String> {
             _ => ATTR_SIGN | ATTR_DECRYPT,
         };
     let bits = u16::try_from(key.modulus.len() * 8).map_err(|_| "modulus too long")?;
-    Ok(TpmPublic::plain(
+    let mut public = TpmPublic::plain(
         attributes,
         KeyParams::Rsa {
             bits,
             exponent,
             modulus: key.modulus,
         },
-    ))
+    );
+    // A 1.2 key decrypts only with its own scheme, as a 2.0 key with a fixed one does.
+    match key.parms.enc_scheme {
+        alg::ES_RSAESPKCSV15 => public.scheme = TPM_ALG_RSAES,
+        alg::ES_RSAESOAEP_SHA1_MGF1 => {
+            public.scheme = TPM_ALG_OAEP;
+            public.scheme_hash = TPM_ALG_SHA1;
+        }
+        _ => {}
+    }
+    Ok(public)
 }
 
 /// Whether using the key needs an auth value (its blob says TPM_AUTH_NEVER otherwise).
@@ -84,7 +95,9 @@ pub fn wrap(key: &SoftwareKey, auth: &[u8], parent: &TpmPublic) -> Result<String
         rsa_key,
         &parent,
         usage_auth.as_ref(),
-        wrap::Usage::Legacy,
+        // PKCS#1 v1.5 encryption: UnBind of such a legacy key decrypts standard
+        // ciphertexts (TPM 1.2 Part 3, TPM_UnBind action 5); OAEP would mean TSS bind data.
+        wrap::Usage::LegacyPkcs1,
     )
     .map_err(|e| WrapError::Unwrappable(e.to_string()))?;
     file::write_pem(&wrapped.to_bytes()).map_err(|e| WrapError::Unwrappable(e.to_string()))
@@ -135,6 +148,10 @@ mod tests {
             public.attributes & (ATTR_SIGN | ATTR_DECRYPT),
             ATTR_SIGN | ATTR_DECRYPT
         );
+        // Wrapped for standard PKCS#1 v1.5 decryption (UnBind of raw data).
+        assert_eq!(public.scheme, TPM_ALG_RSAES);
+        let blob_parms = file::read(pem.as_bytes()).unwrap().key.parms;
+        assert_eq!(blob_parms.enc_scheme, alg::ES_RSAESPKCSV15);
 
         // Only the SRK can open the private part, and it holds the key's prime.
         let blob = file::read(pem.as_bytes()).unwrap().key;

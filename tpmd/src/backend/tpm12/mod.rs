@@ -107,14 +107,11 @@ impl Backend for Tpm12Backend {
         auth: &[u8],
         request: &DecryptRequest<'_>,
     ) -> TpmResult<Vec<u8>> {
-        ops::decrypt(
-            &mut self.rm,
-            &Key::parse(key)?,
-            auth,
-            request.scheme,
-            request.hash,
-            request.ciphertext,
-        )
+        ops::decrypt(&mut self.rm, &Key::parse(key)?, auth, request)
+    }
+
+    fn random(&mut self, count: usize) -> TpmResult<Vec<u8>> {
+        ops::random(&mut self.rm, count)
     }
 
     fn change_auth(&mut self, _key: &[u8], _old: &[u8], _new: &[u8]) -> TpmResult<String> {

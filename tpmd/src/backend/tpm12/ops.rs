@@ -13,7 +13,7 @@ use tpmd_tpm12::keys::wrap::{generate_template, Usage};
 use super::error::convert;
 use super::key::Key;
 use super::resource_manager::{Failure, ResourceManager};
-use crate::backend::{SignRequest, TpmError, TpmResult};
+use crate::backend::{DecryptRequest, SignRequest, TpmError, TpmResult, MAX_RANDOM_BYTES};
 
 /// What Generate accepts on a TPM 1.2.
 pub const KEY_TYPES: [&str; 2] = ["rsa2048", "rsa1024"];
@@ -151,15 +151,24 @@ pub fn decrypt(
     rm: &mut ResourceManager,
     key: &Key,
     password: &[u8],
-    scheme_name: &str,
-    hash: &str,
-    ciphertext: &[u8],
+    req: &DecryptRequest<'_>,
 ) -> TpmResult<Vec<u8>> {
+    let (scheme_name, hash, ciphertext) = (req.scheme, req.hash, req.ciphertext);
     if !key.can_decrypt() {
         return Err(TpmError::Unsupported(format!(
             "this TPM 1.2 {} key is not allowed to decrypt",
             key.usage_name()
         )));
+    }
+    if scheme_name == scheme::RSA_RAW {
+        return Err(unsupported(
+            "raw RSA decryption (UnBind always removes the key's padding)",
+        ));
+    }
+    if !req.label.is_empty() {
+        return Err(unsupported(
+            "an OAEP label (a TPM 1.2 decrypts OAEP only in the TSS bind format, label \"TCPA\")",
+        ));
     }
     match (key.key.parms.enc_scheme, scheme_name) {
         (alg::ES_RSAESOAEP_SHA1_MGF1, scheme::RSA_OAEP) if hash == "sha1" => {}
@@ -171,11 +180,16 @@ pub fn decrypt(
         (alg::ES_RSAESPKCSV15, scheme::RSA_PKCS1_DECRYPT) => {}
         (_, scheme::RSA_OAEP | scheme::RSA_PKCS1_DECRYPT) => {
             return Err(TpmError::Unsupported(format!(
-                "this TPM 1.2 key decrypts only with its own scheme ({}), not {scheme_name}",
+                "this TPM 1.2 key decrypts only with its own scheme ({}), not {scheme_name}{}",
                 if key.key.parms.enc_scheme == alg::ES_RSAESPKCSV15 {
                     "rsa-pkcs1"
                 } else {
                     "rsa-oaep with sha1, TSS bind format"
+                },
+                if scheme_name == scheme::RSA_PKCS1_DECRYPT {
+                    "; keys tpmd makes or wraps now have the PKCS#1 v1.5 scheme: wrap the original key again"
+                } else {
+                    ""
                 }
             )))
         }
@@ -200,8 +214,10 @@ pub fn decrypt(
     .map_err(|f| key_fail(rm, "UnBind", f))
 }
 
-/// CreateWrapKey under the SRK: a non-migratable legacy key (sign with the DER scheme,
-/// decrypt with OAEP). Without a password the key needs no authorization.
+/// CreateWrapKey under the SRK: a non-migratable legacy key that signs with the DER scheme
+/// and decrypts standard PKCS#1 v1.5 ciphertexts (TPM_ES_RSAESPKCSv15, for which UnBind
+/// of a legacy key returns the plaintext itself: TPM 1.2 Part 3, TPM_UnBind, action 5).
+/// Without a password the key needs no authorization.
 pub fn generate(
     rm: &mut ResourceManager,
     key_type: &str,
@@ -220,7 +236,7 @@ pub fn generate(
             )))
         }
     };
-    let template = generate_template(bits, Usage::Legacy, false, !password.is_empty());
+    let template = generate_template(bits, Usage::LegacyPkcs1, false, !password.is_empty());
     let auth = AuthSecret::from_password_or_well_known(password);
     let key = rm
         .retrying(|tpm| tpm.create_wrap_key(&template, &auth))
@@ -294,4 +310,29 @@ pub fn lock_nv(rm: &mut ResourceManager) -> TpmResult<bool> {
     rm.retrying(|tpm| tpm.lock_nv())
         .map_err(|e| fail(rm, "NV_DefineSpace", e))?;
     Ok(true)
+}
+
+/// TPM_GetRandom until `count` bytes are there (a TPM may return fewer than asked).
+pub fn random(rm: &mut ResourceManager, count: usize) -> TpmResult<Vec<u8>> {
+    if count > MAX_RANDOM_BYTES {
+        return Err(TpmError::InvalidArgument(format!(
+            "ask for at most {MAX_RANDOM_BYTES} random bytes at a time, not {count}"
+        )));
+    }
+    let mut out = Vec::with_capacity(count);
+    while out.len() < count {
+        let want = u32::try_from(count - out.len()).unwrap_or(u32::MAX);
+        let bytes = rm
+            .retrying(|tpm| tpm.get_random(want))
+            .map_err(|e| fail(rm, "GetRandom", e))?;
+        if bytes.is_empty() {
+            return Err(TpmError::Stack {
+                command: "GetRandom",
+                detail: "the TPM returned no random bytes".into(),
+            });
+        }
+        let take = bytes.len().min(count - out.len());
+        out.extend_from_slice(&bytes[..take]);
+    }
+    Ok(out)
 }

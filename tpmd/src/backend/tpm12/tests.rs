@@ -102,6 +102,7 @@ fn info_wrap_import_sign_decrypt() {
                 scheme: "rsa-oaep",
                 hash: "sha1",
                 ciphertext: &ciphertext,
+                label: &[],
             },
         )
         .unwrap();
@@ -249,6 +250,7 @@ fn decrypt_follows_the_key_scheme() {
         scheme,
         hash: "sha1",
         ciphertext: &ciphertext,
+        label: &[],
     };
     let plain = backend
         .decrypt(pem.as_bytes(), b"", &request("rsa-pkcs1"))
@@ -259,6 +261,54 @@ fn decrypt_follows_the_key_scheme() {
         .unwrap_err();
     assert!(matches!(err, TpmError::Unsupported(_)), "{err}");
     assert!(err.to_string().contains("rsa-pkcs1"), "{err}");
+}
+
+#[test]
+fn generated_keys_decrypt_standard_pkcs1_ciphertexts() {
+    let (_sim, mut backend) = start(true, 2);
+    let pem = backend.generate("rsa2048", b"pin", 0x8100_0001).unwrap();
+    let key = file::read(pem.as_bytes()).unwrap().key;
+    assert_eq!(key.parms.enc_scheme, alg::ES_RSAESPKCSV15);
+    let ciphertext = public_of(&pem)
+        .encrypt(
+            &mut OsRng,
+            tpmd_tpm12::rsa::Pkcs1v15Encrypt,
+            b"pre-master secret",
+        )
+        .unwrap();
+    let request = |scheme, label: &'static [u8]| DecryptRequest {
+        scheme,
+        hash: "sha1",
+        ciphertext: &ciphertext,
+        label,
+    };
+    let plain = backend
+        .decrypt(pem.as_bytes(), b"pin", &request("rsa-pkcs1", b""))
+        .unwrap();
+    assert_eq!(plain, b"pre-master secret");
+    // Raw RSA and OAEP labels are beyond a TPM 1.2, and it says so.
+    for (scheme, label) in [("rsa-raw", &b""[..]), ("rsa-oaep", &b"label"[..])] {
+        let err = backend
+            .decrypt(pem.as_bytes(), b"pin", &request(scheme, label))
+            .unwrap_err();
+        assert!(matches!(err, TpmError::Unsupported(_)), "{err}");
+        assert!(err.to_string().contains("TPM 1.2"), "{err}");
+    }
+}
+
+#[test]
+fn random_bytes_come_from_the_tpm_in_any_amount() {
+    let (_sim, mut backend) = start(true, 2);
+    for count in [0, 1, 20, 1000] {
+        assert_eq!(backend.random(count).unwrap().len(), count);
+    }
+    let a = backend.random(32).unwrap();
+    let b = backend.random(32).unwrap();
+    assert_ne!(a, b, "two draws of 32 bytes are equal");
+    let err = backend
+        .random(crate::backend::MAX_RANDOM_BYTES + 1)
+        .unwrap_err();
+    assert!(matches!(err, TpmError::InvalidArgument(_)), "{err}");
 }
 
 #[test]

@@ -95,14 +95,11 @@ impl Backend for Tpm2Backend {
         request: &DecryptRequest<'_>,
     ) -> TpmResult<Vec<u8>> {
         let blob = self.blob(key)?;
-        ops::decrypt(
-            &mut self.rm,
-            &blob,
-            auth,
-            request.scheme,
-            request.hash,
-            request.ciphertext,
-        )
+        ops::decrypt(&mut self.rm, &blob, auth, request)
+    }
+
+    fn random(&mut self, count: usize) -> TpmResult<Vec<u8>> {
+        ops::random(&mut self.rm, count)
     }
 
     fn change_auth(&mut self, key: &[u8], old_auth: &[u8], new_auth: &[u8]) -> TpmResult<String> {

@@ -15,7 +15,7 @@ use tpmd_tpm2::wire::ops::{self, DecryptScheme, SignScheme, Signature};
 use super::blob::KeyBlob;
 use super::error::{TpmError, TpmResult};
 use super::resource_manager::{Authorization, ResourceManager};
-use crate::backend::SignRequest;
+use crate::backend::{DecryptRequest, SignRequest, MAX_RANDOM_BYTES};
 
 fn hash_alg(name: &str) -> TpmResult<(u16, usize)> {
     match name {
@@ -145,34 +145,109 @@ pub fn decrypt(
     rm: &mut ResourceManager,
     blob: &Arc<KeyBlob>,
     auth: &[u8],
-    scheme_name: &str,
-    hash: &str,
-    ciphertext: &[u8],
+    req: &DecryptRequest<'_>,
 ) -> TpmResult<Vec<u8>> {
     let k = rsa_modulus_len(&blob.public)?;
     require_attribute(&blob.public, TPMA_OBJECT_DECRYPT, "decrypt")?;
-    if ciphertext.len() != k {
+    if req.ciphertext.len() != k {
         return Err(TpmError::InvalidArgument(format!(
             "ciphertext for a {}-bit key is {k} bytes, got {}",
             k * 8,
-            ciphertext.len()
+            req.ciphertext.len()
         )));
     }
-    let decryption = match scheme_name {
-        scheme::RSA_OAEP => DecryptScheme::Oaep {
-            hash_alg: hash_alg(hash)?.0,
-        },
+    let decryption = match req.scheme {
+        scheme::RSA_OAEP => {
+            check_oaep_label(req.label)?;
+            DecryptScheme::Oaep {
+                hash_alg: hash_alg(req.hash)?.0,
+            }
+        }
+        scheme::RSA_PKCS1_DECRYPT | scheme::RSA_RAW if !req.label.is_empty() => {
+            return Err(TpmError::InvalidArgument(format!(
+                "a label is an OAEP parameter; {} takes none",
+                req.scheme
+            )))
+        }
         scheme::RSA_PKCS1_DECRYPT => DecryptScheme::Pkcs1,
+        scheme::RSA_RAW => {
+            check_raw_allowed(&blob.public)?;
+            DecryptScheme::Raw
+        }
         other => {
             return Err(TpmError::InvalidArgument(format!(
-                "unknown decryption scheme {other:?}: use rsa-oaep or rsa-pkcs1"
+                "unknown decryption scheme {other:?}: use rsa-oaep, rsa-pkcs1 or rsa-raw"
             )))
         }
     };
     let response = rm.with_key(blob, auth, Crypt::Both, |key| {
-        ops::rsa_decrypt(key, ciphertext, decryption, &[])
+        ops::rsa_decrypt(key, req.ciphertext, decryption, req.label)
     })?;
-    parse(ops::parse_rsa_decrypt(&response))
+    let message = parse(ops::parse_rsa_decrypt(&response))?;
+    Ok(match decryption {
+        // The TPM drops leading zero bytes of the integer; padding schemes need them.
+        DecryptScheme::Raw => pad_left(&message, k),
+        _ => message,
+    })
+}
+
+/// TPM2_RSA_Decrypt takes an OAEP label only if its last byte is zero (TPM 2.0 Part 3,
+/// RSA_Decrypt: TPM_RC_VALUE otherwise), and uses it with that zero.
+fn check_oaep_label(label: &[u8]) -> TpmResult<()> {
+    match label.last() {
+        None | Some(0) => Ok(()),
+        Some(_) => Err(TpmError::InvalidArgument(
+            "TPM2_RSA_Decrypt accepts only OAEP labels that end in a zero byte; decrypt with scheme rsa-raw and remove the OAEP padding yourself (the PKCS#11 module does)".into(),
+        )),
+    }
+}
+
+/// A key whose public area fixes a decryption scheme makes the TPM apply that scheme to
+/// a "raw" request, so raw decryption is only honest for keys with the NULL scheme.
+fn check_raw_allowed(public: &TpmPublic) -> TpmResult<()> {
+    if public.scheme == TPM_ALG_NULL {
+        return Ok(());
+    }
+    Err(TpmError::Unsupported(format!(
+        "this key's public area fixes its scheme to {}, so the TPM cannot decrypt raw with it; only keys with the NULL scheme (as tpmd makes and wraps them) can",
+        tpmd_api::marshal::alg_name(public.scheme)
+    )))
+}
+
+/// Most random bytes asked of the TPM per command: the size of its largest digest,
+/// which is at most what TPM2_GetRandom returns at once.
+const RANDOM_PER_COMMAND: u16 = 64;
+
+/// `count` bytes from TPM2_GetRandom, asked for as often as needed. The bytes travel
+/// encrypted by the session, as they may become an application's keys.
+pub fn random(rm: &mut ResourceManager, count: usize) -> TpmResult<Vec<u8>> {
+    if count > MAX_RANDOM_BYTES {
+        return Err(TpmError::InvalidArgument(format!(
+            "ask for at most {MAX_RANDOM_BYTES} random bytes at a time, not {count}"
+        )));
+    }
+    let mut out = Vec::with_capacity(count);
+    while out.len() < count {
+        let want = u16::try_from(count - out.len())
+            .unwrap_or(u16::MAX)
+            .min(RANDOM_PER_COMMAND);
+        let authorization = Authorization::Hmac {
+            names: &[],
+            auth: &[],
+            crypt: Crypt::Response,
+        };
+        let response = rm.execute(&ops::get_random(want), &authorization)?;
+        let bytes = parse(ops::parse_get_random(&response))?;
+        if bytes.is_empty() {
+            return Err(TpmError::Stack {
+                command: "GetRandom",
+                detail: "the TPM returned no random bytes".into(),
+            });
+        }
+        let take = bytes.len().min(count - out.len());
+        out.extend_from_slice(&bytes[..take]);
+    }
+    Ok(out)
 }
 
 fn loadable_file(parent: u32, empty_auth: bool, public: Vec<u8>, private: Vec<u8>) -> TpmKeyFile {
@@ -443,4 +518,26 @@ pub fn reset_lockout(rm: &mut ResourceManager, lockout_auth: &[u8]) -> TpmResult
             ),
             other => other,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_decryption_only_with_the_null_scheme_and_labels_only_zero_terminated() {
+        let mut public = template("rsa2048", true).unwrap();
+        assert!(check_raw_allowed(&public).is_ok());
+        public.scheme = TPM_ALG_OAEP;
+        public.scheme_hash = TPM_ALG_SHA256;
+        let err = check_raw_allowed(&public).unwrap_err();
+        assert!(matches!(err, TpmError::Unsupported(_)), "{err}");
+        assert!(err.to_string().contains("OAEP"), "{err}");
+        assert!(check_oaep_label(b"").is_ok());
+        assert!(check_oaep_label(b"label\0").is_ok());
+        assert!(matches!(
+            check_oaep_label(b"label"),
+            Err(TpmError::InvalidArgument(_))
+        ));
+    }
 }

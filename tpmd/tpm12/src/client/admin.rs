@@ -7,7 +7,7 @@ use super::error::ClientError;
 use super::session::Tpm12;
 use crate::codec::consts::{alg, auth_usage, cap, et, key_usage, NV_INDEX_LOCK};
 use crate::codec::ops::capability::{self as capa, DaInfo, PermanentFlags, VersionInfo};
-use crate::codec::ops::{owner, pcr_nv};
+use crate::codec::ops::{owner, pcr_nv, session};
 use crate::codec::rc;
 use crate::codec::{AuthSecret, Command, Key12, KeyParms, PubKey, TpmRc, WellKnown};
 use crate::keys::bind::oaep_tcpa_encrypt;
@@ -159,5 +159,11 @@ impl Tpm12 {
         let cmd = owner::set_read_srk_pub(allow);
         self.with_secret(true, |tpm, secret| tpm.run_auth1(&cmd, secret))
             .map(|_| ())
+    }
+
+    /// TPM_GetRandom: up to `bytes` bytes from the TPM's generator (it may return fewer).
+    pub fn get_random(&mut self, bytes: u32) -> Result<Vec<u8>, ClientError> {
+        let resp = self.run(&session::get_random(bytes))?;
+        Ok(session::parse_get_random(resp.params())?)
     }
 }

@@ -7,6 +7,7 @@ mod capability;
 mod context;
 mod object;
 mod policy;
+mod random;
 mod session;
 mod signing;
 
@@ -15,5 +16,6 @@ pub use capability::*;
 pub use context::*;
 pub use object::*;
 pub use policy::*;
+pub use random::*;
 pub use session::*;
 pub use signing::*;

@@ -1,4 +1,4 @@
-//! C_Sign* and C_Decrypt*: checks here, the private-key operation in tpmd.
+//! C_Sign*: checks here, the private-key operation in tpmd.
 
 use std::sync::Arc;
 
@@ -9,12 +9,11 @@ use zeroize::Zeroizing;
 use super::daemon_error;
 use crate::error::{Pkcs11Error, Result};
 use crate::mechanism::{
-    decrypt_mech, ecdsa_digest, parse_digest_info, sign_mech, DecryptMech, MechanismArg, SignMech,
+    ecdsa_digest, offered, parse_digest_info, sign_mech, MechanismArg, SignMech,
 };
 use crate::module::{lock, Module};
-use crate::session::{DecryptOp, Produced, SignOp};
+use crate::session::{Produced, SignOp};
 use crate::store::key::{KeyEntry, PublicParts};
-use crate::store::{attrs, ObjectKind};
 
 /// A request to tpmd's Sign.
 struct SignRequest {
@@ -60,25 +59,6 @@ fn sign_request(key: &KeyEntry, mech: SignMech, input: &[u8]) -> Result<SignRequ
 }
 
 impl Module {
-    /// The private key behind `handle`, if the caller may use it.
-    fn private_key(&self, handle: CK_OBJECT_HANDLE) -> Result<Arc<KeyEntry>> {
-        let obj = lock(&self.store)
-            .object(handle)
-            .ok_or(Pkcs11Error::KeyHandleInvalid)?;
-        if obj.kind != ObjectKind::Private {
-            return Err(Pkcs11Error::KeyTypeInconsistent);
-        }
-        if attrs::is_private(&obj) && !self.logged_in() {
-            return Err(Pkcs11Error::KeyHandleInvalid);
-        }
-        obj.key().cloned().ok_or(Pkcs11Error::KeyHandleInvalid)
-    }
-
-    /// Signs with a key and the auth value it needs (the logged-in PIN, if any).
-    pub fn sign_now(&self, key: &KeyEntry, mech: SignMech, input: &[u8]) -> Result<Vec<u8>> {
-        self.sign_with_auth(key, mech, input, self.auth_for(key)?)
-    }
-
     /// Signs with a key and the given auth value; the one place a signature is made.
     pub fn sign_with_auth(
         &self,
@@ -109,6 +89,9 @@ impl Module {
         if s.sign.is_some() {
             return Err(Pkcs11Error::OperationActive);
         }
+        if !offered(self.family(), mech.mechanism, cryptoki_sys::CKF_SIGN) {
+            return Err(Pkcs11Error::MechanismInvalid);
+        }
         let mech = sign_mech(mech)?;
         let key = self.private_key(key)?;
         if mech.is_rsa() != matches!(key.parts, PublicParts::Rsa { .. }) {
@@ -123,6 +106,7 @@ impl Module {
             hasher: mech.hasher(),
             data: Zeroizing::new(Vec::new()),
             multi_part: false,
+            context_pin: None,
         });
         Ok(())
     }
@@ -152,6 +136,9 @@ impl Module {
             Some(r) if r < needed => return Err(Pkcs11Error::BufferTooSmall(needed)),
             Some(_) => {}
         }
+        // Before the operation ends: without its context-specific login, a key with its
+        // own PIN answers CKR_USER_NOT_LOGGED_IN and the operation waits for one.
+        let auth = self.auth_for(&op.key, op.context_pin.as_ref())?;
         let Some(mut op) = s.sign.take() else {
             return Err(Pkcs11Error::OperationNotInitialized);
         };
@@ -166,7 +153,7 @@ impl Module {
             }
             None => op.data.clone(),
         };
-        let sig = self.sign_now(&op.key, op.mech, &input)?;
+        let sig = self.sign_with_auth(&op.key, op.mech, &input, auth)?;
         Ok(Produced::Bytes(Zeroizing::new(sig)))
     }
 
@@ -189,94 +176,6 @@ impl Module {
     pub fn sign_abort(&self, h: CK_SESSION_HANDLE) {
         if let Ok(session) = self.session(h) {
             lock(&session).sign = None;
-        }
-    }
-
-    pub fn decrypt_init(
-        &self,
-        h: CK_SESSION_HANDLE,
-        mech: &MechanismArg,
-        key: CK_OBJECT_HANDLE,
-    ) -> Result<()> {
-        let session = self.session(h)?;
-        let mut s = lock(&session);
-        if s.decrypt.is_some() {
-            return Err(Pkcs11Error::OperationActive);
-        }
-        let mech = decrypt_mech(mech)?;
-        let key = self.private_key(key)?;
-        if !matches!(key.parts, PublicParts::Rsa { .. }) {
-            return Err(Pkcs11Error::KeyTypeInconsistent);
-        }
-        if !key.can_decrypt {
-            return Err(Pkcs11Error::KeyFunctionNotPermitted);
-        }
-        s.decrypt = Some(DecryptOp {
-            key,
-            mech,
-            result: None,
-        });
-        Ok(())
-    }
-
-    pub fn decrypt(
-        &self,
-        h: CK_SESSION_HANDLE,
-        ciphertext: &[u8],
-        room: Option<usize>,
-    ) -> Result<Produced> {
-        let session = self.session(h)?;
-        let mut s = lock(&session);
-        let op = s
-            .decrypt
-            .as_mut()
-            .ok_or(Pkcs11Error::OperationNotInitialized)?;
-        let k = op.key.parts.signature_len();
-        if op.result.is_none() {
-            if ciphertext.len() != k {
-                s.decrypt = None;
-                return Err(Pkcs11Error::EncryptedDataLenRange);
-            }
-            // Asking for the length needs no TPM work: the plaintext is at most k bytes.
-            let Some(_) = room else {
-                return Ok(Produced::Length(k));
-            };
-            let (scheme_name, hash) = match op.mech {
-                DecryptMech::RsaPkcs => (scheme::RSA_PKCS1_DECRYPT, "sha256"),
-                DecryptMech::RsaOaep(h) => (scheme::RSA_OAEP, h.name()),
-            };
-            let auth = match self.auth_for(&op.key) {
-                Ok(a) => Arc::new(a),
-                Err(e) => {
-                    s.decrypt = None;
-                    return Err(e);
-                }
-            };
-            let blob = Arc::new(op.key.blob.clone());
-            let ct = Arc::new(ciphertext.to_vec());
-            let result = self.daemon.call(move |p| {
-                let (auth, blob, ct) = (auth.clone(), blob.clone(), ct.clone());
-                async move { p.decrypt(&blob, &auth, scheme_name, hash, &ct).await }
-            });
-            match result {
-                Ok(plain) => op.result = Some(Zeroizing::new(plain)),
-                Err(e) => {
-                    s.decrypt = None;
-                    return Err(daemon_error(e, true));
-                }
-            }
-        }
-        let Some(plain) = op.result.as_ref() else {
-            return Err(Pkcs11Error::OperationNotInitialized);
-        };
-        match room {
-            None => Ok(Produced::Length(plain.len())),
-            Some(r) if r < plain.len() => Err(Pkcs11Error::BufferTooSmall(plain.len())),
-            Some(_) => {
-                let out = plain.clone();
-                s.decrypt = None;
-                Ok(Produced::Bytes(out))
-            }
         }
     }
 }
