@@ -329,7 +329,8 @@ impl Agent {
     ) -> Result<Signed, AgentError> {
         let plan = sign::plan(&key.key.public, data, flags)?;
         let auth = self.auth_for(key, needs_auth).await?;
-        let (auth_ref, plan_ref) = (auth.as_slice(), &plan);
+        let sent = tpmd_api::client::with_user_policies(blob);
+        let (blob, auth_ref, plan_ref) = (sent.as_ref(), auth.as_slice(), &plan);
         let result = self
             .tpmd
             .call("sign", move |proxy| async move {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use cryptoki_sys::{
     CKF_DECRYPT, CKM_RSA_PKCS, CKM_RSA_PKCS_OAEP, CK_OBJECT_HANDLE, CK_SESSION_HANDLE,
 };
+use tpmd_api::client::with_user_policies;
 use tpmd_api::dbus::{scheme, DecryptOptions};
 use zeroize::Zeroizing;
 
@@ -127,7 +128,7 @@ impl Module {
             }
         };
         let auth = Arc::new(auth);
-        let blob = Arc::new(key.blob.clone());
+        let blob = Arc::new(with_user_policies(&key.blob).into_owned());
         let ct = Arc::new(ciphertext.to_vec());
         let label = Arc::new(label);
         let out = self

@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 
 use sha2::Digest;
-use tpmd_api::client::{key_file_public, key_needs_auth};
+use tpmd_api::client::{key_file_public, key_needs_auth, with_user_policies};
 use tpmd_api::dbus::scheme;
 use tpmd_api::public::KeyParams;
 
@@ -75,7 +75,13 @@ pub async fn run(tpmd: &Tpmd, args: &SignArgs) -> CliResult<()> {
     };
     let signature = tpmd.check(
         tpmd.proxy
-            .sign(&key_bytes, &auth, scheme_name, hash_name, &digest)
+            .sign(
+                &with_user_policies(&key_bytes),
+                &auth,
+                scheme_name,
+                hash_name,
+                &digest,
+            )
             .await,
     )?;
     let signature = if chosen == Scheme::Ecdsa {

@@ -4,6 +4,7 @@
 //! to turn a software private key into a TPM-importable key file lives here, so that a
 //! plaintext private key never has to leave the process that read it.
 
+pub mod auth_policy_file;
 pub mod backup;
 pub mod client;
 pub mod crypto;

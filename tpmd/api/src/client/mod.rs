@@ -5,10 +5,12 @@
 
 pub mod connection;
 mod tpm12;
+mod user_policies;
 
 use thiserror::Error;
 
 pub use connection::{connect, tpmd_present, Scope};
+pub use user_policies::{with_policies_from, with_user_policies};
 
 use crate::dbus::{Daemon1Proxy, DaemonError};
 use crate::duplicate::wrap_for_parent;

@@ -67,28 +67,55 @@ pub(super) fn read_auth_policies(r: &mut Der<'_>) -> Result<Vec<AuthPolicy>, Key
     let mut list = Der::new(r.read(TAG_SEQUENCE, "the SEQUENCE OF TPMAuthPolicy")?);
     let mut policies = Vec::new();
     while !list.is_empty() {
-        let mut item = Der::new(list.read(TAG_SEQUENCE, "a TPMAuthPolicy")?);
-        let name = if item.peek_tag() == Some(TAG_CONTEXT_0) {
-            let mut inner = explicit(&mut item, TAG_CONTEXT_0, "name [0]")?;
-            let text = inner.read(TAG_UTF8_STRING, "name UTF8String")?;
-            Some(
-                String::from_utf8(text.to_vec())
-                    .map_err(|_| corrupt("a signed policy's name is not UTF-8"))?,
-            )
-        } else {
-            None
-        };
-        let mut body = explicit(&mut item, TAG_CONTEXT_1, "policy [1]")?;
-        let statements = read_statements(&mut body)?;
-        if !item.is_empty() {
-            return Err(corrupt("unexpected bytes in a TPMAuthPolicy"));
-        }
-        policies.push(AuthPolicy { name, statements });
+        policies.push(read_auth_policy(&mut list)?);
     }
     if !r.is_empty() {
         return Err(corrupt("unexpected bytes after authPolicy"));
     }
     Ok(policies)
+}
+
+/// Reads one TPMAuthPolicy SEQUENCE.
+fn read_auth_policy(r: &mut Der<'_>) -> Result<AuthPolicy, KeyFileError> {
+    let mut item = Der::new(r.read(TAG_SEQUENCE, "a TPMAuthPolicy")?);
+    let name = if item.peek_tag() == Some(TAG_CONTEXT_0) {
+        let mut inner = explicit(&mut item, TAG_CONTEXT_0, "name [0]")?;
+        let text = inner.read(TAG_UTF8_STRING, "name UTF8String")?;
+        if !inner.is_empty() {
+            return Err(corrupt("unexpected bytes after a signed policy's name"));
+        }
+        Some(
+            String::from_utf8(text.to_vec())
+                .map_err(|_| corrupt("a signed policy's name is not UTF-8"))?,
+        )
+    } else {
+        None
+    };
+    let mut body = explicit(&mut item, TAG_CONTEXT_1, "policy [1]")?;
+    let statements = read_statements(&mut body)?;
+    if !item.is_empty() {
+        return Err(corrupt("unexpected bytes in a TPMAuthPolicy"));
+    }
+    Ok(AuthPolicy { name, statements })
+}
+
+impl AuthPolicy {
+    /// Parses the DER of exactly one TPMAuthPolicy SEQUENCE (a `.policy` file's content).
+    pub fn from_der(der: &[u8]) -> Result<AuthPolicy, KeyFileError> {
+        let mut r = Der::new(der);
+        let policy = read_auth_policy(&mut r)?;
+        if !r.is_empty() {
+            return Err(corrupt("unexpected bytes after the TPMAuthPolicy"));
+        }
+        Ok(policy)
+    }
+
+    /// The DER of this one TPMAuthPolicy SEQUENCE.
+    pub fn to_der(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_auth_policy(&mut out, self);
+        out
+    }
 }
 
 /// `SEQUENCE OF TPMPolicy`.
@@ -115,16 +142,20 @@ pub(super) fn write_statements(out: &mut Vec<u8>, statements: &[PolicyStatement]
 pub(super) fn write_auth_policies(out: &mut Vec<u8>, policies: &[AuthPolicy]) {
     let mut list = Vec::new();
     for policy in policies {
-        let mut item = Vec::new();
-        if let Some(name) = &policy.name {
-            let mut text = Vec::new();
-            put_der(&mut text, TAG_UTF8_STRING, name.as_bytes());
-            put_der(&mut item, TAG_CONTEXT_0, &text);
-        }
-        let mut body = Vec::new();
-        write_statements(&mut body, &policy.statements);
-        put_der(&mut item, TAG_CONTEXT_1, &body);
-        put_der(&mut list, TAG_SEQUENCE, &item);
+        write_auth_policy(&mut list, policy);
     }
     put_der(out, TAG_SEQUENCE, &list);
+}
+
+fn write_auth_policy(out: &mut Vec<u8>, policy: &AuthPolicy) {
+    let mut item = Vec::new();
+    if let Some(name) = &policy.name {
+        let mut text = Vec::new();
+        put_der(&mut text, TAG_UTF8_STRING, name.as_bytes());
+        put_der(&mut item, TAG_CONTEXT_0, &text);
+    }
+    let mut body = Vec::new();
+    write_statements(&mut body, &policy.statements);
+    put_der(&mut item, TAG_CONTEXT_1, &body);
+    put_der(out, TAG_SEQUENCE, &item);
 }
