@@ -17,6 +17,7 @@ pub mod marshal;
 pub mod policy;
 pub mod privkey;
 pub mod public;
+pub mod recorded_pcrs;
 
 pub use dbus::{Counters, Daemon1Proxy, DaemonError, Info};
 pub use keyfile::{KeyFileKind, TpmKeyFile};
