@@ -20,6 +20,7 @@ pub async fn run(tpmd: &Tpmd, args: &GenerateArgs, json_out: bool) -> CliResult<
     let auth = auth_value(args.ask_auth, args.auth_file.as_deref())?;
     let options = GenerateOptions {
         parent: Some(args.parent),
+        ..GenerateOptions::default()
     };
     let pem = tpmd.check(
         tpmd.proxy
