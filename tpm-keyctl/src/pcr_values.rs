@@ -100,14 +100,16 @@ pub fn from_file(path: &Path, banks: &[PcrBank]) -> CliResult<Vec<RecordedBank>>
             found
         }
         Some(Err(e)) => return Err(CliError::file(path, e)),
-        None => return Err(CliError::file(
-            path,
-            format!(
+        None => {
+            return Err(CliError::file(
+                path,
+                format!(
                 "is neither `sha256:7=HEX` lines nor the {} bytes `tpm2_pcrread -o` writes for {}",
                 sizes.iter().sum::<usize>(),
                 describe_selection(banks)
             ),
-        )),
+            ))
+        }
     };
     let mut out = Vec::new();
     for bank in banks {

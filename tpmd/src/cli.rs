@@ -78,6 +78,12 @@ pub struct Args {
     #[arg(long, env = "TPMD_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 
+    /// Signed policies (`*.policy`, made by `tpm-keyctl policy sign`) tpmd tries for keys
+    /// whose policy starts with TPM2_PolicyAuthorize; read on each request that needs one.
+    #[arg(long, env = "TPMD_POLICY_DIR", value_name = "DIR",
+          default_value = tpmd_api::auth_policy_file::SYSTEM_POLICY_DIR)]
+    pub policy_dir: PathBuf,
+
     /// How many requests one user may have waiting for the TPM; past that, callers are
     /// told to retry.
     #[arg(long, env = "TPMD_QUEUE_PER_USER", value_name = "N",

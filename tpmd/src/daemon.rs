@@ -104,6 +104,7 @@ pub fn run(args: Args) -> Result<(), RunError> {
         max_loaded: args.max_loaded_keys,
         reserve: args.reserve_slots,
         srk_auth: args.srk_auth_file.as_deref().map(read_secret).transpose()?,
+        policy_dir: Some(args.policy_dir.clone()),
     };
     let records = match UidRecords::open(&args.state_dir()) {
         Ok(records) => records,

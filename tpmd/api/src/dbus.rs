@@ -116,6 +116,12 @@ pub struct Counters {
 pub struct GenerateOptions {
     /// Parent handle; defaults to 0x81000001.
     pub parent: Option<u32>,
+    /// The new key's authPolicy (TPM 2.0): the digest its policy session must reach
+    /// (`tpmd_api::policy::policy_digest`), as many bytes as the name algorithm's (SHA-256)
+    /// digest. With an empty auth value the key is made without userWithAuth, so that only
+    /// the policy can authorize it. The client writes the policy statements into the key
+    /// file tpmd returns.
+    pub policy_digest: Option<Vec<u8>>,
 }
 
 /// Options for `DecryptWithOptions`.
@@ -156,6 +162,11 @@ pub enum DaemonError {
     TpmUnavailable(String),
     /// Any other TPM error, with its response code explained.
     Tpm(String),
+    /// The key's policy is not satisfied: its PCRs no longer hold the values it is bound
+    /// to, or no signed policy for it matches. The message names the PCR selection (and
+    /// the PCRs that changed, when the key file recorded their values) and what to do.
+    /// Never counts against the TPM's dictionary-attack counter.
+    PolicyFailed(String),
 }
 
 impl DaemonError {
@@ -173,7 +184,8 @@ impl DaemonError {
             | DaemonError::RateLimited(m)
             | DaemonError::Busy(m)
             | DaemonError::TpmUnavailable(m)
-            | DaemonError::Tpm(m) => m.clone(),
+            | DaemonError::Tpm(m)
+            | DaemonError::PolicyFailed(m) => m.clone(),
         }
     }
 }
@@ -254,6 +266,11 @@ pub trait Daemon1 {
         ciphertext: &[u8],
         options: DecryptOptions,
     ) -> Result<Vec<u8>, DaemonError>;
+
+    /// The values of the PCRs in `selection` ("sha256:0,2,4,7", banks joined by "+"):
+    /// one (bank, PCR index, value) per PCR, in selection order. A TPM 1.2 has only the
+    /// "sha1" bank.
+    fn read_pcrs(&self, selection: &str) -> Result<Vec<(String, u32, Vec<u8>)>, DaemonError>;
 
     /// `count` bytes from the TPM's random number generator (at most 4096 per call).
     fn get_random(&self, count: u32) -> Result<Vec<u8>, DaemonError>;

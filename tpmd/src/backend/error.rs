@@ -29,6 +29,10 @@ pub enum TpmError {
     /// The caller's queue on the TPM thread is full.
     #[error("{0}")]
     Busy(String),
+    /// The key's policy is not satisfied (PCR values, no matching signed policy). Not an
+    /// auth failure: the dictionary-attack budget does not count it.
+    #[error("{0}")]
+    PolicyFailed(String),
     #[error("cannot reach the TPM: {0}")]
     Unavailable(String),
     /// The TPM refused a command; `code` is the family's raw response code.

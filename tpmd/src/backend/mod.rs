@@ -12,6 +12,7 @@ pub mod tpm2;
 pub mod worker;
 
 use tpmd_api::dbus::{Counters, Info};
+use tpmd_api::policy::PcrBank;
 use zeroize::Zeroizing;
 
 pub use da_state::DaState;
@@ -37,6 +38,9 @@ pub struct DecryptRequest<'a> {
     pub label: &'a [u8],
 }
 
+/// One PCR as `ReadPcrs` answers it: bank name ("sha256"), index, value.
+pub type PcrValue = (String, u32, Vec<u8>);
+
 /// The most random bytes one request returns: a bigger ask would hold the TPM for
 /// everyone else; clients ask again.
 pub const MAX_RANDOM_BYTES: usize = 4096;
@@ -57,8 +61,17 @@ pub trait Backend: Send {
     fn parent_public(&mut self, parent: u32) -> TpmResult<Vec<u8>>;
     /// Turns an importable key file into a loadable one (PEM text).
     fn import(&mut self, key: &[u8]) -> TpmResult<String>;
-    /// Makes a new key of `key_type` (one of `Info.key_types`) under `parent`; PEM text.
-    fn generate(&mut self, key_type: &str, auth: &[u8], parent: u32) -> TpmResult<String>;
+    /// Makes a new key of `key_type` (one of `Info.key_types`) under `parent`, with
+    /// `policy_digest` as its authPolicy if given (TPM 2.0); PEM text.
+    fn generate(
+        &mut self,
+        key_type: &str,
+        auth: &[u8],
+        parent: u32,
+        policy_digest: Option<&[u8]>,
+    ) -> TpmResult<String>;
+    /// The values of the PCRs in `selection`, one per PCR in selection order.
+    fn read_pcrs(&mut self, selection: &[PcrBank]) -> TpmResult<Vec<PcrValue>>;
     fn sign(&mut self, key: &[u8], auth: &[u8], request: &SignRequest<'_>) -> TpmResult<Vec<u8>>;
     fn decrypt(
         &mut self,
@@ -108,6 +121,9 @@ pub struct OpenOptions {
     /// The SRK's auth value (a password), when it is not a well-known secret. Only a TPM
     /// 1.2 SRK can have one: the TCG template's TPM 2.0 SRK has none.
     pub srk_auth: Option<Zeroizing<Vec<u8>>>,
+    /// Where signed policies for keys with a PolicyAuthorize policy are found (TPM 2.0);
+    /// `None`: nowhere but in the key bytes.
+    pub policy_dir: Option<std::path::PathBuf>,
 }
 
 /// Opens the TPM at `transport`.
@@ -126,7 +142,9 @@ pub fn open(
         Family::Tpm2 => {
             let strategy =
                 tpm2::Strategy::for_transport(&transport, options.max_loaded, options.reserve);
-            Ok(Box::new(tpm2::Tpm2Backend::open(transport, strategy)?))
+            let mut backend = tpm2::Tpm2Backend::open(transport, strategy)?;
+            backend.set_policy_dir(options.policy_dir);
+            Ok(Box::new(backend))
         }
         Family::Tpm12 => tpm12::open(
             transport,

@@ -18,6 +18,7 @@ impl From<TpmError> for DaemonError {
             TpmError::RateLimited(_) => DaemonError::RateLimited(message),
             TpmError::Busy(_) => DaemonError::Busy(message),
             TpmError::Unavailable(_) => DaemonError::TpmUnavailable(message),
+            TpmError::PolicyFailed(_) => DaemonError::PolicyFailed(message),
             TpmError::Command { .. } | TpmError::Stack { .. } => DaemonError::Tpm(message),
         }
     }

@@ -208,11 +208,12 @@ impl Daemon {
         let uid = self.callers.uid(conn, &header).await?;
         let auth = Zeroizing::new(auth);
         let parent = options.parent.unwrap_or(DEFAULT_SRK_HANDLE);
+        let policy_digest = options.policy_digest;
         let _turn = self.generating.enter(uid).await?;
         let file = self
             .tpm
             .run(uid, move |backend| {
-                backend.generate(&key_type, &auth, parent)
+                backend.generate(&key_type, &auth, parent, policy_digest.as_deref())
             })
             .await?;
         info!(uid, "generated a key");
@@ -292,6 +293,20 @@ impl Daemon {
             label: options.label.unwrap_or_default(),
         };
         self.decrypt_request((conn, &header), key, auth, request)
+            .await
+    }
+
+    /// The values of the PCRs in `selection` ("sha256:0,2,4,7", banks joined by "+"), one
+    /// (bank, index, value) per PCR in selection order.
+    async fn read_pcrs(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        selection: String,
+    ) -> Result<Vec<(String, u32, Vec<u8>)>, DaemonError> {
+        let banks =
+            tpmd_api::policy::parse_selection(&selection).map_err(DaemonError::InvalidArgument)?;
+        self.run((conn, &header), move |backend| backend.read_pcrs(&banks))
             .await
     }
 

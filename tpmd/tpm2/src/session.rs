@@ -187,6 +187,12 @@ impl HmacSession {
         self.auth_value_needed = true;
     }
 
+    /// A policy session after TPM2_PolicyRestart: its auth value is no longer needed
+    /// until a TPM2_PolicyAuthValue runs again.
+    pub fn reset_policy(&mut self) {
+        self.auth_value_needed = false;
+    }
+
     /// The key of this session's HMACs and parameter encryption for an entity with
     /// `auth`.
     fn session_value(&self, auth: &[u8]) -> Zeroizing<Vec<u8>> {

@@ -13,7 +13,9 @@ use tpmd_tpm12::codec::consts::auth_usage;
 use tpmd_tpm12::codec::AuthSecret;
 use tpmd_tpm2::transport::Transport;
 
-use super::{Backend, DaState, DecryptRequest, Family, SignRequest, TpmError, TpmResult};
+use tpmd_api::policy::PcrBank;
+
+use super::{Backend, DaState, DecryptRequest, Family, PcrValue, SignRequest, TpmError, TpmResult};
 use key::Key;
 pub use resource_manager::ResourceManager;
 
@@ -93,8 +95,23 @@ impl Backend for Tpm12Backend {
         ops::import(&mut self.rm, &Key::parse(key)?)
     }
 
-    fn generate(&mut self, key_type: &str, auth: &[u8], parent: u32) -> TpmResult<String> {
+    fn generate(
+        &mut self,
+        key_type: &str,
+        auth: &[u8],
+        parent: u32,
+        policy_digest: Option<&[u8]>,
+    ) -> TpmResult<String> {
+        if policy_digest.is_some() {
+            return Err(TpmError::Unsupported(
+                "a TPM 1.2 key has no policy digest: TPM 2.0 policies (PCR and signed policies) need a TPM 2.0".into(),
+            ));
+        }
         ops::generate(&mut self.rm, key_type, auth, parent)
+    }
+
+    fn read_pcrs(&mut self, selection: &[PcrBank]) -> TpmResult<Vec<PcrValue>> {
+        ops::read_pcrs(&mut self.rm, selection)
     }
 
     fn sign(&mut self, key: &[u8], auth: &[u8], request: &SignRequest<'_>) -> TpmResult<Vec<u8>> {

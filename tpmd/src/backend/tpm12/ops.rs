@@ -336,3 +336,27 @@ pub fn random(rm: &mut ResourceManager, count: usize) -> TpmResult<Vec<u8>> {
     }
     Ok(out)
 }
+
+/// TPM_PCRRead of each PCR in `selection`; a TPM 1.2 has only the SHA-1 bank.
+pub fn read_pcrs(
+    rm: &mut ResourceManager,
+    selection: &[tpmd_api::policy::PcrBank],
+) -> TpmResult<Vec<crate::backend::PcrValue>> {
+    let mut out = Vec::new();
+    for bank in selection {
+        if bank.hash_alg != tpmd_api::marshal::TPM_ALG_SHA1 {
+            return Err(TpmError::Unsupported(format!(
+                "a TPM 1.2 has only the sha1 PCR bank, not {}",
+                tpmd_api::marshal::alg_name(bank.hash_alg).to_lowercase()
+            )));
+        }
+        for pcr in &bank.pcrs {
+            let index = u32::from(*pcr);
+            let value = rm
+                .retrying(|tpm| tpm.pcr_read(index))
+                .map_err(|e| fail(rm, "PcrRead", e))?;
+            out.push(("sha1".to_string(), index, value.to_vec()));
+        }
+    }
+    Ok(out)
+}

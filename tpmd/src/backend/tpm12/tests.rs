@@ -122,7 +122,9 @@ fn info_wrap_import_sign_decrypt() {
         .unwrap_err();
     assert!(matches!(err, TpmError::Unsupported(_)), "{err}");
     assert!(err.to_string().contains("TPM 1.2"), "{err}");
-    let err = backend.generate("ecc-p256", b"", 0x8100_0001).unwrap_err();
+    let err = backend
+        .generate("ecc-p256", b"", 0x8100_0001, None)
+        .unwrap_err();
     assert!(
         err.to_string().contains("not supported by a TPM 1.2"),
         "{err}"
@@ -158,7 +160,7 @@ fn info_wrap_import_sign_decrypt() {
 fn generated_keys_share_few_slots_and_survive_a_reset() {
     let (sim, mut backend) = start(true, 2);
     let pems: Vec<String> = (0..3)
-        .map(|_| backend.generate("rsa1024", b"", 0x4000_0000).unwrap())
+        .map(|_| backend.generate("rsa1024", b"", 0x4000_0000, None).unwrap())
         .collect();
     for pem in &pems {
         let key = file::read(pem.as_bytes()).unwrap().key;
@@ -200,7 +202,9 @@ fn create_srk_takes_ownership_once() {
     assert!(backend.create_srk().unwrap());
     assert!(!backend.create_srk().unwrap());
     assert_eq!(backend.info().unwrap().owned, Some(true));
-    let pem = backend.generate("rsa1024", b"pw", 0x8100_0001).unwrap();
+    let pem = backend
+        .generate("rsa1024", b"pw", 0x8100_0001, None)
+        .unwrap();
     let sig = sign_sha256(&mut backend, &pem, b"pw", b"owned").unwrap();
     verify(&pem, b"owned", &sig);
     // Signing with a password reuses the one OIAP session.
@@ -221,7 +225,9 @@ fn an_srk_with_a_password_is_named_in_the_error() {
     tpm.take_ownership(&secret, &secret).unwrap();
     drop(tpm);
     let mut backend = Tpm12Backend::open(Transport::swtpm_tcp(sim.port()), 2).unwrap();
-    let err = backend.generate("rsa1024", b"", 0x4000_0000).unwrap_err();
+    let err = backend
+        .generate("rsa1024", b"", 0x4000_0000, None)
+        .unwrap_err();
     let text = err.to_string();
     assert!(text.contains("SRK"), "{text}");
     assert!(text.contains("well-known"), "{text}");
@@ -266,7 +272,9 @@ fn decrypt_follows_the_key_scheme() {
 #[test]
 fn generated_keys_decrypt_standard_pkcs1_ciphertexts() {
     let (_sim, mut backend) = start(true, 2);
-    let pem = backend.generate("rsa2048", b"pin", 0x8100_0001).unwrap();
+    let pem = backend
+        .generate("rsa2048", b"pin", 0x8100_0001, None)
+        .unwrap();
     let key = file::read(pem.as_bytes()).unwrap().key;
     assert_eq!(key.parms.enc_scheme, alg::ES_RSAESPKCSV15);
     let ciphertext = public_of(&pem)
@@ -314,7 +322,7 @@ fn random_bytes_come_from_the_tpm_in_any_amount() {
 #[test]
 fn a_vanished_tpm_is_reported_as_unavailable() {
     let (sim, mut backend) = start(true, 2);
-    let pem = backend.generate("rsa1024", b"", 0x4000_0000).unwrap();
+    let pem = backend.generate("rsa1024", b"", 0x4000_0000, None).unwrap();
     sign_sha256(&mut backend, &pem, b"", b"before").unwrap();
     sim.stop().unwrap();
     let started = std::time::Instant::now();

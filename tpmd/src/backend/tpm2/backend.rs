@@ -2,6 +2,7 @@
 //! parses it once) and runs the matching operation on the resource manager.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tpmd_api::dbus::{Counters, Info};
@@ -9,8 +10,11 @@ use tpmd_api::marshal::TPMA_OBJECT_NO_DA;
 use tpmd_tpm2::transport::Transport;
 
 use super::blob::{key_id, KeyBlob, KeyId};
-use super::{info, ops, ResourceManager, Strategy};
-use crate::backend::{Backend, DaState, DecryptRequest, Family, SignRequest, TpmError, TpmResult};
+use super::{info, ops, pcrs, ResourceManager, Strategy};
+use crate::backend::{
+    Backend, DaState, DecryptRequest, Family, PcrValue, SignRequest, TpmError, TpmResult,
+};
+use tpmd_api::policy::PcrBank;
 
 /// Parsed key files kept beside the resource manager's cache, so that a hot key costs a
 /// hash, not an ASN.1 and TPM2B parse.
@@ -19,6 +23,9 @@ const MAX_PARSED: usize = 4096;
 pub struct Tpm2Backend {
     rm: ResourceManager,
     parsed: HashMap<KeyId, Arc<KeyBlob>>,
+    /// Where signed policies are found for keys whose policy starts with
+    /// TPM2_PolicyAuthorize.
+    policy_dir: Option<PathBuf>,
 }
 
 impl Tpm2Backend {
@@ -26,7 +33,12 @@ impl Tpm2Backend {
         Ok(Tpm2Backend {
             rm: ResourceManager::open(transport, strategy)?,
             parsed: HashMap::new(),
+            policy_dir: None,
         })
+    }
+
+    pub fn set_policy_dir(&mut self, dir: Option<PathBuf>) {
+        self.policy_dir = dir;
     }
 
     /// The resource manager itself, for benchmarks that measure it without D-Bus.
@@ -79,13 +91,26 @@ impl Backend for Tpm2Backend {
         Ok(ops::import(&mut self.rm, &blob)?.to_pem())
     }
 
-    fn generate(&mut self, key_type: &str, auth: &[u8], parent: u32) -> TpmResult<String> {
-        Ok(ops::generate(&mut self.rm, key_type, auth, parent)?.to_pem())
+    fn generate(
+        &mut self,
+        key_type: &str,
+        auth: &[u8],
+        parent: u32,
+        policy_digest: Option<&[u8]>,
+    ) -> TpmResult<String> {
+        Ok(ops::generate(&mut self.rm, key_type, auth, parent, policy_digest)?.to_pem())
+    }
+
+    fn read_pcrs(&mut self, selection: &[PcrBank]) -> TpmResult<Vec<PcrValue>> {
+        pcrs::read_pcrs(&mut self.rm, selection)
     }
 
     fn sign(&mut self, key: &[u8], auth: &[u8], request: &SignRequest<'_>) -> TpmResult<Vec<u8>> {
         let blob = self.blob(key)?;
-        ops::sign(&mut self.rm, &blob, auth, request)
+        let key_use = ops::KeyUse {
+            policy_dir: self.policy_dir.as_deref(),
+        };
+        ops::sign(&mut self.rm, &blob, auth, request, key_use)
     }
 
     fn decrypt(
@@ -95,7 +120,10 @@ impl Backend for Tpm2Backend {
         request: &DecryptRequest<'_>,
     ) -> TpmResult<Vec<u8>> {
         let blob = self.blob(key)?;
-        ops::decrypt(&mut self.rm, &blob, auth, request)
+        let key_use = ops::KeyUse {
+            policy_dir: self.policy_dir.as_deref(),
+        };
+        ops::decrypt(&mut self.rm, &blob, auth, request, key_use)
     }
 
     fn random(&mut self, count: usize) -> TpmResult<Vec<u8>> {

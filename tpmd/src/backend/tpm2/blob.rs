@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use sha2::{Digest as _, Sha256};
-use tpmd_api::keyfile::{KeyFileKind, TpmKeyFile};
+use tpmd_api::keyfile::{AuthPolicy, KeyFileKind, PolicyStatement, TpmKeyFile};
 use tpmd_api::public::TpmPublic;
 
 use super::error::{TpmError, TpmResult};
@@ -29,6 +29,13 @@ pub struct KeyBlob {
     pub name: Vec<u8>,
     pub private: KeyPrivate,
     pub empty_auth: bool,
+    /// The statements a policy session runs before each use of the key (empty: the key
+    /// is authorized by its auth value alone).
+    pub policy: Vec<PolicyStatement>,
+    /// Signed policies that came with the key bytes (the file's own, then the user's the
+    /// client appended), for a policy that starts with TPM2_PolicyAuthorize.
+    pub auth_policies: Vec<AuthPolicy>,
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -49,11 +56,6 @@ fn check_tpm2b(what: &'static str, bytes: &[u8]) -> TpmResult<()> {
 
 impl KeyBlob {
     pub fn from_key_file(id: KeyId, file: &TpmKeyFile) -> TpmResult<KeyBlob> {
-        if file.has_policy() {
-            return Err(TpmError::Unsupported(
-                "this key file carries an authorization policy, which tpmd does not support yet; wrap the key without a policy".into(),
-            ));
-        }
         let public = file
             .public_area()
             .map_err(|e| TpmError::BadKeyFile(format!("the key file's public part: {e}")))?;
@@ -61,6 +63,9 @@ impl KeyBlob {
             .name()
             .map_err(|e| TpmError::BadKeyFile(format!("the key file's public part: {e}")))?;
         check_tpm2b("private part", &file.private)?;
+        if !file.policy.is_empty() {
+            super::policy::check_runnable(&public, &file.policy)?;
+        }
         let private = match file.kind {
             KeyFileKind::Loadable => KeyPrivate::Loadable(file.private.clone()),
             KeyFileKind::Importable => {
@@ -82,6 +87,9 @@ impl KeyBlob {
             name,
             private,
             empty_auth: file.empty_auth,
+            policy: file.policy.clone(),
+            auth_policies: file.auth_policies.clone(),
+            description: file.description.clone(),
         })
     }
 

@@ -5,6 +5,8 @@ pub mod blob;
 pub mod error;
 pub mod info;
 pub mod ops;
+pub mod pcrs;
+pub mod policy;
 pub mod resource_manager;
 
 mod backend;

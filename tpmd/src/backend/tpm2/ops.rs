@@ -1,6 +1,7 @@
 //! Key operations on top of the resource manager: sign, decrypt, import, generate.
 //! Each runs on the TPM thread with the manager borrowed for the whole request.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use tpmd_api::dbus::scheme;
@@ -9,12 +10,13 @@ use tpmd_api::marshal::*;
 use tpmd_api::public::{EccCurve, KeyParams, TpmPublic};
 use tpmd_tpm2::session::handle_name;
 use tpmd_tpm2::session::Crypt;
-use tpmd_tpm2::wire::handle;
 use tpmd_tpm2::wire::ops::{self, DecryptScheme, SignScheme, Signature};
+use tpmd_tpm2::wire::{handle, Command, Response};
 
 use super::blob::KeyBlob;
 use super::error::{TpmError, TpmResult};
-use super::resource_manager::{Authorization, ResourceManager};
+use super::policy;
+use super::resource_manager::{Authorization, PolicySession, ResourceManager};
 use crate::backend::{DecryptRequest, SignRequest, MAX_RANDOM_BYTES};
 
 fn hash_alg(name: &str) -> TpmResult<(u16, usize)> {
@@ -43,15 +45,45 @@ fn parse<T>(result: Result<T, tpmd_tpm2::wire::WireError>) -> TpmResult<T> {
     result.map_err(|e| TpmError::from(tpmd_tpm2::tpm::TpmCallError::from(e)))
 }
 
+/// Where a key operation finds the signed policies of keys with a PolicyAuthorize policy.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KeyUse<'a> {
+    pub policy_dir: Option<&'a Path>,
+}
+
+/// Runs the command `build` makes for the key: authorized by its auth value, or, for a
+/// key file with a policy, by a policy session that runs it within this request.
+fn use_key(
+    rm: &mut ResourceManager,
+    blob: &Arc<KeyBlob>,
+    auth: &[u8],
+    crypt: Crypt,
+    key_use: KeyUse<'_>,
+    build: impl Fn(u32) -> Command,
+) -> TpmResult<Response> {
+    if blob.policy.is_empty() {
+        return rm.with_key(blob, auth, crypt, build);
+    }
+    // The session is salted when a secret travels: the auth value (in the HMAC after
+    // PolicyAuthValue) or encrypted parameters.
+    let salted = crypt != Crypt::Nothing || !auth.is_empty();
+    let mut satisfy = |rm: &mut ResourceManager, session: &mut PolicySession| {
+        policy::run::satisfy(rm, session, blob, key_use.policy_dir)
+    };
+    rm.with_policy_key(blob, auth, crypt, salted, &mut satisfy, build)
+        .map_err(policy::failure::final_command)
+}
+
 pub fn sign(
     rm: &mut ResourceManager,
     blob: &Arc<KeyBlob>,
     auth: &[u8],
     req: &SignRequest<'_>,
+    key_use: KeyUse<'_>,
 ) -> TpmResult<Vec<u8>> {
     let public = &blob.public;
     if req.scheme == scheme::RSA_PKCS1_RAW {
-        return sign_pkcs1_raw(rm, blob, auth, req.data);
+        return sign_pkcs1_raw(rm, blob, auth, req.data, key_use);
     }
     require_attribute(public, TPMA_OBJECT_SIGN, "sign")?;
     let (hash, size) = hash_alg(req.hash)?;
@@ -73,7 +105,7 @@ pub fn sign(
             )))
         }
     };
-    let response = rm.with_key(blob, auth, Crypt::Nothing, |key| {
+    let response = use_key(rm, blob, auth, Crypt::Nothing, key_use, |key| {
         ops::sign(key, req.data, sign_scheme, hash)
     })?;
     match parse(ops::parse_sign(&response))? {
@@ -116,6 +148,7 @@ fn sign_pkcs1_raw(
     blob: &Arc<KeyBlob>,
     auth: &[u8],
     data: &[u8],
+    key_use: KeyUse<'_>,
 ) -> TpmResult<Vec<u8>> {
     let k = rsa_modulus_len(&blob.public)?;
     require_attribute(
@@ -134,7 +167,7 @@ fn sign_pkcs1_raw(
     block.resize(k - data.len() - 1, 0xFF);
     block.push(0x00);
     block.extend_from_slice(data);
-    let response = rm.with_key(blob, auth, Crypt::Nothing, |key| {
+    let response = use_key(rm, blob, auth, Crypt::Nothing, key_use, |key| {
         ops::rsa_decrypt(key, &block, DecryptScheme::Raw, &[])
     })?;
     Ok(pad_left(&parse(ops::parse_rsa_decrypt(&response))?, k))
@@ -146,6 +179,7 @@ pub fn decrypt(
     blob: &Arc<KeyBlob>,
     auth: &[u8],
     req: &DecryptRequest<'_>,
+    key_use: KeyUse<'_>,
 ) -> TpmResult<Vec<u8>> {
     let k = rsa_modulus_len(&blob.public)?;
     require_attribute(&blob.public, TPMA_OBJECT_DECRYPT, "decrypt")?;
@@ -180,7 +214,7 @@ pub fn decrypt(
             )))
         }
     };
-    let response = rm.with_key(blob, auth, Crypt::Both, |key| {
+    let response = use_key(rm, blob, auth, Crypt::Both, key_use, |key| {
         ops::rsa_decrypt(key, req.ciphertext, decryption, req.label)
     })?;
     let message = parse(ops::parse_rsa_decrypt(&response))?;
@@ -331,12 +365,18 @@ pub fn import(rm: &mut ResourceManager, blob: &KeyBlob) -> TpmResult<TpmKeyFile>
     }
     check_supported(rm, &blob.public)?;
     let private = rm.import(blob)?;
-    Ok(loadable_file(
+    let mut file = loadable_file(
         blob.parent,
         blob.empty_auth,
         blob.public_bytes.clone(),
         private,
-    ))
+    );
+    // The policy travels with the key: the loadable file needs it as much as the
+    // importable one did.
+    file.policy = blob.policy.clone();
+    file.auth_policies = blob.auth_policies.clone();
+    file.description = blob.description.clone();
+    Ok(file)
 }
 
 /// The key types `generate` accepts.
@@ -383,6 +423,25 @@ fn template(key_type: &str, empty_auth: bool) -> TpmResult<TpmPublic> {
     Ok(public)
 }
 
+/// Puts `digest` in a template as its authPolicy. A key without an auth value is made
+/// without userWithAuth, so that only its policy can authorize it (as other tools make
+/// policy keys): otherwise anyone could use it with the empty auth value.
+fn with_policy(template: &mut TpmPublic, digest: &[u8], empty_auth: bool) -> TpmResult<()> {
+    let size = digest_size(template.name_alg).unwrap_or_default();
+    if digest.len() != size {
+        return Err(TpmError::InvalidArgument(format!(
+            "a policy digest for a key with name algorithm {} is {size} bytes, got {}",
+            alg_name(template.name_alg),
+            digest.len()
+        )));
+    }
+    template.auth_policy = digest.to_vec();
+    if empty_auth {
+        template.attributes &= !TPMA_OBJECT_USER_WITH_AUTH;
+    }
+    Ok(())
+}
+
 /// An unrestricted key's template with the NULL schemes and no policy.
 fn template_for(key: KeyParams) -> TpmPublic {
     TpmPublic {
@@ -409,8 +468,12 @@ pub fn generate(
     key_type: &str,
     auth: &[u8],
     parent: u32,
+    policy_digest: Option<&[u8]>,
 ) -> TpmResult<TpmKeyFile> {
-    let template = template(key_type, auth.is_empty())?;
+    let mut template = template(key_type, auth.is_empty())?;
+    if let Some(digest) = policy_digest {
+        with_policy(&mut template, digest, auth.is_empty())?;
+    }
     check_supported(rm, &template)?;
     let template = template.marshal();
     let crypt = if auth.is_empty() {
@@ -470,12 +533,16 @@ pub fn change_auth(
         |key| ops::object_change_auth(key, parent, new_auth),
     )?;
     let private = parse(ops::parse_object_change_auth(&response))?;
-    Ok(loadable_file(
+    let mut file = loadable_file(
         blob.parent,
         new_auth.is_empty(),
         blob.public_bytes.clone(),
         private,
-    ))
+    );
+    file.policy = blob.policy.clone();
+    file.auth_policies = blob.auth_policies.clone();
+    file.description = blob.description.clone();
+    Ok(file)
 }
 
 /// The parent's public area as TPM2B_PUBLIC.

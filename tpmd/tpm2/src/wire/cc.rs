@@ -30,6 +30,7 @@ pub const HASH: u32 = 0x17D;
 pub const PCR_READ: u32 = 0x17E;
 pub const POLICY_PCR: u32 = 0x17F;
 pub const POLICY_RESTART: u32 = 0x180;
+pub const PCR_EXTEND: u32 = 0x182;
 pub const POLICY_GET_DIGEST: u32 = 0x189;
 pub const TEST_PARMS: u32 = 0x18A;
 pub const POLICY_PASSWORD: u32 = 0x18C;
@@ -64,6 +65,7 @@ const NAMES: &[(u32, &str)] = &[
     (PCR_READ, "PCR_Read"),
     (POLICY_PCR, "PolicyPCR"),
     (POLICY_RESTART, "PolicyRestart"),
+    (PCR_EXTEND, "PCR_Extend"),
     (POLICY_GET_DIGEST, "PolicyGetDigest"),
     (TEST_PARMS, "TestParms"),
     (POLICY_PASSWORD, "PolicyPassword"),

@@ -106,6 +106,43 @@ impl Link {
         }
     }
 
+    /// Runs `command` authorized by `session`, a session the caller started on this link
+    /// (a policy session, which ends with the command), for an entity with `auth` whose
+    /// handles have `names`; retried like [`execute`](Self::execute).
+    pub fn execute_in_session(
+        &mut self,
+        command: &Command,
+        session: &mut HmacSession,
+        names: &[&[u8]],
+        auth: &[u8],
+        crypt: Crypt,
+        counters: &mut RmCounters,
+    ) -> Result<Response, TpmCallError> {
+        let mut delay = Duration::from_millis(1);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut encrypted = command.clone();
+            let (auth_command, call) = session.authorize(&mut encrypted, names, auth, crypt)?;
+            match self.tpm.execute(&encrypted, &[auth_command]) {
+                Err(e)
+                    if attempt < RETRY_LIMIT
+                        && e.response_code().is_some_and(|rc| rc.is_retryable()) =>
+                {
+                    counters.retries += 1;
+                    debug!(command = command.code, attempt, "TPM asked to retry");
+                    sleep(delay);
+                    delay = (delay * 2).min(Duration::from_millis(200));
+                }
+                Err(e) => return Err(e),
+                Ok(mut response) => {
+                    session.verify(call, &mut response)?;
+                    return Ok(response);
+                }
+            }
+        }
+    }
+
     fn execute_once(
         &mut self,
         command: &Command,

@@ -21,6 +21,7 @@
 
 mod link;
 mod loading;
+mod policy_session;
 mod recovery;
 mod slots;
 
@@ -37,6 +38,7 @@ use tracing::{info, warn};
 
 pub use link::Authorization;
 use link::Link;
+pub use policy_session::{PolicySession, TicketKey, Tickets};
 
 use super::blob::{KeyBlob, KeyId};
 use super::error::{TpmError, TpmResult};
@@ -184,6 +186,7 @@ pub struct ResourceManager {
     /// Owned: how many keys may be loaded at once.
     budget: usize,
     counters: RmCounters,
+    tickets: Tickets,
 }
 
 impl ResourceManager {
@@ -200,6 +203,7 @@ impl ResourceManager {
             supported: HashMap::new(),
             budget: 1,
             counters: RmCounters::default(),
+            tickets: Tickets::default(),
         };
         rm.started()?;
         info!(transport = %rm.transport, strategy = %rm.strategy.describe(), budget = rm.budget, "TPM 2.0 resource manager ready");

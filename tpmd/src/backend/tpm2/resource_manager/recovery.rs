@@ -73,6 +73,9 @@ impl ResourceManager {
 
     fn recover(&mut self, recovery: Recovery, key: Option<KeyId>) -> TpmResult<()> {
         self.counters.resets_recovered += 1;
+        // Tickets outlive a reset in the TPM's eyes, but are cheap to make again: start
+        // afresh rather than trust what a restarted TPM may no longer accept.
+        self.tickets.clear();
         match self.strategy {
             Strategy::KernelRm { .. } => {
                 // Each connection finds out for itself; this one starts afresh.

@@ -100,6 +100,20 @@ fn skip_selection(r: &mut Reader<'_>) -> Result<(), WireError> {
     Ok(())
 }
 
+/// TPM2_PolicyRestart: the session's digest back to zero, to try another branch.
+pub fn policy_restart(session: u32) -> Command {
+    Command::new(cc::POLICY_RESTART, &[session], 0, 0)
+}
+
+/// TPM2_PCR_Extend of one bank (authorized with the PCR's empty auth value).
+pub fn pcr_extend(pcr: u32, hash_alg: u16, digest: &[u8]) -> Command {
+    let mut cmd = Command::new(cc::PCR_EXTEND, &[pcr], 1, 0);
+    put_u32(&mut cmd.params, 1);
+    cmd.params.extend_from_slice(&hash_alg.to_be_bytes());
+    cmd.params.extend_from_slice(digest);
+    cmd
+}
+
 /// TPM2_PolicyGetDigest: the session's current digest.
 pub fn policy_get_digest(session: u32) -> Command {
     Command::new(cc::POLICY_GET_DIGEST, &[session], 0, 0)
