@@ -170,6 +170,11 @@ async fn pcr_bound_keys_sign_until_the_pcr_moves() {
         ],
     );
     assert!(!out.status.success());
+    let failed_tries = || async {
+        let info = env.proxy().await.get_info().await.unwrap();
+        info.da_failed_tries.unwrap()
+    };
+    let before = failed_tries().await;
 
     extend_pcr16(&mut env, &[]).await;
     let moved = ok(&keyctl(&env, &["pcr", "sha256:16"]));
@@ -185,9 +190,10 @@ async fn pcr_bound_keys_sign_until_the_pcr_moves() {
             "{key}: {line}"
         );
     }
-    // A policy mismatch never counts against the dictionary-attack budget.
+    // A policy mismatch never counts against the dictionary-attack counter (the wrong
+    // auth value above did).
     let info = env.proxy().await.get_info().await.unwrap();
-    assert_eq!(info.da_failed_tries, Some(0), "{info:?}");
+    assert_eq!(info.da_failed_tries, Some(before), "{info:?}");
 }
 
 #[tokio::test]
@@ -246,7 +252,8 @@ async fn signed_policies_let_the_owner_approve_new_pcr_values_without_a_rewrap()
     extend_pcr16(&mut env, &[]).await;
     let error = signs(&env, "key.pem.tpm").unwrap_err();
     let line = one_line(&error);
-    assert!(line.contains("signed polic"), "{line}");
+    assert!(line.contains("no authorized policy matches"), "{line}");
+    assert!(line.contains("sha256:16"), "{line}");
 
     // The owner signs the new value (read here from this TPM; on a real machine, from one
     // that already runs the update) into the user's policy directory.
@@ -327,7 +334,10 @@ async fn an_owner_key_in_the_tpm_signs_policies_through_tpmd() {
     ));
     // No policy signed yet: the key cannot be used, and says so.
     let error = signs(&env, "key.pem.tpm").unwrap_err();
-    assert!(one_line(&error).contains("signed polic"), "{error}");
+    assert!(
+        one_line(&error).contains("no authorized policy matches this key"),
+        "{error}"
+    );
     ok(&keyctl(
         &env,
         &[
