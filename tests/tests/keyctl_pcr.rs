@@ -416,3 +416,114 @@ async fn ssh_through_the_agent_with_a_pcr_bound_key() {
     let sshd = Sshd::start("ecdsa-sha2-nistp256", &public(&plain));
     ok(&sshd.ssh_true(&agent, &[]));
 }
+
+/// libtpmd_pkcs11.so signs with a key bound to signed policies once its user's policy
+/// directory holds one, with nothing changed for the application (pkcs11-tool here, in
+/// its own process with its own HOME, as an application runs).
+#[tokio::test]
+async fn the_pkcs11_module_sends_the_users_signed_policies() {
+    let env = TestEnv::start().await;
+    let home = env.path("home");
+    let store = home.join(".local/share/tpmd/keys");
+    let config = home.join(".config");
+    fs::create_dir_all(&store).unwrap();
+    let vars = [
+        ("TPMD_BUS_ADDRESS", env.bus.address().to_string()),
+        ("HOME", home.display().to_string()),
+        (
+            "XDG_DATA_HOME",
+            home.join(".local/share").display().to_string(),
+        ),
+        ("XDG_CONFIG_HOME", config.display().to_string()),
+    ];
+    let keyctl = |args: &[&str]| env.keyctl_cmd(args).envs(vars.clone()).output().unwrap();
+    let path = |name: &str| env.path(name).to_string_lossy().into_owned();
+    openssl_genkey(&env.path("owner.pem"), "EC", &["ec_paramgen_curve:P-256"]);
+    run(
+        "openssl",
+        &[
+            "pkey",
+            "-in",
+            &path("owner.pem"),
+            "-pubout",
+            "-out",
+            &path("owner.pub"),
+        ],
+    );
+    openssl_genkey(&env.path("key.pem"), "EC", &["ec_paramgen_curve:P-256"]);
+    run(
+        "openssl",
+        &[
+            "pkey",
+            "-in",
+            &path("key.pem"),
+            "-pubout",
+            "-out",
+            &path("key.pub.pem"),
+        ],
+    );
+    let stored = store.join("bound.tpm");
+    ok(&keyctl(&[
+        "wrap",
+        "--signed-policy",
+        "owner.pub",
+        "key.pem",
+        "-o",
+        &stored.to_string_lossy(),
+    ]));
+    fs::write(store.join("bound.id"), "01").unwrap();
+    ok(&keyctl(&[
+        "policy",
+        "sign",
+        "--pcr",
+        "sha256:16",
+        "--with",
+        "owner.pem",
+        "--name",
+        "today",
+    ]));
+    let policy = config.join("tpmd/policies/today.policy");
+    assert!(policy.exists());
+    fs::write(env.path("msg"), b"signed under a signed policy").unwrap();
+
+    let pkcs11_sign = || {
+        let _ = fs::remove_file(env.path("msg.sig"));
+        std::process::Command::new("pkcs11-tool")
+            .envs(vars.clone())
+            .env("TPMD_PKCS11_DEBUG", "1")
+            .env_remove("TPMD_SOCKET")
+            .arg("--module")
+            .arg(tpmd_tests::pkcs11::module_path())
+            .args(["--sign", "--id", "01", "-m", "ECDSA-SHA256"])
+            .args(["--signature-format", "openssl", "-i"])
+            .arg(env.path("msg"))
+            .arg("-o")
+            .arg(env.path("msg.sig"))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = pkcs11_sign();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(openssl_verify(
+        &env.path("key.pub.pem"),
+        &env.path("msg"),
+        &env.path("msg.sig"),
+        "sha256",
+        &[],
+    ));
+    // Without the policy file the same call fails: the module sent it.
+    fs::remove_file(&policy).unwrap();
+    let out = pkcs11_sign();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no authorized policy matches"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
