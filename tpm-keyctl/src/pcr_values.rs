@@ -16,7 +16,7 @@ use crate::error::{CliError, CliResult};
 
 /// A selection from the command line, with ranges: `sha256:0,2,4,7`, `sha256:0-7`.
 pub fn selection(text: &str) -> CliResult<Vec<PcrBank>> {
-    parse_selection(text).map_err(|e| CliError::Usage(format!("--pcr {text}: {e}")))
+    parse_selection(text).map_err(|e| CliError::Usage(format!("PCR selection {text}: {e}")))
 }
 
 fn bank_alg(name: &str) -> Option<u16> {

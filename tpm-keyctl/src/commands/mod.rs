@@ -46,6 +46,12 @@ pub async fn run(args: Args) -> CliResult<()> {
         Command::Pubkey(a) => pubkey::run(&a),
         Command::Doctor(a) => doctor::run(args.user, json, &a.keys).await,
         Command::Wrap(a) if a.parent_pub.is_some() => wrap::run(None, &a, json).await,
+        // A selection that cannot be read is said before looking for tpmd.
+        Command::Pcr(crate::cli::PcrArgs {
+            selection: Some(text),
+        }) if tpmd_api::policy::parse_selection(&text).is_err() => {
+            crate::pcr_values::selection(&text).map(|_| ())
+        }
         // Offline, with values from a file and a software owner key: no tpmd needed.
         Command::Policy(PolicyCommand::Sign(a)) if a.values.is_some() && !owner_in_tpm(&a.with) => {
             policy_sign::run(None, &a, json).await
