@@ -7,97 +7,30 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod policy_keys;
+
 use std::path::Path;
 
-use p256::ecdsa::signature::hazmat::PrehashSigner;
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use p256::pkcs8::DecodePublicKey;
+use policy_keys::{
+    engine_layout, extend_pcr, pcr_policy, policy_key, policy_key_written_as, Owner, PCR,
+};
 use sha2::{Digest, Sha256};
 use tpmd_api::auth_policy_file;
 use tpmd_api::dbus::{scheme, GenerateOptions};
-use tpmd_api::keyfile::{AuthPolicy, PolicyStatement, TpmKeyFile};
-use tpmd_api::marshal::{put_tpm2b, put_u16, TPM_ALG_ECDSA, TPM_ALG_SHA256};
-use tpmd_api::policy::{
-    auth_value_statement, authorize_statement, marshal_selection, parse_selection, pcr_statement,
-    pcr_values_digest, policy_digest, CC_POLICY_PCR,
-};
+use tpmd_api::keyfile::{AuthPolicy, TpmKeyFile};
+use tpmd_api::marshal::TPM_ALG_SHA256;
+use tpmd_api::policy::{auth_value_statement, authorize_statement};
 use tpmd_api::recorded_pcrs::{with_recorded_values, RecordedBank};
-use tpmd_api::{Daemon1Proxy, DaemonError, SoftwareKey, TpmPublic};
-use tpmd_tests::TestEnv;
-use tpmd_tpm2::tpm::Tpm;
-use tpmd_tpm2::wire::{ops, AuthCommand};
-
-const PCR: u8 = 16;
-
-/// Extends PCR 16 on the simulator as another TPM user would, between tpmd's commands.
-fn extend_pcr(env: &TestEnv, data: &[u8]) {
-    let mut tpm = Tpm::open(&env.sim.transport(), None).unwrap();
-    let digest = Sha256::digest(data);
-    tpm.execute(
-        &ops::pcr_extend(u32::from(PCR), TPM_ALG_SHA256, &digest),
-        &[AuthCommand::password(b"")],
-    )
-    .unwrap();
-}
+use tpmd_api::{Daemon1Proxy, DaemonError};
+use tpmd_tests::{Family, TestEnv};
 
 async fn pcr16(proxy: &Daemon1Proxy<'_>) -> Vec<u8> {
     let values = proxy.read_pcrs("sha256:16").await.unwrap();
     assert_eq!(values.len(), 1);
     assert_eq!((values[0].0.as_str(), values[0].1), ("sha256", 16));
     values[0].2.clone()
-}
-
-/// PolicyPCR over PCR 16 holding `value`.
-fn pcr_policy(value: &[u8]) -> PolicyStatement {
-    let banks = parse_selection("sha256:16").unwrap();
-    let digest = pcr_values_digest(TPM_ALG_SHA256, &[value.to_vec()]).unwrap();
-    pcr_statement(&banks, &digest)
-}
-
-/// The same statement as openssl_tpm2_engine writes it: the selection, then the digest
-/// without its size (the order the policy hash takes them).
-fn engine_layout(value: &[u8]) -> PolicyStatement {
-    let banks = parse_selection("sha256:16").unwrap();
-    let mut body = marshal_selection(&banks);
-    body.extend_from_slice(&pcr_values_digest(TPM_ALG_SHA256, &[value.to_vec()]).unwrap());
-    PolicyStatement {
-        command_code: CC_POLICY_PCR,
-        command_policy: body,
-    }
-}
-
-/// A new P-256 key whose authPolicy is `statements`' digest, with the statements (and
-/// `description`) written into the file tpmd returns, as tpm-keyctl does.
-async fn policy_key(
-    proxy: &Daemon1Proxy<'_>,
-    auth: &[u8],
-    statements: Vec<PolicyStatement>,
-    description: Option<String>,
-) -> Vec<u8> {
-    let written = statements.clone();
-    policy_key_written_as(proxy, auth, statements, written, description).await
-}
-
-/// [`policy_key`] for `statements`, with `written` in the file (the same policy in
-/// another layout).
-async fn policy_key_written_as(
-    proxy: &Daemon1Proxy<'_>,
-    auth: &[u8],
-    statements: Vec<PolicyStatement>,
-    written: Vec<PolicyStatement>,
-    description: Option<String>,
-) -> Vec<u8> {
-    let options = GenerateOptions {
-        policy_digest: Some(policy_digest(TPM_ALG_SHA256, &statements).unwrap()),
-        ..GenerateOptions::default()
-    };
-    let pem = proxy.generate("ecc-p256", auth, options).await.unwrap();
-    let mut file = TpmKeyFile::parse(&pem).unwrap();
-    let public = file.public_area().unwrap();
-    assert!(!public.auth_policy.is_empty());
-    file.policy = written;
-    file.description = description;
-    file.to_pem().into_bytes()
 }
 
 /// Signs a digest and checks the signature with the key's public key.
@@ -187,45 +120,6 @@ async fn a_key_bound_to_pcr16_signs_until_the_pcr_changes() {
         Some(1),
         "only the one wrong PIN counts"
     );
-}
-
-/// The owner of signed policies: a software P-256 key.
-struct Owner {
-    key: p256::SecretKey,
-    public: TpmPublic,
-}
-
-impl Owner {
-    fn new() -> Owner {
-        let key = p256::SecretKey::random(&mut rand::rngs::OsRng);
-        let public = TpmPublic::for_software_key(&SoftwareKey::EcP256(key.clone()), false);
-        Owner { key, public }
-    }
-
-    /// A signed policy approving PCR 16 at `value` for keys naming this owner and
-    /// `policy_ref`: what `tpm-keyctl policy sign` produces.
-    fn sign(&self, name: &str, value: &[u8], policy_ref: &[u8]) -> AuthPolicy {
-        let statements = vec![pcr_policy(value)];
-        let approved = policy_digest(TPM_ALG_SHA256, &statements).unwrap();
-        let a_hash = Sha256::new()
-            .chain_update(&approved)
-            .chain_update(policy_ref)
-            .finalize();
-        let signing = p256::ecdsa::SigningKey::from(&self.key);
-        let signature: p256::ecdsa::Signature = signing.sign_prehash(&a_hash).unwrap();
-        let (r, s) = signature.split_bytes();
-        let mut tpmt = Vec::new();
-        put_u16(&mut tpmt, TPM_ALG_ECDSA);
-        put_u16(&mut tpmt, TPM_ALG_SHA256);
-        put_tpm2b(&mut tpmt, &r);
-        put_tpm2b(&mut tpmt, &s);
-        let mut statements = statements;
-        statements.push(authorize_statement(&self.public, policy_ref, &tpmt));
-        AuthPolicy {
-            name: Some(name.to_string()),
-            statements,
-        }
-    }
 }
 
 fn drop_policy(dir: &Path, file: &str, policy: &AuthPolicy) {
@@ -326,5 +220,43 @@ async fn read_pcrs_answers_in_selection_order_and_refuses_bad_selections() {
             Err(DaemonError::InvalidArgument(m)) => assert!(!m.is_empty()),
             other => panic!("{bad}: {other:?}"),
         }
+    }
+}
+
+#[tokio::test]
+async fn a_tpm12_reads_its_sha1_bank_and_refuses_policy_digests() {
+    let env = TestEnv::start_family(Family::Tpm12).await;
+    let proxy = env.proxy().await;
+    let values = proxy.read_pcrs("sha1:0,16").await.unwrap();
+    let order: Vec<(&str, u32, usize)> = values
+        .iter()
+        .map(|(b, i, v)| (b.as_str(), *i, v.len()))
+        .collect();
+    assert_eq!(order, [("sha1", 0, 20), ("sha1", 16, 20)]);
+    match proxy.read_pcrs("sha256:0").await {
+        Err(DaemonError::Unsupported(m)) => assert!(m.contains("sha1"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let options = GenerateOptions {
+        policy_digest: Some(vec![0; 32]),
+        ..GenerateOptions::default()
+    };
+    match proxy.generate("rsa2048", &[], options).await {
+        Err(DaemonError::Unsupported(m)) => assert!(m.contains("TPM 2.0"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn policy_digests_of_the_wrong_size_are_refused() {
+    let env = TestEnv::start().await;
+    let proxy = env.proxy().await;
+    let options = GenerateOptions {
+        policy_digest: Some(vec![0; 20]),
+        ..GenerateOptions::default()
+    };
+    match proxy.generate("ecc-p256", &[], options).await {
+        Err(DaemonError::InvalidArgument(m)) => assert!(m.contains("32 bytes"), "{m}"),
+        other => panic!("{other:?}"),
     }
 }
