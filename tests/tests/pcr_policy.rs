@@ -14,14 +14,15 @@ use std::path::Path;
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use p256::pkcs8::DecodePublicKey;
 use policy_keys::{
-    engine_layout, extend_pcr, pcr_policy, policy_key, policy_key_written_as, Owner, PCR,
+    engine_layout, extend_pcr, pcr_policy, policy_key, policy_key_of_type, policy_key_written_as,
+    Owner, PCR,
 };
 use sha2::{Digest, Sha256};
 use tpmd_api::auth_policy_file;
 use tpmd_api::dbus::{scheme, GenerateOptions};
 use tpmd_api::keyfile::{AuthPolicy, TpmKeyFile};
 use tpmd_api::marshal::TPM_ALG_SHA256;
-use tpmd_api::policy::{auth_value_statement, authorize_statement};
+use tpmd_api::policy::{auth_value_statement, authorize_statement, or_statement, policy_digest};
 use tpmd_api::recorded_pcrs::{with_recorded_values, RecordedBank};
 use tpmd_api::{Daemon1Proxy, DaemonError};
 use tpmd_tests::{Family, TestEnv};
@@ -258,5 +259,66 @@ async fn policy_digests_of_the_wrong_size_are_refused() {
     match proxy.generate("ecc-p256", &[], options).await {
         Err(DaemonError::InvalidArgument(m)) => assert!(m.contains("32 bytes"), "{m}"),
         other => panic!("{other:?}"),
+    }
+}
+
+/// PCR 16's value after extending `value` with the SHA-256 of `data`.
+fn extended(value: &[u8], data: &[u8]) -> Vec<u8> {
+    Sha256::new()
+        .chain_update(value)
+        .chain_update(Sha256::digest(data))
+        .finalize()
+        .to_vec()
+}
+
+#[tokio::test]
+async fn policy_or_takes_the_branch_the_file_runs() {
+    let env = TestEnv::start().await;
+    let proxy = env.proxy().await;
+    let now = pcr16(&proxy).await;
+    let next = extended(&now, b"next kernel");
+    // One key, two branches: PCR 16 as it is now, or after the next kernel.
+    let branch = |value: &[u8]| policy_digest(TPM_ALG_SHA256, &[pcr_policy(value)]).unwrap();
+    let or = or_statement(&[branch(&now), branch(&next)]);
+    let key = policy_key(&proxy, &[], vec![pcr_policy(&now), or.clone()], None).await;
+    sign(&proxy, &key, &[]).await.unwrap();
+    extend_pcr(&env, b"next kernel");
+    assert_eq!(pcr16(&proxy).await, next);
+    let message = policy_failed(sign(&proxy, &key, &[]).await);
+    assert!(message.contains("sha256:16"), "{message}");
+    // The same key with the other branch written in its file: no new key, no new blob.
+    let mut file = TpmKeyFile::parse(&key).unwrap();
+    file.policy = vec![pcr_policy(&next), or];
+    sign(&proxy, file.to_pem().as_bytes(), &[]).await.unwrap();
+}
+
+#[tokio::test]
+async fn rsa_policy_keys_decrypt_with_and_without_an_auth_value() {
+    let env = TestEnv::start().await;
+    let proxy = env.proxy().await;
+    let value = pcr16(&proxy).await;
+    for (auth, statements) in [
+        (&b""[..], vec![pcr_policy(&value)]),
+        (b"pin", vec![pcr_policy(&value), auth_value_statement()]),
+    ] {
+        let key = policy_key_of_type(
+            &proxy,
+            "rsa2048",
+            auth,
+            statements.clone(),
+            statements,
+            None,
+        )
+        .await;
+        let spki = proxy.public_key(&key).await.unwrap();
+        let public = rsa::RsaPublicKey::from_public_key_der(&spki).unwrap();
+        let ciphertext = public
+            .encrypt(&mut rand::rngs::OsRng, rsa::Pkcs1v15Encrypt, b"a secret")
+            .unwrap();
+        let plain = proxy
+            .decrypt(&key, auth, "rsa-pkcs1", "sha256", &ciphertext)
+            .await
+            .unwrap();
+        assert_eq!(plain, b"a secret");
     }
 }

@@ -71,11 +71,23 @@ pub async fn policy_key_written_as(
     written: Vec<PolicyStatement>,
     description: Option<String>,
 ) -> Vec<u8> {
+    policy_key_of_type(proxy, "ecc-p256", auth, statements, written, description).await
+}
+
+/// [`policy_key_written_as`] for a key of `key_type`.
+pub async fn policy_key_of_type(
+    proxy: &Daemon1Proxy<'_>,
+    key_type: &str,
+    auth: &[u8],
+    statements: Vec<PolicyStatement>,
+    written: Vec<PolicyStatement>,
+    description: Option<String>,
+) -> Vec<u8> {
     let options = GenerateOptions {
         policy_digest: Some(policy_digest(TPM_ALG_SHA256, &statements).unwrap()),
         ..GenerateOptions::default()
     };
-    let pem = proxy.generate("ecc-p256", auth, options).await.unwrap();
+    let pem = proxy.generate(key_type, auth, options).await.unwrap();
     let mut file = TpmKeyFile::parse(&pem).unwrap();
     let public = file.public_area().unwrap();
     assert!(!public.auth_policy.is_empty());
