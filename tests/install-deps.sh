@@ -18,6 +18,8 @@ packages=(
   # and tpm2-pkcs11 as the peer benchmark
   opensc gnutls-bin p11-kit p11-kit-modules libengine-pkcs11-openssl openvpn libnss3-tools
   libtpm2-pkcs11-1 libtpm2-pkcs11-tools
+  # gcr's libgck through GObject introspection, as gnome-keyring and Seahorse use it
+  python3-gi gir1.2-gck-1
   # ssh-agent-bench's peer: tpm2-pkcs11 needs a resource manager in front of swtpm
   tpm2-abrmd libtss2-tcti-tabrmd0
   # TPM 1.2 interop: trousers' tcsd and tpm-tools

@@ -1,6 +1,7 @@
 //! libtpmd_pkcs11.so with the real clients: pkcs11-tool --test, p11tool through p11-kit,
-//! openssl with the libp11 engine and a pkcs11: URI, NSS (modutil, certutil) and an
-//! openvpn 2.6 client whose key is in the token, renegotiating across a tpmd restart.
+//! gcr's libgck through p11-kit (as gnome-keyring and Seahorse reach tokens), openssl with
+//! the libp11 engine and a pkcs11: URI, NSS (modutil, certutil) and an openvpn 2.6 client
+//! whose key is in the token, renegotiating across a tpmd restart.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -86,6 +87,31 @@ fn p11tool_lists_the_token_through_p11_kit() {
             out.contains("Verifying against public key in the token... ok"),
             "{out}"
         );
+    }
+}
+
+#[test]
+fn libgck_finds_the_registered_token_and_signs() {
+    let token = Token::start();
+    let rsa = token.wrap_key(&token.store(), "mail", "rsa", None);
+    let ec = token.wrap_key(&token.store(), "chat", "p256", None);
+    let _registered = P11KitRegistration::new(&token);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/gck-sign.py");
+    let data = token.env.path("gck-data.txt");
+    std::fs::write(&data, b"signed through gcr's libgck").unwrap();
+    for (k, label) in [(&rsa, "mail"), (&ec, "chat")] {
+        let sig = token.env.path(&format!("gck-{label}.sig"));
+        // The system interpreter: PyGObject and the Gck typelib are Debian packages.
+        let said = output(
+            token
+                .command("/usr/bin/python3")
+                .arg(&script)
+                .arg(label)
+                .arg(&data)
+                .arg(&sig),
+        );
+        assert!(said.contains("token: tpmd"), "{said}");
+        verify(k, &data, &sig);
     }
 }
 

@@ -11,6 +11,7 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::ObjectClass;
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
+use tpmd_tests::daemon::TestEnv;
 use tpmd_tests::pkcs11::{object_with_spki, slot, TestKey, Token};
 
 const MESSAGE: &[u8] = b"signed after a PIN change";
@@ -48,7 +49,13 @@ fn wrong_auth_lines(token: &Token) -> usize {
 
 #[test]
 fn set_pin_changes_the_token_pin_and_a_keys_own_pin() {
-    let token = Token::start();
+    // Wrong PINs below: with swtpm's default maxTries of 3, tpmd's dictionary-attack
+    // budget would refuse the right PIN after two of them until the TPM forgets one.
+    let token = Token::start_on(|| async {
+        let sim = tpmd_simulator::Simulator::start_temporary().unwrap();
+        sim.set_dictionary_attack_parameters(8, 1000, 1000).unwrap();
+        TestEnv::start_on(sim, &[]).await
+    });
     let a = token.wrap_key(&token.store(), "a-token", "p256", Some("1111"));
     let b = token.wrap_key(&token.store(), "b-own", "rsa", Some("2222"));
     let ecdsa = Mechanism::EcdsaSha256;

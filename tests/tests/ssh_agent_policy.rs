@@ -283,6 +283,12 @@ async fn two_hundred_signatures_across_a_tpmd_kill_and_restart() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     env.tpmd.kill();
+    // A signature must meet tpmd's absence: restart only once one has (else, on a loaded
+    // machine, the restart can fall between two signatures and prove nothing).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !agent.log_text().contains("retrying once") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     env.restart_tpmd(&[]).await;
     let at_restart = done.load(Ordering::SeqCst);
     let failures = worker.join().unwrap();
