@@ -187,3 +187,92 @@ fn policy_authorize_matches_a_trial_session() {
         }
     }
 }
+
+/// A policy signed by `tpm-keyctl policy sign` (software owner, offline) is accepted by the
+/// TPM as tpm2-tools drives it: TPM2_VerifySignature of the authorization, then in a real
+/// policy session PolicyPCR and PolicyAuthorize with the ticket; the session then holds
+/// the key's policy digest. Once the PCR moves, PolicyAuthorize refuses.
+#[test]
+fn policies_signed_by_tpm_keyctl_satisfy_policy_authorize_on_the_tpm() {
+    use tpmd_api::auth_policy_file;
+    use tpmd_api::client::key_policy::KeyPolicy;
+    use tpmd_api::policy::{authorization_digest, Authorize};
+
+    let sim = Simulator::start_temporary().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let p = |name: &str| path(name).to_string_lossy().into_owned();
+    fs::write(
+        path("values.txt"),
+        format!("sha256:16={}\n", "00".repeat(32)),
+    )
+    .unwrap();
+    for (algorithm, option) in [
+        ("RSA", "rsa_keygen_bits:2048"),
+        ("EC", "ec_paramgen_curve:P-256"),
+    ] {
+        run(
+            "openssl",
+            &[
+                "genpkey",
+                "-algorithm",
+                algorithm,
+                "-pkeyopt",
+                option,
+                "-out",
+                &p("owner.pem"),
+            ],
+        );
+        let out = std::process::Command::new(tpmd_tests::binary("tpm-keyctl"))
+            .args(["policy", "sign", "--pcr", "sha256:16", "--values"])
+            .arg(path("values.txt"))
+            .arg("--with")
+            .arg(path("owner.pem"))
+            .args(["--policy-ref", "laptop", "--name", "first", "--force", "-o"])
+            .arg(path("first.policy"))
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let policy = auth_policy_file::parse(&fs::read(path("first.policy")).unwrap()).unwrap();
+        assert_eq!(policy.name.as_deref(), Some("first"));
+        let authorize =
+            Authorize::parse(&policy.statements.last().unwrap().command_policy).unwrap();
+        let approved = policy_digest(TPM_ALG_SHA256, &policy.statements[..1]).unwrap();
+        let a_hash = authorization_digest(TPM_ALG_SHA256, &approved, b"laptop").unwrap();
+        fs::write(path("owner.tpm2b"), &authorize.signer_public).unwrap();
+        fs::write(path("signature.bin"), &authorize.signature).unwrap();
+        fs::write(path("ahash.bin"), &a_hash).unwrap();
+        fs::write(path("approved.bin"), &approved).unwrap();
+        fs::write(path("ref.bin"), b"laptop").unwrap();
+        let session = "tpm2_loadexternal -C o -u owner.tpm2b -c owner.ctx -n owner.name && \
+             tpm2_verifysignature -c owner.ctx -d ahash.bin -s signature.bin -t ticket.bin && \
+             tpm2_startauthsession --policy-session -S session.ctx && \
+             tpm2_policypcr -S session.ctx -l sha256:16 && \
+             tpm2_policyauthorize -S session.ctx -L reached.bin -i approved.bin -q ref.bin -n owner.name -t ticket.bin";
+        tpm2(&sim, dir.path(), session);
+        let key_policy = KeyPolicy::signed(&authorize.signer, b"laptop", false);
+        assert_eq!(
+            hex(&fs::read(path("reached.bin")).unwrap()),
+            hex(&key_policy.digest().unwrap())
+        );
+        // PCR 16 moves: the signed values no longer hold.
+        tpm2(
+            &sim,
+            dir.path(),
+            &format!("tpm2_pcrextend 16:sha256={}", "ab".repeat(32)),
+        );
+        let refused = tpmd_tests::tools::tpm2_tools(
+            &sim,
+            dir.path(),
+            &format!("tpm2_flushcontext -l; tpm2_flushcontext -s; {session}"),
+        );
+        assert!(!refused.status.success());
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("policyauthorize"),
+            "{}",
+            String::from_utf8_lossy(&refused.stderr)
+        );
+        tpm2(&sim, dir.path(), "tpm2_pcrreset 16");
+    }
+}

@@ -44,7 +44,7 @@ pub enum Command {
     Srk(SrkCommand),
     /// Wrap an existing private key (PEM or OpenSSH) into a TPM key file.
     #[command(
-        after_help = "Examples:\n  tpm-keyctl wrap ~/.ssh/id_rsa                 writes ~/.ssh/id_rsa.tpm (0600)\n  tpm-keyctl wrap -a key.pem -o key.tpm         protect the TPM key with an auth value\n  tpm-keyctl wrap --parent-pub srk.pub key.pem  wrap for another machine, offline"
+        after_help = "Examples:\n  tpm-keyctl wrap ~/.ssh/id_rsa                 writes ~/.ssh/id_rsa.tpm (0600)\n  tpm-keyctl wrap -a key.pem -o key.tpm         protect the TPM key with an auth value\n  tpm-keyctl wrap --parent-pub srk.pub key.pem  wrap for another machine, offline\n  tpm-keyctl wrap --pcr sha256:0,2,4,7 key.pem  usable only while those PCRs hold today's values\n  tpm-keyctl wrap --signed-policy owner.pub key.pem   usable with PCR values the owner signs"
     )]
     Wrap(WrapArgs),
     /// Make a new key inside the TPM.
@@ -57,6 +57,85 @@ pub enum Command {
     Passwd(PasswdArgs),
     /// Wrap a key from its offline backup for this TPM (after a TPM clear or a new machine).
     Restore(RestoreArgs),
+    /// Show PCR values, as lines a --pcr-values file takes.
+    #[command(
+        after_help = "Examples:\n  tpm-keyctl pcr                      every PCR of the sha256 bank (sha1 on a TPM 1.2)\n  tpm-keyctl pcr sha256:0,2,4,7 > values.txt"
+    )]
+    Pcr(PcrArgs),
+    /// Signed policies for keys bound with --signed-policy.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PcrArgs {
+    /// PCRs to show, like sha256:0,2,4,7 or sha256:0-23 (banks joined by +).
+    pub selection: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Sign a policy for PCR values, authorizing them for the owner's keys.
+    #[command(
+        after_help = "Examples:\n  tpm-keyctl policy sign --pcr sha256:0,2,4,7 --values new-kernel.txt --with owner.pem --name \"kernel 6.12\"\n  tpm-keyctl policy sign --pcr sha256:16 --with owner.tpm -o /etc/tpmd/policies/laptop.policy\n\nWithout -o the policy goes into ~/.config/tpmd/policies/, used for your keys; put it into\n/etc/tpmd/policies/ for every user of the machine."
+    )]
+    Sign(PolicySignArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PolicySignArgs {
+    /// The PCRs the policy covers, like sha256:0,2,4,7.
+    #[arg(long, value_name = "SELECTION")]
+    pub pcr: String,
+    /// Their values (sha256:7=HEX lines, tpm2_pcrread output) [default: the current ones].
+    #[arg(long, value_name = "FILE")]
+    pub values: Option<PathBuf>,
+    /// The owner's private key: PEM (RSA or P-256) or a TPM key file (signed through tpmd).
+    #[arg(long, value_name = "OWNER")]
+    pub with: PathBuf,
+    /// A name for people, such as the kernel the values are for.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The policyRef the keys were bound with (--policy-ref of wrap or generate).
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub policy_ref: String,
+    /// Where to write the policy [default: ~/.config/tpmd/policies/NAME.policy].
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Overwrite the output file if it exists.
+    #[arg(short, long)]
+    pub force: bool,
+    /// The owner TPM key's auth value, from this file (else prompted if it has one).
+    #[arg(long)]
+    pub auth_file: Option<PathBuf>,
+    /// The passphrase of an encrypted owner PEM key, from this file.
+    #[arg(long)]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+/// How a new key is bound to the machine's state (TPM 2.0).
+#[derive(Debug, Default, clap::Args)]
+pub struct BindArgs {
+    /// Bind the key to the values of these PCRs, like sha256:0,2,4,7: the current ones,
+    /// or those of --pcr-values.
+    #[arg(long, value_name = "SELECTION")]
+    pub pcr: Option<String>,
+    /// The PCR values to bind to (sha256:7=HEX lines as `tpm-keyctl pcr` prints, or
+    /// tpm2_pcrread output).
+    #[arg(long, value_name = "FILE", requires = "pcr")]
+    pub pcr_values: Option<PathBuf>,
+    /// Bind the key to policies signed by this owner instead (a PEM public key, RSA or
+    /// P-256, or a TPM key file); the owner signs them with `tpm-keyctl policy sign`.
+    #[arg(long, value_name = "OWNER.pub")]
+    pub signed_policy: Option<PathBuf>,
+    /// With --signed-policy and --pcr: sign the first policy, for those PCR values, with
+    /// this owner private key (PEM or TPM key file) and keep it in the key file.
+    #[arg(long, value_name = "OWNER", requires = "signed_policy")]
+    pub with: Option<PathBuf>,
+    /// A reference the owner's signed policies must name (keeps policies for one group
+    /// of keys away from another) [default: none].
+    #[arg(long, value_name = "TEXT", requires = "signed_policy")]
+    pub policy_ref: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -132,6 +211,8 @@ pub struct WrapArgs {
     /// `tpm-keyctl restore` opens for a new TPM.
     #[arg(long, value_name = "BACKUP.pub")]
     pub backup_to: Option<PathBuf>,
+    #[command(flatten)]
+    pub bind: BindArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -194,6 +275,8 @@ pub struct GenerateArgs {
     /// The parent: 0x81000001 (the SRK) or 0x40000001 (the owner hierarchy's ECC primary).
     #[arg(long, default_value = "0x81000001", value_parser = parse_handle)]
     pub parent: u32,
+    #[command(flatten)]
+    pub bind: BindArgs,
 }
 
 #[derive(Debug, clap::Args)]

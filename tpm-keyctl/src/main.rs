@@ -1,10 +1,13 @@
 use clap::Parser;
 
+mod binding;
 mod cli;
 mod commands;
 mod error;
 mod files;
 mod output;
+mod owner;
+mod pcr_values;
 mod prompt;
 
 fn main() -> std::process::ExitCode {

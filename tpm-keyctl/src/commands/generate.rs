@@ -1,14 +1,14 @@
 //! `generate`: a new key made inside the TPM.
 
 use serde_json::json;
-use tpmd_api::client::key_file_public;
+use tpmd_api::client::{key_file_public, with_policy_fields};
 use tpmd_api::dbus::GenerateOptions;
 
 use super::wrap::auth_value;
 use super::Tpmd;
 use crate::cli::GenerateArgs;
 use crate::error::{CliError, CliResult};
-use crate::{files, output};
+use crate::{binding, files, output};
 
 pub async fn run(tpmd: &Tpmd, args: &GenerateArgs, json_out: bool) -> CliResult<()> {
     if !args.force && args.output.exists() {
@@ -18,15 +18,29 @@ pub async fn run(tpmd: &Tpmd, args: &GenerateArgs, json_out: bool) -> CliResult<
         ));
     }
     let auth = auth_value(args.ask_auth, args.auth_file.as_deref())?;
+    let policy = binding::key_policy(&args.bind, Some(tpmd), !auth.is_empty()).await?;
+    let policy_digest = match &policy {
+        Some(policy) => Some(
+            policy
+                .digest()
+                .map_err(|e| CliError::Usage(e.to_string()))?,
+        ),
+        None => None,
+    };
     let options = GenerateOptions {
         parent: Some(args.parent),
-        ..GenerateOptions::default()
+        policy_digest,
     };
-    let pem = tpmd.check(
+    let mut pem = tpmd.check(
         tpmd.proxy
             .generate(args.key_type.api_name(), &auth, options)
             .await,
     )?;
+    if let Some(policy) = &policy {
+        pem = with_policy_fields(&pem, policy)
+            .map_err(|e| CliError::Daemon(e.to_string()))?
+            .into_bytes();
+    }
     let public = key_file_public(&pem)
         .map_err(|e| CliError::Daemon(format!("tpmd returned a bad key file: {e}")))?;
     files::write_atomic(&args.output, &pem, 0o600, args.force)?;
@@ -43,14 +57,21 @@ pub async fn run(tpmd: &Tpmd, args: &GenerateArgs, json_out: bool) -> CliResult<
     }
     output::print(
         json_out,
-        &json!({"output": args.output, "type": args.key_type.api_name(), "public-key": pub_line}),
+        &json!({
+            "output": args.output, "type": args.key_type.api_name(), "public-key": pub_line,
+            "policy": policy.as_ref().map(binding::describe),
+        }),
         |_| {
-            format!(
+            let mut text = format!(
                 "generated a {} key in {}\nwrote {}",
                 args.key_type.api_name(),
                 args.output.display(),
                 pub_path.display()
-            )
+            );
+            if let Some(policy) = &policy {
+                text.push_str(&format!("\nbound to {}", binding::describe(policy)));
+            }
+            text
         },
     );
     Ok(())

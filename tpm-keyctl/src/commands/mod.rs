@@ -5,6 +5,8 @@ mod generate;
 mod info;
 mod maintenance;
 mod passwd;
+mod pcr;
+mod policy_sign;
 mod pubkey;
 mod restore;
 mod sign;
@@ -13,7 +15,9 @@ mod wrap;
 
 use tpmd_api::Daemon1Proxy;
 
-use crate::cli::{Args, Command};
+pub(crate) use wrap::read_key;
+
+use crate::cli::{Args, Command, PolicyCommand};
 use crate::error::{CliError, CliResult};
 
 /// A connected proxy plus what is needed to explain its errors.
@@ -42,6 +46,10 @@ pub async fn run(args: Args) -> CliResult<()> {
         Command::Pubkey(a) => pubkey::run(&a),
         Command::Doctor(a) => doctor::run(args.user, json, &a.keys).await,
         Command::Wrap(a) if a.parent_pub.is_some() => wrap::run(None, &a, json).await,
+        // Offline, with values from a file and a software owner key: no tpmd needed.
+        Command::Policy(PolicyCommand::Sign(a)) if a.values.is_some() && !owner_in_tpm(&a.with) => {
+            policy_sign::run(None, &a, json).await
+        }
         command => {
             let tpmd = Tpmd::connect(args.user).await?;
             match command {
@@ -55,8 +63,17 @@ pub async fn run(args: Args) -> CliResult<()> {
                 Command::Sign(a) => sign::run(&tpmd, &a).await,
                 Command::Passwd(a) => passwd::run(&tpmd, &a, json).await,
                 Command::Restore(a) => restore::run(&tpmd, &a, json).await,
+                Command::Pcr(a) => pcr::run(&tpmd, &a, json).await,
+                Command::Policy(PolicyCommand::Sign(a)) => {
+                    policy_sign::run(Some(&tpmd), &a, json).await
+                }
                 Command::Pubkey(_) | Command::Doctor(_) => Ok(()),
             }
         }
     }
+}
+
+/// Whether an owner key file is a TPM key (signing goes through tpmd).
+fn owner_in_tpm(path: &std::path::Path) -> bool {
+    std::fs::read(path).is_ok_and(|bytes| tpmd_api::client::is_tpm_key_file(&bytes))
 }

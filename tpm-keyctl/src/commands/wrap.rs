@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use rsa::pkcs8::DecodePublicKey;
 use rsa::traits::PublicKeyParts;
 use serde_json::json;
-use tpmd_api::client::{wrap_and_import, WrapError};
-use tpmd_api::duplicate::wrap_for_parent;
+use tpmd_api::client::{wrap_and_import_with_policy, WrapError};
+use tpmd_api::duplicate::wrap_with_policy;
 use tpmd_api::privkey::{read_private_key, KeyReadError, ReadKey};
 use tpmd_api::TpmPublic;
 use zeroize::Zeroizing;
@@ -15,9 +15,9 @@ use zeroize::Zeroizing;
 use super::Tpmd;
 use crate::cli::WrapArgs;
 use crate::error::{CliError, CliResult};
-use crate::{files, output, prompt};
+use crate::{binding, files, output, prompt};
 
-pub(super) fn read_key(
+pub(crate) fn read_key(
     path: &Path,
     data: &[u8],
     passphrase_file: Option<&Path>,
@@ -85,21 +85,40 @@ pub async fn run(tpmd: Option<&Tpmd>, args: &WrapArgs, json_out: bool) -> CliRes
         }
         None => None,
     };
+    let policy = binding::key_policy(&args.bind, tpmd, !auth.is_empty()).await?;
     let (pem, imported) = match (&args.parent_pub, tpmd) {
         (Some(path), _) => {
             let parent = read_parent_public(path)?;
-            let importable = wrap_for_parent(&read.key, &auth, &parent, args.parent)
-                .map_err(|e| CliError::file(&args.key, e))?;
+            let digest = match &policy {
+                Some(policy) => Some(
+                    policy
+                        .digest()
+                        .map_err(|e| CliError::Usage(e.to_string()))?,
+                ),
+                None => None,
+            };
+            let mut importable =
+                wrap_with_policy(&read.key, &auth, digest.as_deref(), &parent, args.parent)
+                    .map_err(|e| CliError::file(&args.key, e))?;
+            if let Some(policy) = &policy {
+                policy.write_into(&mut importable);
+            }
             (importable.to_pem(), false)
         }
         (None, Some(tpmd)) => {
-            let pem = wrap_and_import(&tpmd.proxy, &read.key, &auth, args.parent)
-                .await
-                .map_err(|e| match e {
-                    WrapError::Daemon(e) => CliError::from_daemon(e, tpmd.user),
-                    WrapError::Unwrappable(m) => CliError::file(&args.key, m),
-                    other => CliError::Daemon(other.to_string()),
-                })?;
+            let pem = wrap_and_import_with_policy(
+                &tpmd.proxy,
+                &read.key,
+                &auth,
+                args.parent,
+                policy.as_ref(),
+            )
+            .await
+            .map_err(|e| match e {
+                WrapError::Daemon(e) => CliError::from_daemon(e, tpmd.user),
+                WrapError::Unwrappable(m) => CliError::file(&args.key, m),
+                other => CliError::Daemon(other.to_string()),
+            })?;
             (pem, true)
         }
         (None, None) => return Err(CliError::Usage("no parent: give --parent-pub".into())),
@@ -140,9 +159,13 @@ pub async fn run(tpmd: Option<&Tpmd>, args: &WrapArgs, json_out: bool) -> CliRes
         "key": description, "output": out, "imported": imported,
         "public-key-written": wrote_pub.then_some(&pub_path),
         "backup": backup.is_some().then_some(&backup_path),
+        "policy": policy.as_ref().map(binding::describe),
     });
     output::print(json_out, &value, |_| {
         let mut text = format!("wrapped {description} key into {}", out.display());
+        if let Some(policy) = &policy {
+            text.push_str(&format!("\nbound to {}", binding::describe(policy)));
+        }
         if wrote_pub {
             text.push_str(&format!("\nwrote {}", pub_path.display()));
         }

@@ -157,8 +157,33 @@ pub fn wrap_for_parent(
     parent: &TpmPublic,
     parent_handle: u32,
 ) -> Result<TpmKeyFile, DuplicateError> {
+    wrap_with_policy(key, auth, None, parent, parent_handle)
+}
+
+/// [`wrap_for_parent`] for a key used through a policy session: its public area carries
+/// `policy_digest` as authPolicy and no userWithAuth, so that the auth value alone (which
+/// a PCR-bound key's policy may also ask for, with PolicyAuthValue) never suffices. The
+/// key file's `policy` fields are the caller's to fill in.
+pub fn wrap_with_policy(
+    key: &SoftwareKey,
+    auth: &[u8],
+    policy_digest: Option<&[u8]>,
+    parent: &TpmPublic,
+    parent_handle: u32,
+) -> Result<TpmKeyFile, DuplicateError> {
     key.check_for_tpm()?;
-    let public = TpmPublic::for_software_key(key, !auth.is_empty());
+    let mut public = TpmPublic::for_software_key(key, !auth.is_empty());
+    if let Some(digest) = policy_digest {
+        let size = digest_size_of(public.name_alg)?;
+        if digest.len() != size {
+            return Err(DuplicateError::Crypto(format!(
+                "a policy digest of {} bytes for a key whose name algorithm makes {size}",
+                digest.len()
+            )));
+        }
+        public.auth_policy = digest.to_vec();
+        public.attributes &= !TPMA_OBJECT_USER_WITH_AUTH;
+    }
     let max = digest_size_of(public.name_alg)?;
     if auth.len() > max {
         return Err(DuplicateError::AuthTooLong {
@@ -264,6 +289,31 @@ mod tests {
         for i in 0..16 {
             assert_eq!(buf[i], 0x5A ^ block[i]);
         }
+    }
+
+    #[test]
+    fn a_policy_key_carries_the_digest_and_no_user_with_auth() {
+        let key = data_key("p256-sec1.pem");
+        let (_, parent) = rsa_parent();
+        for auth in [&b""[..], b"pin"] {
+            let plain = wrap_for_parent(&key, auth, &parent, 0x8100_0001).unwrap();
+            let plain = plain.public_area().unwrap();
+            assert!(plain.has_attributes(TPMA_OBJECT_USER_WITH_AUTH));
+            assert!(plain.auth_policy.is_empty());
+            let bound =
+                wrap_with_policy(&key, auth, Some(&[0xAB; 32]), &parent, 0x8100_0001).unwrap();
+            let public = bound.public_area().unwrap();
+            assert_eq!(public.auth_policy, vec![0xAB; 32]);
+            assert!(!public.has_attributes(TPMA_OBJECT_USER_WITH_AUTH));
+            assert_eq!(
+                public.has_attributes(TPMA_OBJECT_NO_DA),
+                auth.is_empty(),
+                "noDA exactly when there is no auth value"
+            );
+            assert_eq!(public.key, plain.key);
+            assert!(bound.policy.is_empty(), "the caller writes the statements");
+        }
+        assert!(wrap_with_policy(&key, b"", Some(&[1; 20]), &parent, 0x8100_0001).is_err());
     }
 
     fn rsa_parent() -> (rsa::RsaPrivateKey, TpmPublic) {

@@ -10,6 +10,8 @@ pub mod client;
 pub mod crypto;
 pub mod dbus;
 pub mod duplicate;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keyfile;
 pub mod marshal;
 pub mod policy;

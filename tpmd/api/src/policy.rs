@@ -77,7 +77,7 @@ pub fn read_selection(r: &mut Reader<'_>) -> Result<Vec<PcrBank>, MarshalError> 
     Ok(banks)
 }
 
-/// `sha256:0,2,4,7` (several banks with `+`).
+/// `sha256:0,2,4,7` (several banks with `+`; ranges such as `0-7` too).
 pub fn parse_selection(text: &str) -> Result<Vec<PcrBank>, String> {
     text.split('+')
         .map(|bank| {
@@ -95,18 +95,27 @@ pub fn parse_selection(text: &str) -> Result<Vec<PcrBank>, String> {
                     ))
                 }
             };
-            let mut pcrs = list
-                .split(',')
-                .map(|p| {
-                    p.trim()
-                        .parse::<u8>()
-                        .ok()
-                        .filter(|n| *n < 24)
-                        .ok_or_else(|| format!("{p:?} is not a PCR number from 0 to 23"))
-                })
-                .collect::<Result<Vec<u8>, String>>()?;
+            let number = |p: &str| {
+                p.trim()
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|n| *n < 24)
+                    .ok_or_else(|| format!("{p:?} is not a PCR number from 0 to 23"))
+            };
+            let mut pcrs = Vec::new();
+            for item in list.split(',') {
+                match item.split_once('-') {
+                    Some((first, last)) => pcrs.extend(number(first)?..=number(last)?),
+                    None => pcrs.push(number(item)?),
+                }
+            }
             pcrs.sort_unstable();
             pcrs.dedup();
+            if pcrs.is_empty() {
+                return Err(format!(
+                    "{bank:?} selects no PCR: write a PCR selection like sha256:0,2,4,7 or sha256:0-7"
+                ));
+            }
             Ok(PcrBank { hash_alg, pcrs })
         })
         .collect()
@@ -330,6 +339,12 @@ mod tests {
         assert!(parse_selection("sha256:24").is_err());
         assert!(parse_selection("md5:1").is_err());
         assert!(parse_selection("0,1").is_err());
+        assert_eq!(
+            describe_selection(&parse_selection("sha256:0-3,16+sha1:7").unwrap()),
+            "sha256:0,1,2,3,16+sha1:7"
+        );
+        assert!(parse_selection("sha256:3-1").is_err());
+        assert!(parse_selection("sha256:0-24").is_err());
     }
 
     #[test]

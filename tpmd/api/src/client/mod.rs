@@ -4,6 +4,7 @@
 //! file format needs changes here only.
 
 pub mod connection;
+pub mod key_policy;
 mod tpm12;
 mod user_policies;
 
@@ -13,10 +14,11 @@ pub use connection::{connect, tpmd_present, Scope};
 pub use user_policies::{with_policies_from, with_user_policies};
 
 use crate::dbus::{Daemon1Proxy, DaemonError};
-use crate::duplicate::wrap_for_parent;
+use crate::duplicate::wrap_with_policy;
 use crate::keyfile::{KeyFileError, TpmKeyFile};
 use crate::privkey::SoftwareKey;
 use crate::public::TpmPublic;
+use key_policy::KeyPolicy;
 
 /// Why wrapping and importing a key failed. Each message is one line saying what to do.
 #[derive(Debug, Error)]
@@ -41,19 +43,57 @@ pub async fn wrap_and_import(
     auth: &[u8],
     parent: u32,
 ) -> Result<String, WrapError> {
+    wrap_and_import_with_policy(proxy, key, auth, parent, None).await
+}
+
+/// [`wrap_and_import`] for a key bound to `policy`: the duplicate carries the policy's
+/// digest as authPolicy, and the key file tpmd returns gets the policy fields (which
+/// are not integrity-protected, so the importable sent to tpmd needs none of them).
+pub async fn wrap_and_import_with_policy(
+    proxy: &Daemon1Proxy<'_>,
+    key: &SoftwareKey,
+    auth: &[u8],
+    parent: u32,
+    policy: Option<&KeyPolicy>,
+) -> Result<String, WrapError> {
     let bytes = proxy.parent_public(parent).await?;
     let parent_public = TpmPublic::from_tpm2b(&bytes)
         .map_err(|e| WrapError::BadReply(format!("bad parent public area: {e}")))?;
     let family = proxy.get_info().await?.family;
+    let digest = match policy {
+        Some(policy) => Some(
+            policy
+                .digest()
+                .map_err(|e| WrapError::Unwrappable(e.to_string()))?,
+        ),
+        None => None,
+    };
     let importable = if family.as_deref() == Some("1.2") {
+        if policy.is_some() {
+            return Err(WrapError::Unwrappable(
+                "this is a TPM 1.2: tpm-keyctl binds keys to PCRs or signed policies on a TPM 2.0 only; wrap it without --pcr or --signed-policy".into(),
+            ));
+        }
         tpm12::wrap(key, auth, &parent_public)?.into_bytes()
     } else {
-        wrap_for_parent(key, auth, &parent_public, parent)
+        wrap_with_policy(key, auth, digest.as_deref(), &parent_public, parent)
             .map_err(|e| WrapError::Unwrappable(e.to_string()))?
             .to_der()
     };
     let pem = proxy.import(&importable).await?;
-    String::from_utf8(pem).map_err(|_| WrapError::BadReply("key file is not text".into()))
+    let Some(policy) = policy else {
+        return String::from_utf8(pem)
+            .map_err(|_| WrapError::BadReply("key file is not text".into()));
+    };
+    with_policy_fields(&pem, policy)
+}
+
+/// A key file tpmd made (Generate) or imported, with `policy`'s fields written in.
+pub fn with_policy_fields(key_file: &[u8], policy: &KeyPolicy) -> Result<String, WrapError> {
+    let mut file = TpmKeyFile::parse(key_file)
+        .map_err(|e| WrapError::BadReply(format!("the key file tpmd returned: {e}")))?;
+    policy.write_into(&mut file);
+    Ok(file.to_pem())
 }
 
 /// Whether `bytes` are a TPM key file of any family tpmd serves (TSS2 PRIVATE KEY, TSS KEY
