@@ -2,12 +2,18 @@
 //! reach the TPM: tpmd on a TPM it owns (a simulator behind a recording proxy, as on
 //! /dev/tpm0) and on the model of the kernel resource manager (/dev/tpmrm0), for a first
 //! use, a hot signature, a signature after eviction and one after a TPM reset, with and
-//! without an auth value.
+//! without an auth value, and with a PCR policy or a signed policy (a policy session per
+//! signature).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod policy_keys;
+
+use policy_keys::{pcr_policy, policy_key, Owner};
 use sha2::{Digest, Sha256};
 use tpmd_api::dbus::{scheme, GenerateOptions};
+use tpmd_api::keyfile::TpmKeyFile;
+use tpmd_api::policy::authorize_statement;
 use tpmd_simulator::proxy::ProxyOptions;
 use tpmd_simulator::Simulator;
 use tpmd_tests::TestEnv;
@@ -247,4 +253,144 @@ async fn kernel_rm_after_eviction_and_after_a_reset() {
     let mut want = names(&["ContextLoad", "FlushContext"]);
     want.extend(names(KERNEL_FIRST));
     assert_eq!(after_reset, want, "{after_reset:?}");
+}
+
+/// Keys with policies: bound to PCR 16's current value, and to a signed policy (carried
+/// in the key bytes) that approves it.
+struct PolicyKeys {
+    pcr: Vec<u8>,
+    signed: Vec<u8>,
+}
+
+async fn policy_keys(env: &TestEnv) -> PolicyKeys {
+    let proxy = env.proxy().await;
+    let value = proxy.read_pcrs("sha256:16").await.unwrap().remove(0).2;
+    let pcr = policy_key(&proxy, &[], vec![pcr_policy(&value)], None).await;
+    let owner = Owner::new();
+    let signed = policy_key(
+        &proxy,
+        &[],
+        vec![authorize_statement(&owner.public, b"", &[])],
+        None,
+    )
+    .await;
+    let mut file = TpmKeyFile::parse(&signed).unwrap();
+    file.auth_policies = vec![owner.sign("now", &value, b"")];
+    PolicyKeys {
+        pcr,
+        signed: file.to_pem().into_bytes(),
+    }
+}
+
+/// A hot signature with a PCR policy on a TPM tpmd owns: the policy session's start,
+/// its one statement, and the signature it authorizes (and ends with).
+const OWNED_PCR_FIRST: &[&str] = &["Load", "StartAuthSession", "PolicyPCR", "Sign"];
+const OWNED_PCR_HOT: &[&str] = &["StartAuthSession", "PolicyPCR", "Sign"];
+/// With a signed policy: its statement, then PolicyAuthorize; the first use verifies the
+/// owner's signature for a ticket (LoadExternal, VerifySignature, FlushContext), which
+/// later uses take from the cache.
+const OWNED_SIGNED_FIRST: &[&str] = &[
+    "Load",
+    "StartAuthSession",
+    "PolicyPCR",
+    "LoadExternal",
+    "VerifySignature",
+    "FlushContext",
+    "PolicyAuthorize",
+    "Sign",
+];
+const OWNED_SIGNED_HOT: &[&str] = &["StartAuthSession", "PolicyPCR", "PolicyAuthorize", "Sign"];
+/// On /dev/tpmrm0 the policy session lives on the key's connection, so the kernel loads
+/// the key (and, once started, the session) around every policy command, then saves and
+/// flushes the key and saves the session.
+const KERNEL_PCR_HOT: &[&str] = &[
+    "ContextLoad",
+    "StartAuthSession",
+    "ContextSave",
+    "FlushContext",
+    "ContextSave",
+    "ContextLoad",
+    "ContextLoad",
+    "PolicyPCR",
+    "ContextSave",
+    "FlushContext",
+    "ContextSave",
+    "ContextLoad",
+    "ContextLoad",
+    "Sign",
+    "ContextSave",
+    "FlushContext",
+    "ContextSave",
+];
+const KERNEL_SIGNED_HOT: &[&str] = &[
+    "ContextLoad",
+    "StartAuthSession",
+    "ContextSave",
+    "FlushContext",
+    "ContextSave",
+    "ContextLoad",
+    "ContextLoad",
+    "PolicyPCR",
+    "ContextSave",
+    "FlushContext",
+    "ContextSave",
+    "ContextLoad",
+    "ContextLoad",
+    "PolicyAuthorize",
+    "ContextSave",
+    "FlushContext",
+    "ContextSave",
+    "ContextLoad",
+    "ContextLoad",
+    "Sign",
+    "ContextSave",
+    "FlushContext",
+    "ContextSave",
+];
+
+#[tokio::test]
+async fn owned_tpm_policy_signatures() {
+    let env = start(false, &[]).await;
+    let keys = policy_keys(&env).await;
+    reached(&env);
+    sign(&env, &keys.pcr, &[]).await;
+    assert_eq!(reached(&env), names(OWNED_PCR_FIRST));
+    for _ in 0..3 {
+        sign(&env, &keys.pcr, &[]).await;
+        assert_eq!(reached(&env), names(OWNED_PCR_HOT));
+    }
+    sign(&env, &keys.signed, &[]).await;
+    assert_eq!(reached(&env), names(OWNED_SIGNED_FIRST));
+    for _ in 0..3 {
+        sign(&env, &keys.signed, &[]).await;
+        assert_eq!(reached(&env), names(OWNED_SIGNED_HOT));
+    }
+    // After a TPM reset the key's handle is stale: the Sign fails, its policy session is
+    // flushed (a failed command does not end it), and the retry loads the key again and
+    // verifies the owner's signature again, as the reset dropped the cached tickets.
+    env.sim.reset().unwrap();
+    reached(&env);
+    sign(&env, &keys.signed, &[]).await;
+    let mut want = names(OWNED_SIGNED_HOT);
+    want.extend(names(&["FlushContext", "GetCapability"]));
+    want.extend(names(OWNED_SIGNED_FIRST));
+    assert_eq!(reached(&env), want);
+    sign(&env, &keys.signed, &[]).await;
+    assert_eq!(reached(&env), names(OWNED_SIGNED_HOT));
+}
+
+#[tokio::test]
+async fn kernel_rm_policy_signatures() {
+    let env = start(true, &[]).await;
+    let keys = policy_keys(&env).await;
+    for key in [&keys.pcr, &keys.signed] {
+        sign(&env, key, &[]).await;
+    }
+    reached_at_least(&env, 1).await;
+    for _ in 0..3 {
+        sign(&env, &keys.pcr, &[]).await;
+        assert_eq!(reached(&env), names(KERNEL_PCR_HOT));
+        sign(&env, &keys.signed, &[]).await;
+        assert_eq!(reached(&env), names(KERNEL_SIGNED_HOT));
+    }
 }

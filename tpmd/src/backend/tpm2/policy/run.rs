@@ -63,6 +63,10 @@ fn run_statements(
     Ok(())
 }
 
+/// The most signed policies tried for one request: each costs the TPM a few commands, and
+/// the key bytes (with the client's appended policies) come from the caller.
+const MAX_CANDIDATES: usize = 32;
+
 /// A signed policy that may serve the key, and where it came from.
 struct Candidate {
     source: String,
@@ -75,6 +79,10 @@ fn candidates(blob: &KeyBlob, authorize: &Authorize, policy_dir: Option<&Path>) 
     let mut list: Vec<Candidate> = Vec::new();
     let mut offer = |source: String, policy: AuthPolicy| {
         if !serves(authorize, &policy) || list.iter().any(|c| c.policy == policy) {
+            return;
+        }
+        if list.len() >= MAX_CANDIDATES {
+            warn!(%source, "more than {MAX_CANDIDATES} signed policies for one key; not trying the rest");
             return;
         }
         match check_signed(&policy.statements) {
