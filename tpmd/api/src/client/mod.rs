@@ -4,7 +4,7 @@
 //! file format needs changes here only.
 
 pub mod connection;
-mod tpm12;
+pub mod tpm12;
 
 use thiserror::Error;
 
