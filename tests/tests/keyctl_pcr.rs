@@ -527,3 +527,46 @@ async fn the_pkcs11_module_sends_the_users_signed_policies() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// On a TPM 1.2, `wrap --pcr sha1:16` binds the key to PCR 16 (TPM_PCR_INFO_LONG in the
+/// key blob): it signs until the PCR is extended, then fails naming the PCR; signed
+/// policies and other banks are refused with the reason.
+#[tokio::test]
+async fn a_tpm12_key_wrapped_with_pcr_signs_until_the_pcr_moves() {
+    use tpmd_tpm12::client::{Tpm12, Transport};
+
+    let mut env = TestEnv::start_family(tpmd_tests::Family::Tpm12).await;
+    fs::write(env.path("msg"), b"bound on a TPM 1.2").unwrap();
+    let shown = ok(&keyctl(&env, &["pcr", "sha1:16"]));
+    assert!(shown.starts_with("sha1:16="), "{shown}");
+    let all = ok(&keyctl(&env, &["pcr"]));
+    assert_eq!(all.lines().count(), 24, "{all}");
+    assert!(all.lines().all(|l| l.starts_with("sha1:")), "{all}");
+
+    openssl_genkey(&env.path("rsa.pem"), "RSA", &["rsa_keygen_bits:2048"]);
+    ok(&keyctl(&env, &["wrap", "--pcr", "sha1:16", "rsa.pem"]));
+    signs(&env, "rsa.pem.tpm").unwrap();
+    // Another bank, or a signed policy: refused with the reason, in one line.
+    openssl_genkey(&env.path("owner.pem"), "RSA", &["rsa_keygen_bits:2048"]);
+    for (args, needle) in [
+        (&["--pcr", "sha256:16"][..], "sha256"),
+        (&["--signed-policy", "owner.pem"][..], "TPM 2.0 feature"),
+    ] {
+        let mut all_args = vec!["wrap", "-o", "other.tpm"];
+        all_args.extend(args);
+        all_args.push("rsa.pem");
+        let out = keyctl(&env, &all_args);
+        assert!(!out.status.success(), "{args:?}");
+        let error = String::from_utf8_lossy(&out.stderr);
+        assert!(one_line(&error).contains(needle), "{args:?}: {error}");
+    }
+
+    env.tpmd.stop();
+    Tpm12::connect(Transport::swtpm_tcp(env.sim.port()))
+        .unwrap()
+        .extend(16, &[0x16; 20])
+        .unwrap();
+    env.restart_tpmd(&[]).await;
+    let error = signs(&env, "rsa.pem.tpm").unwrap_err();
+    assert!(one_line(&error).contains("sha1:16"), "{error}");
+}

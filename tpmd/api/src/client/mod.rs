@@ -68,24 +68,54 @@ pub async fn wrap_and_import_with_policy(
         ),
         None => None,
     };
-    let importable = if family.as_deref() == Some("1.2") {
-        if policy.is_some() {
-            return Err(WrapError::Unwrappable(
-                "this is a TPM 1.2: tpm-keyctl binds keys to PCRs or signed policies on a TPM 2.0 only; wrap it without --pcr or --signed-policy".into(),
-            ));
-        }
-        tpm12::wrap(key, auth, &parent_public)?.into_bytes()
-    } else {
-        wrap_with_policy(key, auth, digest.as_deref(), &parent_public, parent)
-            .map_err(|e| WrapError::Unwrappable(e.to_string()))?
-            .to_der()
-    };
+    if family.as_deref() == Some("1.2") {
+        let pcr_info = match policy {
+            Some(policy) => tpm12_pcr_info(policy)?,
+            None => Vec::new(),
+        };
+        let importable = tpm12::wrap_bound(key, auth, &parent_public, pcr_info)?;
+        // A TSS KEY BLOB has no policy fields: the binding is in the blob itself.
+        let pem = proxy.import(importable.as_bytes()).await?;
+        return String::from_utf8(pem)
+            .map_err(|_| WrapError::BadReply("key file is not text".into()));
+    }
+    let importable = wrap_with_policy(key, auth, digest.as_deref(), &parent_public, parent)
+        .map_err(|e| WrapError::Unwrappable(e.to_string()))?
+        .to_der();
     let pem = proxy.import(&importable).await?;
     let Some(policy) = policy else {
         return String::from_utf8(pem)
             .map_err(|_| WrapError::BadReply("key file is not text".into()));
     };
     with_policy_fields(&pem, policy)
+}
+
+/// What a TPM 1.2 binds a key to (TPM_PCR_INFO_LONG): PCR values of the sha1 bank, and
+/// nothing else.
+fn tpm12_pcr_info(policy: &KeyPolicy) -> Result<Vec<u8>, WrapError> {
+    if crate::auth_policy_file::key_authorize(&policy.statements).is_some() {
+        return Err(WrapError::Unwrappable(
+            "this is a TPM 1.2, and signed policies are a TPM 2.0 feature: bind the key to PCR values with --pcr sha1:... instead".into(),
+        ));
+    }
+    let [bank] = policy.recorded.as_slice() else {
+        return Err(WrapError::Unwrappable(
+            "a TPM 1.2 binds a key to PCR values of its one bank: use --pcr sha1:...".into(),
+        ));
+    };
+    if bank.hash_alg != crate::marshal::TPM_ALG_SHA1 {
+        return Err(WrapError::Unwrappable(
+            "a TPM 1.2 has only the sha1 PCR bank: use --pcr sha1:...".into(),
+        ));
+    }
+    let pcrs: Vec<u32> = bank.values.iter().map(|(pcr, _)| u32::from(*pcr)).collect();
+    let values = bank
+        .values
+        .iter()
+        .map(|(_, value)| <[u8; 20]>::try_from(value.as_slice()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| WrapError::Unwrappable("a sha1 PCR value is 20 bytes".into()))?;
+    tpm12::pcr_binding(&pcrs, &values).map_err(WrapError::Unwrappable)
 }
 
 /// A key file tpmd made (Generate) or imported, with `policy`'s fields written in.
