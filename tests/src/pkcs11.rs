@@ -295,3 +295,41 @@ pub fn build_libp11_two_pins(dir: &Path) -> PathBuf {
     );
     binary
 }
+
+/// A PIN for cryptoki.
+pub fn pin(p: &str) -> cryptoki::types::AuthPin {
+    cryptoki::types::AuthPin::new(p.into())
+}
+
+/// Signs a message in parts so that a context-specific login can come between
+/// C_SignInit and the signature; checks the signature with the key's public object.
+pub fn sign_with_context_pin(
+    s: &cryptoki::session::Session,
+    mech: &cryptoki::mechanism::Mechanism,
+    k: &TestKey,
+    context_pin: Option<&str>,
+) -> Result<(), cryptoki::error::Error> {
+    use cryptoki::object::ObjectClass;
+    const MESSAGE: &[u8] = b"signed with a PIN the key may have of its own";
+    let private = object_with_spki(s, ObjectClass::PRIVATE_KEY, &k.spki);
+    s.sign_init(mech, private)?;
+    s.sign_update(MESSAGE)?;
+    if let Some(p) = context_pin {
+        s.login(cryptoki::session::UserType::ContextSpecific, Some(&pin(p)))?;
+    }
+    let sig = s.sign_final()?;
+    let public = object_with_spki(s, ObjectClass::PUBLIC_KEY, &k.spki);
+    s.verify(mech, public, MESSAGE, &sig)
+        .unwrap_or_else(|e| panic!("the signature does not verify: {e}"));
+    Ok(())
+}
+
+/// How many wrong auth values tpmd has logged: each is a try the TPM counted.
+pub fn wrong_auth_lines(token: &Token) -> usize {
+    token
+        .env
+        .tpmd
+        .log_text()
+        .matches("wrong key auth value")
+        .count()
+}

@@ -13,17 +13,13 @@ use cryptoki::error::{Error, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
-use cryptoki::types::AuthPin;
 use tpmd_tests::pkcs11::{
-    build_libp11_two_pins, module_path, object_with_spki, slot, TestKey, Token,
+    build_libp11_two_pins, module_path, object_with_spki, pin, sign_with_context_pin, slot,
+    wrong_auth_lines, TestKey, Token,
 };
 use tpmd_tests::tools::ok;
 
 const MESSAGE: &[u8] = b"two keys, two PINs, one session";
-
-fn pin(p: &str) -> AuthPin {
-    AuthPin::new(p.into())
-}
 
 fn always_authenticate(s: &Session, key: ObjectHandle) -> bool {
     match s
@@ -34,35 +30,6 @@ fn always_authenticate(s: &Session, key: ObjectHandle) -> bool {
         Attribute::AlwaysAuthenticate(b) => b,
         other => panic!("{other:?}"),
     }
-}
-
-/// Signs MESSAGE in parts so that a context-specific login can come between C_SignInit
-/// and the signature; checks the signature with the public key.
-fn sign_with_context_pin(
-    s: &Session,
-    mech: &Mechanism,
-    k: &TestKey,
-    context_pin: Option<&str>,
-) -> Result<(), Error> {
-    let private = object_with_spki(s, ObjectClass::PRIVATE_KEY, &k.spki);
-    s.sign_init(mech, private)?;
-    s.sign_update(MESSAGE)?;
-    if let Some(p) = context_pin {
-        s.login(UserType::ContextSpecific, Some(&pin(p)))?;
-    }
-    let sig = s.sign_final()?;
-    let public = object_with_spki(s, ObjectClass::PUBLIC_KEY, &k.spki);
-    s.verify(mech, public, MESSAGE, &sig).unwrap();
-    Ok(())
-}
-
-fn wrong_auth_lines(token: &Token) -> usize {
-    token
-        .env
-        .tpmd
-        .log_text()
-        .matches("wrong key auth value")
-        .count()
 }
 
 #[test]

@@ -9,43 +9,11 @@ use std::os::unix::fs::PermissionsExt;
 use cryptoki::error::{Error, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::ObjectClass;
-use cryptoki::session::{Session, UserType};
-use cryptoki::types::AuthPin;
+use cryptoki::session::UserType;
 use tpmd_tests::daemon::TestEnv;
-use tpmd_tests::pkcs11::{object_with_spki, slot, TestKey, Token};
-
-const MESSAGE: &[u8] = b"signed after a PIN change";
-
-fn pin(p: &str) -> AuthPin {
-    AuthPin::new(p.into())
-}
-
-fn sign(
-    s: &Session,
-    mech: &Mechanism,
-    k: &TestKey,
-    context_pin: Option<&str>,
-) -> Result<(), Error> {
-    let private = object_with_spki(s, ObjectClass::PRIVATE_KEY, &k.spki);
-    s.sign_init(mech, private)?;
-    s.sign_update(MESSAGE)?;
-    if let Some(p) = context_pin {
-        s.login(UserType::ContextSpecific, Some(&pin(p)))?;
-    }
-    let sig = s.sign_final()?;
-    let public = object_with_spki(s, ObjectClass::PUBLIC_KEY, &k.spki);
-    s.verify(mech, public, MESSAGE, &sig).unwrap();
-    Ok(())
-}
-
-fn wrong_auth_lines(token: &Token) -> usize {
-    token
-        .env
-        .tpmd
-        .log_text()
-        .matches("wrong key auth value")
-        .count()
-}
+use tpmd_tests::pkcs11::{
+    object_with_spki, pin, sign_with_context_pin, slot, wrong_auth_lines, Token,
+};
 
 #[test]
 fn set_pin_changes_the_token_pin_and_a_keys_own_pin() {
@@ -95,7 +63,7 @@ fn set_pin_changes_the_token_pin_and_a_keys_own_pin() {
         .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
         .collect();
     assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
-    sign(&s, &ecdsa, &a, None).unwrap();
+    sign_with_context_pin(&s, &ecdsa, &a, None).unwrap();
 
     // A key's own PIN: named by the operation it is initialized for.
     let kb = object_with_spki(&s, ObjectClass::PRIVATE_KEY, &b.spki);
@@ -109,12 +77,12 @@ fn set_pin_changes_the_token_pin_and_a_keys_own_pin() {
         "the operation on the replaced key file ended"
     );
     assert!(matches!(
-        sign(&s, &rsa, &b, Some("2222")),
+        sign_with_context_pin(&s, &rsa, &b, Some("2222")),
         Err(Error::Pkcs11(RvError::PinIncorrect, _))
     ));
     // (The failed context login left the operation waiting: a new session.)
     let s2 = p.open_rw_session(slot(&p)).unwrap();
-    sign(&s2, &rsa, &b, Some("4444")).unwrap();
+    sign_with_context_pin(&s2, &rsa, &b, Some("4444")).unwrap();
     drop((s, s2, ro));
     p.finalize();
 
@@ -126,11 +94,11 @@ fn set_pin_changes_the_token_pin_and_a_keys_own_pin() {
         Err(Error::Pkcs11(RvError::PinIncorrect, _))
     ));
     s.login(UserType::User, Some(&pin("3333"))).unwrap();
-    sign(&s, &ecdsa, &a, None).unwrap();
-    sign(&s, &rsa, &b, Some("4444")).unwrap();
+    sign_with_context_pin(&s, &ecdsa, &a, None).unwrap();
+    sign_with_context_pin(&s, &rsa, &b, Some("4444")).unwrap();
     s.logout().unwrap();
     // Not logged in, C_SetPIN presents the old PIN to the TPM with the change itself.
     s.set_pin(&pin("3333"), &pin("5555")).unwrap();
     s.login(UserType::User, Some(&pin("5555"))).unwrap();
-    sign(&s, &ecdsa, &a, None).unwrap();
+    sign_with_context_pin(&s, &ecdsa, &a, None).unwrap();
 }

@@ -2,7 +2,7 @@
 
 use cryptoki_sys::*;
 
-use super::{bytes, finish_with_output, guard, mechanism, module};
+use super::{bytes, finish_with_output, guard, module, start_or_cancel};
 use crate::error::Pkcs11Error;
 
 #[no_mangle]
@@ -10,18 +10,18 @@ pub unsafe extern "C" fn C_DigestInit(
     hSession: CK_SESSION_HANDLE,
     pMechanism: *mut CK_MECHANISM,
 ) -> CK_RV {
-    guard(|| {
-        let m = module()?;
-        if pMechanism.is_null() {
-            // PKCS#11 3.0: a NULL mechanism cancels the active operation.
-            m.session(hSession)?;
-            m.digest_abort(hSession);
-            return Ok(());
-        }
-        // SAFETY: pMechanism points to a CK_MECHANISM (checked for NULL).
-        let mech = unsafe { mechanism(pMechanism)? };
-        m.digest_init(hSession, &mech)
-    })
+    // SAFETY: pMechanism is NULL or points to a CK_MECHANISM (the PKCS#11 contract).
+    unsafe {
+        start_or_cancel(
+            hSession,
+            pMechanism,
+            |m| {
+                m.digest_abort(hSession);
+                Ok(())
+            },
+            |m, mech| m.digest_init(hSession, mech),
+        )
+    }
 }
 
 #[no_mangle]

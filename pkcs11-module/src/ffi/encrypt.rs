@@ -2,7 +2,7 @@
 
 use cryptoki_sys::*;
 
-use super::{finish_with_output, guard, mechanism, module};
+use super::{finish_with_output, guard, module, start_or_cancel};
 
 #[no_mangle]
 pub unsafe extern "C" fn C_EncryptInit(
@@ -10,18 +10,18 @@ pub unsafe extern "C" fn C_EncryptInit(
     pMechanism: *mut CK_MECHANISM,
     hKey: CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    guard(|| {
-        let m = module()?;
-        if pMechanism.is_null() {
-            // PKCS#11 3.0: a NULL mechanism cancels the active operation.
-            m.session(hSession)?;
-            m.encrypt_abort(hSession);
-            return Ok(());
-        }
-        // SAFETY: pMechanism points to a CK_MECHANISM (checked for NULL).
-        let mech = unsafe { mechanism(pMechanism)? };
-        m.encrypt_init(hSession, &mech, hKey)
-    })
+    // SAFETY: pMechanism is NULL or points to a CK_MECHANISM (the PKCS#11 contract).
+    unsafe {
+        start_or_cancel(
+            hSession,
+            pMechanism,
+            |m| {
+                m.encrypt_abort(hSession);
+                Ok(())
+            },
+            |m, mech| m.encrypt_init(hSession, mech, hKey),
+        )
+    }
 }
 
 #[no_mangle]

@@ -58,6 +58,26 @@ pub fn module() -> Result<Arc<Module>> {
     crate::module::get()
 }
 
+/// The body of every C_*Init: a NULL mechanism cancels the session's active operation
+/// (PKCS#11 3.0), any other starts one with that mechanism.
+pub unsafe fn start_or_cancel(
+    session: CK_SESSION_HANDLE,
+    p: *const CK_MECHANISM,
+    cancel: impl FnOnce(&Module) -> Result<()>,
+    start: impl FnOnce(&Module, &MechanismArg) -> Result<()>,
+) -> CK_RV {
+    guard(|| {
+        let m = module()?;
+        if p.is_null() {
+            m.session(session)?;
+            return cancel(&m);
+        }
+        // SAFETY: p points to a CK_MECHANISM (checked for NULL; the caller's contract).
+        let mech = unsafe { mechanism(p)? };
+        start(&m, &mech)
+    })
+}
+
 /// The one slot's id.
 pub const SLOT_ID: CK_SLOT_ID = 1;
 

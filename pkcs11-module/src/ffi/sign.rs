@@ -2,7 +2,7 @@
 
 use cryptoki_sys::*;
 
-use super::{bytes, finish_with_output, guard, mechanism, module};
+use super::{bytes, finish_with_output, guard, module, start_or_cancel};
 
 #[no_mangle]
 pub unsafe extern "C" fn C_SignInit(
@@ -10,18 +10,18 @@ pub unsafe extern "C" fn C_SignInit(
     pMechanism: *mut CK_MECHANISM,
     hKey: CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    guard(|| {
-        let m = module()?;
-        if pMechanism.is_null() {
-            // PKCS#11 3.0: a NULL mechanism cancels the active operation.
-            m.session(hSession)?;
-            m.sign_abort(hSession);
-            return Ok(());
-        }
-        // SAFETY: pMechanism points to a CK_MECHANISM (checked for NULL).
-        let mech = unsafe { mechanism(pMechanism)? };
-        m.sign_init(hSession, &mech, hKey)
-    })
+    // SAFETY: pMechanism is NULL or points to a CK_MECHANISM (the PKCS#11 contract).
+    unsafe {
+        start_or_cancel(
+            hSession,
+            pMechanism,
+            |m| {
+                m.sign_abort(hSession);
+                Ok(())
+            },
+            |m, mech| m.sign_init(hSession, mech, hKey),
+        )
+    }
 }
 
 #[no_mangle]

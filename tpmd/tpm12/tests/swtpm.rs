@@ -10,10 +10,10 @@ use sha2::{Digest, Sha256, Sha512};
 use tpmd_simulator::{Family, Simulator};
 use tpmd_tpm12::client::{ClientError, Tpm12, Transport};
 use tpmd_tpm12::codec::consts::key_usage;
-use tpmd_tpm12::codec::{AuthSecret, Key12};
+use tpmd_tpm12::codec::{AuthSecret, Key12, PcrInfo, PcrSelection};
 use tpmd_tpm12::keys::digest_info::{digest_info, Hash};
 use tpmd_tpm12::keys::public::to_rsa;
-use tpmd_tpm12::keys::wrap::{generate_template, wrap_rsa_key, Usage};
+use tpmd_tpm12::keys::wrap::{generate_template, wrap_rsa_key, wrap_rsa_key_bound, Usage};
 use tpmd_tpm12::keys::{bind, file};
 
 fn start() -> (Simulator, Tpm12) {
@@ -412,4 +412,37 @@ fn nv_can_be_locked() {
     tpm.lock_nv().unwrap();
     assert!(tpm.nv_state().unwrap().locked);
     assert!(tpm.permanent_flags().unwrap().nv_locked);
+}
+
+#[test]
+fn a_key_bound_to_pcr_16_signs_until_the_pcr_changes() {
+    let (_sim, mut tpm) = start();
+    let srk = tpm.srk_public().unwrap();
+    let release = PcrSelection::new(&[16]).unwrap();
+    let now = release
+        .composite_hash(&[tpm.pcr_read(16).unwrap()])
+        .unwrap();
+    let soft = RsaPrivateKey::new(&mut OsRng, 1024).unwrap();
+    let auth = AuthSecret::from_password(b"bound");
+    let pcr_info = PcrInfo::encode_long(&release, &now);
+    let key = wrap_rsa_key_bound(
+        &mut OsRng,
+        &soft,
+        &srk,
+        Some(&auth),
+        Usage::Legacy,
+        pcr_info,
+    )
+    .unwrap();
+    assert_eq!(key.pcr_info().unwrap().unwrap().release.pcrs, vec![16]);
+    let handle = tpm.load_key(&key.to_bytes()).unwrap();
+    sign_and_verify(&mut tpm, handle, &auth, &key);
+
+    tpm.extend(16, &[0x16; 20]).unwrap();
+    let digest = Sha256::digest(b"after the extend");
+    let info = digest_info(Hash::Sha256, &digest).unwrap();
+    match tpm.sign(handle, Some(&auth), &info) {
+        Err(ClientError::Tpm(rc)) => assert_eq!(rc.0, tpmd_tpm12::codec::rc::WRONGPCRVAL),
+        other => panic!("a sign under other PCR values gave {other:?}"),
+    }
 }

@@ -5,7 +5,7 @@
 
 pub mod connection;
 pub mod key_policy;
-mod tpm12;
+pub mod tpm12;
 mod user_policies;
 
 use thiserror::Error;

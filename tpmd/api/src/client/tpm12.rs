@@ -3,7 +3,7 @@
 //! SRK with OAEP), built by `tpmd-tpm12`'s pure key helpers.
 
 use tpmd_tpm12::codec::consts::{alg, auth_usage, key_usage};
-use tpmd_tpm12::codec::{AuthSecret, KeyParms, PubKey};
+use tpmd_tpm12::codec::{AuthSecret, KeyParms, PcrInfo, PcrSelection, PubKey};
 use tpmd_tpm12::keys::{file, wrap};
 
 use super::WrapError;
@@ -70,6 +70,27 @@ pub fn needs_auth(bytes: &[u8]) -> Result<bool, String> {
 /// Wraps `key` for a 1.2 whose SRK public area is `parent` (as ParentPublic presents it),
 /// returning a `TSS KEY BLOB` PEM for tpmd to check and return.
 pub fn wrap(key: &SoftwareKey, auth: &[u8], parent: &TpmPublic) -> Result<String, WrapError> {
+    wrap_bound(key, auth, parent, Vec::new())
+}
+
+/// The TPM_PCR_INFO_LONG that binds a 1.2 key to `values` (SHA-1, one per PCR of `pcrs`
+/// in ascending order), for [`wrap_bound`] and Generate.
+pub fn pcr_binding(pcrs: &[u32], values: &[[u8; 20]]) -> Result<Vec<u8>, String> {
+    let selection = PcrSelection::new(pcrs).map_err(|e| e.to_string())?;
+    let digest = selection
+        .composite_hash(values)
+        .map_err(|e| e.to_string())?;
+    Ok(PcrInfo::encode_long(&selection, &digest))
+}
+
+/// [`wrap`] for a key the TPM uses only while the PCRs hold the values `pcr_info` (from
+/// [`pcr_binding`]) names; empty: no binding.
+pub fn wrap_bound(
+    key: &SoftwareKey,
+    auth: &[u8],
+    parent: &TpmPublic,
+    pcr_info: Vec<u8>,
+) -> Result<String, WrapError> {
     let SoftwareKey::Rsa(rsa_key) = key else {
         return Err(WrapError::Unwrappable(format!(
             "a TPM 1.2 holds only RSA keys, and this is {}; keep it in software or use a TPM 2.0",
@@ -90,7 +111,7 @@ pub fn wrap(key: &SoftwareKey, auth: &[u8], parent: &TpmPublic) -> Result<String
         modulus: modulus.clone(),
     };
     let usage_auth = (!auth.is_empty()).then(|| AuthSecret::from_password(auth));
-    let wrapped = wrap::wrap_rsa_key(
+    let wrapped = wrap::wrap_rsa_key_bound(
         &mut rand::thread_rng(),
         rsa_key,
         &parent,
@@ -98,6 +119,7 @@ pub fn wrap(key: &SoftwareKey, auth: &[u8], parent: &TpmPublic) -> Result<String
         // PKCS#1 v1.5 encryption: UnBind of such a legacy key decrypts standard
         // ciphertexts (TPM 1.2 Part 3, TPM_UnBind action 5); OAEP would mean TSS bind data.
         wrap::Usage::LegacyPkcs1,
+        pcr_info,
     )
     .map_err(|e| WrapError::Unwrappable(e.to_string()))?;
     file::write_pem(&wrapped.to_bytes()).map_err(|e| WrapError::Unwrappable(e.to_string()))

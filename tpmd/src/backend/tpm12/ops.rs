@@ -5,6 +5,7 @@
 use tpmd_api::dbus::scheme;
 use tpmd_api::TpmPublic;
 use tpmd_tpm12::codec::consts::{alg, kh};
+use tpmd_tpm12::codec::rc;
 use tpmd_tpm12::codec::{AuthSecret, WellKnown};
 use tpmd_tpm12::keys::digest_info::{digest_info, Hash};
 use tpmd_tpm12::keys::file;
@@ -63,6 +64,34 @@ pub fn lockout_note(rm: &mut ResourceManager) -> String {
 fn key_fail(rm: &mut ResourceManager, command: &'static str, f: Failure) -> TpmError {
     let command = if f.during_load { "LoadKey2" } else { command };
     fail(rm, command, f.error)
+}
+
+/// A key bound to PCR values the TPM no longer has: which PCRs, and what to do. (A TPM
+/// 1.2 keeps only the composite hash of the values, so which of them changed is unknown.)
+fn name_changed_pcrs(key: &Key, e: TpmError) -> TpmError {
+    let TpmError::Command { command, code, .. } = &e else {
+        return e;
+    };
+    if *code != rc::WRONGPCRVAL {
+        return e;
+    }
+    let pcrs = match key.key.pcr_info() {
+        Ok(Some(info)) => info
+            .release
+            .pcrs
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => "?".into(),
+    };
+    TpmError::Command {
+        command,
+        code: *code,
+        detail: format!(
+            "this key is bound to PCRs sha1:{pcrs}, which no longer hold the values it was made for (a firmware, bootloader or kernel change, or another boot path); re-wrap the key from its original with `tpm-keyctl wrap --pcr sha1:{pcrs}` (a TPM 1.2 has no signed policies)"
+        ),
+    }
 }
 
 fn fail(
@@ -144,7 +173,7 @@ pub fn sign(
     };
     let auth = key.auth(password);
     rm.with_key(key, |tpm, handle| tpm.sign(handle, auth.as_ref(), &data))
-        .map_err(|f| key_fail(rm, "Sign", f))
+        .map_err(|f| name_changed_pcrs(key, key_fail(rm, "Sign", f)))
 }
 
 pub fn decrypt(
@@ -211,7 +240,7 @@ pub fn decrypt(
     rm.with_key(key, |tpm, handle| {
         tpm.unbind(handle, auth.as_ref(), ciphertext)
     })
-    .map_err(|f| key_fail(rm, "UnBind", f))
+    .map_err(|f| name_changed_pcrs(key, key_fail(rm, "UnBind", f)))
 }
 
 /// CreateWrapKey under the SRK: a non-migratable legacy key that signs with the DER scheme

@@ -1,10 +1,20 @@
 //! PCR bindings of a key: TPM_PCR_INFO_LONG (TPM_KEY12) and TPM_PCR_INFO (TPM 1.1's
 //! TPM_KEY), with TPM_PCR_SELECTION.
 
-use super::wire::{CodecError, Reader};
+use sha1::{Digest, Sha1};
+
+use super::wire::{CodecError, Reader, Writer};
 
 /// TPM_TAG_PCR_INFO_LONG.
 const TAG_PCR_INFO_LONG: u16 = 0x0006;
+
+/// A PC Client TPM 1.2 has 24 PCRs: TPM_PCR_SELECTION's bitmap is three bytes.
+pub const PCR_COUNT: u32 = 24;
+
+/// TPM_LOCALITY_SELECTION of every locality (0 to 4).
+const ANY_LOCALITY: u8 = 0x1F;
+/// TPM_LOCALITY_SELECTION of locality 0, where software runs.
+const LOCALITY_ZERO: u8 = 0x01;
 
 /// TPM_PCR_SELECTION as the indices it selects.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -25,6 +35,52 @@ impl PcrSelection {
             })
             .collect();
         Ok(PcrSelection { pcrs })
+    }
+
+    /// The selection of `pcrs` (each below [`PCR_COUNT`]), kept in ascending order, as
+    /// the TPM reads PCR values for a composite.
+    pub fn new(pcrs: &[u32]) -> Result<PcrSelection, CodecError> {
+        if pcrs.iter().any(|pcr| *pcr >= PCR_COUNT) {
+            return Err(CodecError::Invalid {
+                what: "TPM_PCR_SELECTION",
+                reason: "a TPM 1.2 has PCRs 0 to 23",
+            });
+        }
+        let mut pcrs = pcrs.to_vec();
+        pcrs.sort_unstable();
+        pcrs.dedup();
+        Ok(PcrSelection { pcrs })
+    }
+
+    fn bitmap(&self) -> [u8; (PCR_COUNT / 8) as usize] {
+        let mut bitmap = [0u8; (PCR_COUNT / 8) as usize];
+        for pcr in &self.pcrs {
+            bitmap[(pcr / 8) as usize] |= 1 << (pcr % 8);
+        }
+        bitmap
+    }
+
+    pub fn encode(&self, w: &mut Writer) {
+        let bitmap = self.bitmap();
+        w.u16(bitmap.len() as u16).bytes(&bitmap);
+    }
+
+    /// TPM_COMPOSITE_HASH: SHA-1 of the TPM_PCR_COMPOSITE of this selection with
+    /// `values`, one per selected PCR in ascending order.
+    pub fn composite_hash(&self, values: &[[u8; 20]]) -> Result<[u8; 20], CodecError> {
+        if values.len() != self.pcrs.len() {
+            return Err(CodecError::Invalid {
+                what: "TPM_PCR_COMPOSITE",
+                reason: "one value per selected PCR is needed",
+            });
+        }
+        let mut w = Writer::new();
+        self.encode(&mut w);
+        w.u32(20 * values.len() as u32);
+        for value in values {
+            w.bytes(value);
+        }
+        Ok(Sha1::digest(w.as_slice()).into())
     }
 }
 
@@ -73,6 +129,20 @@ impl PcrInfo {
     }
 }
 
+impl PcrInfo {
+    /// The TPM_PCR_INFO_LONG of a key usable only while the PCRs of `release` hold the
+    /// values whose composite hash is `digest_at_release`, from any locality. (The TPM
+    /// fills in the creation fields of a key it makes; a wrapped key carries none.)
+    pub fn encode_long(release: &PcrSelection, digest_at_release: &[u8; 20]) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u16(TAG_PCR_INFO_LONG).u8(LOCALITY_ZERO).u8(ANY_LOCALITY);
+        PcrSelection::default().encode(&mut w);
+        release.encode(&mut w);
+        w.bytes(&[0u8; 20]).bytes(digest_at_release);
+        w.into_vec()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +167,29 @@ mod tests {
         let info = PcrInfo::decode(&short, false).unwrap();
         assert_eq!(info.release.pcrs, vec![10]);
         assert_eq!(info.digest_at_release, [3; 20]);
+    }
+
+    #[test]
+    fn pcr_info_long_round_trips() {
+        let release = PcrSelection::new(&[16, 0, 7, 7]).unwrap();
+        assert_eq!(release.pcrs, vec![0, 7, 16]);
+        let bytes = PcrInfo::encode_long(&release, &[9; 20]);
+        let info = PcrInfo::decode(&bytes, true).unwrap();
+        assert_eq!(info.release, release);
+        assert_eq!(info.digest_at_release, [9; 20]);
+        assert_eq!(info.locality_at_release, Some(ANY_LOCALITY));
+        assert!(PcrSelection::new(&[24]).is_err());
+    }
+
+    #[test]
+    fn composite_hash_is_sha1_of_the_pcr_composite() {
+        // TPM_PCR_COMPOSITE of PCR 16 holding zeros: select {size 3, 00 00 01},
+        // valueSize 20, the value.
+        let selection = PcrSelection::new(&[16]).unwrap();
+        let mut composite = vec![0, 3, 0, 0, 1, 0, 0, 0, 20];
+        composite.extend([0u8; 20]);
+        let want: [u8; 20] = Sha1::digest(&composite).into();
+        assert_eq!(selection.composite_hash(&[[0; 20]]).unwrap(), want);
+        assert!(selection.composite_hash(&[]).is_err());
     }
 }

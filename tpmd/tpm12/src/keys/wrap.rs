@@ -99,6 +99,20 @@ pub fn wrap_rsa_key<R: RngCore + CryptoRng>(
     usage_auth: Option<&AuthSecret>,
     usage: Usage,
 ) -> Result<Key12, KeyError> {
+    wrap_rsa_key_bound(rng, key, parent, usage_auth, usage, Vec::new())
+}
+
+/// [`wrap_rsa_key`] for a key the TPM uses only under the PCR values `pcr_info` (a
+/// TPM_PCR_INFO_LONG, see [`crate::codec::PcrInfo::encode_long`]) names; the private
+/// part's digest of the public data covers it, so it cannot be stripped.
+pub fn wrap_rsa_key_bound<R: RngCore + CryptoRng>(
+    rng: &mut R,
+    key: &RsaPrivateKey,
+    parent: &PubKey,
+    usage_auth: Option<&AuthSecret>,
+    usage: Usage,
+    pcr_info: Vec<u8>,
+) -> Result<Key12, KeyError> {
     let bits = key.size() * 8;
     if !(512..=2048).contains(&bits) || key.primes().len() != 2 {
         return Err(KeyError::KeySize { bits });
@@ -115,6 +129,7 @@ pub fn wrap_rsa_key<R: RngCore + CryptoRng>(
         parms(u32::try_from(bits).unwrap_or(0), exponent, usage),
     );
     wrapped.modulus = modulus;
+    wrapped.pcr_info = pcr_info;
     let mut migration_auth = [0u8; 20];
     rng.fill_bytes(&mut migration_auth);
     let well_known = crate::codec::WellKnown::Zeros.secret();
