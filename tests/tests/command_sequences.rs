@@ -13,7 +13,7 @@ use policy_keys::{pcr_policy, policy_key, Owner};
 use sha2::{Digest, Sha256};
 use tpmd_api::dbus::{scheme, GenerateOptions};
 use tpmd_api::keyfile::TpmKeyFile;
-use tpmd_api::policy::authorize_statement;
+use tpmd_api::policy::{auth_value_statement, authorize_statement};
 use tpmd_simulator::proxy::ProxyOptions;
 use tpmd_simulator::Simulator;
 use tpmd_tests::TestEnv;
@@ -260,12 +260,21 @@ async fn kernel_rm_after_eviction_and_after_a_reset() {
 struct PolicyKeys {
     pcr: Vec<u8>,
     signed: Vec<u8>,
+    /// PolicyPCR then PolicyAuthValue, with the auth value "1234".
+    pcr_pin: Vec<u8>,
 }
 
 async fn policy_keys(env: &TestEnv) -> PolicyKeys {
     let proxy = env.proxy().await;
     let value = proxy.read_pcrs("sha256:16").await.unwrap().remove(0).2;
     let pcr = policy_key(&proxy, &[], vec![pcr_policy(&value)], None).await;
+    let pcr_pin = policy_key(
+        &proxy,
+        b"1234",
+        vec![pcr_policy(&value), auth_value_statement()],
+        None,
+    )
+    .await;
     let owner = Owner::new();
     let signed = policy_key(
         &proxy,
@@ -279,6 +288,7 @@ async fn policy_keys(env: &TestEnv) -> PolicyKeys {
     PolicyKeys {
         pcr,
         signed: file.to_pem().into_bytes(),
+        pcr_pin,
     }
 }
 
@@ -286,6 +296,7 @@ async fn policy_keys(env: &TestEnv) -> PolicyKeys {
 /// its one statement, and the signature it authorizes (and ends with).
 const OWNED_PCR_FIRST: &[&str] = &["Load", "StartAuthSession", "PolicyPCR", "Sign"];
 const OWNED_PCR_HOT: &[&str] = &["StartAuthSession", "PolicyPCR", "Sign"];
+const OWNED_PCR_PIN_HOT: &[&str] = &["StartAuthSession", "PolicyPCR", "PolicyAuthValue", "Sign"];
 /// With a signed policy: its statement, then PolicyAuthorize; the first use verifies the
 /// owner's signature for a ticket (LoadExternal, VerifySignature, FlushContext), which
 /// later uses take from the cache.
@@ -377,6 +388,14 @@ async fn owned_tpm_policy_signatures() {
     assert_eq!(reached(&env), want);
     sign(&env, &keys.signed, &[]).await;
     assert_eq!(reached(&env), names(OWNED_SIGNED_HOT));
+    // With an auth value: PolicyAuthValue too, and the session salted (same commands).
+    // Its first use evicts another key (two fit beside the SRK on swtpm).
+    sign(&env, &keys.pcr_pin, b"1234").await;
+    reached(&env);
+    for _ in 0..2 {
+        sign(&env, &keys.pcr_pin, b"1234").await;
+        assert_eq!(reached(&env), names(OWNED_PCR_PIN_HOT));
+    }
 }
 
 #[tokio::test]

@@ -24,7 +24,7 @@ use tpmd_api::keyfile::{AuthPolicy, TpmKeyFile};
 use tpmd_api::marshal::TPM_ALG_SHA256;
 use tpmd_api::policy::{auth_value_statement, authorize_statement, or_statement, policy_digest};
 use tpmd_api::recorded_pcrs::{with_recorded_values, RecordedBank};
-use tpmd_api::{Daemon1Proxy, DaemonError};
+use tpmd_api::{Daemon1Proxy, DaemonError, SoftwareKey, TpmPublic};
 use tpmd_tests::{Family, TestEnv};
 
 async fn pcr16(proxy: &Daemon1Proxy<'_>) -> Vec<u8> {
@@ -320,5 +320,29 @@ async fn rsa_policy_keys_decrypt_with_and_without_an_auth_value() {
             .await
             .unwrap();
         assert_eq!(plain, b"a secret");
+    }
+}
+
+#[tokio::test]
+async fn a_tpm12_key_bound_to_pcr16_fails_with_the_pcrs_named() {
+    let env = TestEnv::start_family(Family::Tpm12).await;
+    let proxy = env.proxy().await;
+    let value: [u8; 20] = proxy.read_pcrs("sha1:16").await.unwrap()[0]
+        .2
+        .clone()
+        .try_into()
+        .unwrap();
+    let binding = tpmd_api::client::tpm12::pcr_binding(&[16], &[value]).unwrap();
+    let srk = TpmPublic::from_tpm2b(&proxy.parent_public(0x8100_0001).await.unwrap()).unwrap();
+    let soft = SoftwareKey::Rsa(rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 1024).unwrap());
+    let key = tpmd_api::client::tpm12::wrap_bound(&soft, b"pw", &srk, binding).unwrap();
+    let digest = Sha256::digest(b"on a 1.2");
+    let sign = || proxy.sign(key.as_bytes(), b"pw", scheme::RSA_PKCS1, "sha256", &digest);
+    sign().await.unwrap();
+    let mut tpm = tpmd_tpm12::client::Tpm12::connect(env.sim.transport()).unwrap();
+    tpm.extend(16, &[0x16; 20]).unwrap();
+    match sign().await {
+        Err(DaemonError::PolicyFailed(m)) => assert!(m.contains("sha1:16"), "{m}"),
+        other => panic!("{other:?}"),
     }
 }

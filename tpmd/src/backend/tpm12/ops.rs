@@ -68,8 +68,9 @@ fn key_fail(rm: &mut ResourceManager, command: &'static str, f: Failure) -> TpmE
 
 /// A key bound to PCR values the TPM no longer has: which PCRs, and what to do. (A TPM
 /// 1.2 keeps only the composite hash of the values, so which of them changed is unknown.)
+/// Like a TPM 2.0 policy failure, not an auth failure: the DA budget does not count it.
 fn name_changed_pcrs(key: &Key, e: TpmError) -> TpmError {
-    let TpmError::Command { command, code, .. } = &e else {
+    let TpmError::Command { code, .. } = &e else {
         return e;
     };
     if *code != rc::WRONGPCRVAL {
@@ -85,13 +86,9 @@ fn name_changed_pcrs(key: &Key, e: TpmError) -> TpmError {
             .join(","),
         _ => "?".into(),
     };
-    TpmError::Command {
-        command,
-        code: *code,
-        detail: format!(
-            "this key is bound to PCRs sha1:{pcrs}, which no longer hold the values it was made for (a firmware, bootloader or kernel change, or another boot path); re-wrap the key from its original with `tpm-keyctl wrap --pcr sha1:{pcrs}` (a TPM 1.2 has no signed policies)"
-        ),
-    }
+    TpmError::PolicyFailed(format!(
+        "this key is bound to PCRs sha1:{pcrs}, which no longer hold the values it was made for (a firmware, bootloader or kernel change, or another boot path); re-wrap the key from its original with `tpm-keyctl wrap --pcr sha1:{pcrs}` (a TPM 1.2 has no signed policies)"
+    ))
 }
 
 fn fail(
