@@ -117,9 +117,43 @@ async fn pcr_bound_keys_sign_until_the_pcr_moves() {
             "generated.tpm",
         ],
     ));
+    // A PCR-bound key that its auth value alone would open (userWithAuth) is never
+    // written: tpmd makes generated keys with an auth value that way, and tpm-keyctl
+    // refuses them, in one line.
+    let out = keyctl(
+        &env,
+        &[
+            "generate",
+            "-t",
+            "ecc-p256",
+            "--pcr",
+            "sha256:16",
+            "--auth-file",
+            "pin",
+            "-o",
+            "generated-pin.tpm",
+        ],
+    );
+    if out.status.success() {
+        let public = key_file(&env.path("generated-pin.tpm"))
+            .public_area()
+            .unwrap();
+        assert!(!public.has_attributes(tpmd_api::marshal::TPMA_OBJECT_USER_WITH_AUTH));
+    } else {
+        let error = String::from_utf8_lossy(&out.stderr);
+        assert!(one_line(&error).contains("userWithAuth"), "{error}");
+        assert!(!env.path("generated-pin.tpm").exists());
+    }
     for key in ["p256.pem.tpm", "rsa.pem.tpm", "generated.tpm"] {
         let file = key_file(&env.path(key));
         assert!(file.has_policy(), "{key}");
+        assert!(
+            !file
+                .public_area()
+                .unwrap()
+                .has_attributes(tpmd_api::marshal::TPMA_OBJECT_USER_WITH_AUTH),
+            "{key}"
+        );
         let recorded = parse_recorded_values(file.description.as_deref().unwrap())
             .unwrap()
             .unwrap();

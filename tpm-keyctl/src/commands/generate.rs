@@ -3,6 +3,7 @@
 use serde_json::json;
 use tpmd_api::client::{key_file_public, with_policy_fields};
 use tpmd_api::dbus::GenerateOptions;
+use tpmd_api::marshal::TPMA_OBJECT_USER_WITH_AUTH;
 
 use super::wrap::auth_value;
 use super::Tpmd;
@@ -43,6 +44,13 @@ pub async fn run(tpmd: &Tpmd, args: &GenerateArgs, json_out: bool) -> CliResult<
     }
     let public = key_file_public(&pem)
         .map_err(|e| CliError::Daemon(format!("tpmd returned a bad key file: {e}")))?;
+    // With userWithAuth the auth value alone authorizes the key, whatever its policy: such
+    // a key would not be bound at all. Refuse it rather than write it.
+    if policy.is_some() && public.has_attributes(TPMA_OBJECT_USER_WITH_AUTH) {
+        return Err(CliError::Daemon(
+            "tpmd made the key with userWithAuth, so its auth value alone would use it whatever the PCRs hold; nothing was written: generate it without an auth value, or wrap a software key with --pcr and -a".into(),
+        ));
+    }
     files::write_atomic(&args.output, &pem, 0o600, args.force)?;
     let comment = args.comment.clone().unwrap_or_default();
     let pub_line = public
