@@ -117,10 +117,9 @@ async fn pcr_bound_keys_sign_until_the_pcr_moves() {
             "generated.tpm",
         ],
     ));
-    // A PCR-bound key that its auth value alone would open (userWithAuth) is never
-    // written: tpmd makes generated keys with an auth value that way, and tpm-keyctl
-    // refuses them, in one line.
-    let out = keyctl(
+    // With an auth value too: the key is made without userWithAuth (its auth value alone
+    // would otherwise open it whatever the PCRs hold), its policy asks for the auth value.
+    ok(&keyctl(
         &env,
         &[
             "generate",
@@ -133,17 +132,25 @@ async fn pcr_bound_keys_sign_until_the_pcr_moves() {
             "-o",
             "generated-pin.tpm",
         ],
-    );
-    if out.status.success() {
-        let public = key_file(&env.path("generated-pin.tpm"))
-            .public_area()
-            .unwrap();
-        assert!(!public.has_attributes(tpmd_api::marshal::TPMA_OBJECT_USER_WITH_AUTH));
-    } else {
-        let error = String::from_utf8_lossy(&out.stderr);
-        assert!(one_line(&error).contains("userWithAuth"), "{error}");
-        assert!(!env.path("generated-pin.tpm").exists());
-    }
+    ));
+    let public = key_file(&env.path("generated-pin.tpm"))
+        .public_area()
+        .unwrap();
+    assert!(!public.has_attributes(tpmd_api::marshal::TPMA_OBJECT_USER_WITH_AUTH));
+    ok(&keyctl(
+        &env,
+        &[
+            "sign",
+            "-k",
+            "generated-pin.tpm",
+            "-i",
+            "msg",
+            "-o",
+            "gp.sig",
+            "--auth-file",
+            "pin",
+        ],
+    ));
     for key in ["p256.pem.tpm", "rsa.pem.tpm", "generated.tpm"] {
         let file = key_file(&env.path(key));
         assert!(file.has_policy(), "{key}");

@@ -48,7 +48,7 @@ pub async fn run(tpmd: &Tpmd, args: &GenerateArgs, json_out: bool) -> CliResult<
     // a key would not be bound at all. Refuse it rather than write it.
     if policy.is_some() && public.has_attributes(TPMA_OBJECT_USER_WITH_AUTH) {
         return Err(CliError::Daemon(
-            "tpmd made the key with userWithAuth, so its auth value alone would use it whatever the PCRs hold; nothing was written: generate it without an auth value, or wrap a software key with --pcr and -a".into(),
+            "tpmd made the key with userWithAuth, so its auth value alone would use it whatever the PCRs hold; nothing was written: this tpmd is older than tpm-keyctl, update it (or wrap a software key with --pcr)".into(),
         ));
     }
     files::write_atomic(&args.output, &pem, 0o600, args.force)?;

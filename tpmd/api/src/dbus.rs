@@ -118,9 +118,9 @@ pub struct GenerateOptions {
     pub parent: Option<u32>,
     /// The new key's authPolicy (TPM 2.0): the digest its policy session must reach
     /// (`tpmd_api::policy::policy_digest`), as many bytes as the name algorithm's (SHA-256)
-    /// digest. With an empty auth value the key is made without userWithAuth, so that only
-    /// the policy can authorize it. The client writes the policy statements into the key
-    /// file tpmd returns.
+    /// digest. The key is made without userWithAuth, so that only the policy can authorize
+    /// it (a policy with PolicyAuthValue asks for the auth value too). The client writes
+    /// the policy statements into the key file tpmd returns.
     pub policy_digest: Option<Vec<u8>>,
 }
 

@@ -147,15 +147,38 @@ pub fn pcr_values_digest(hash_alg: u16, values: &[Vec<u8>]) -> Result<Vec<u8>, P
     Ok(hash_parts(hash_alg, &parts)?)
 }
 
-/// TPM2_PolicyPCR(pcrDigest, pcrs) as a key file statement.
+/// TPM2_PolicyPCR(pcrDigest, pcrs) as a key file statement, in openssl_tpm2_engine's
+/// layout (TPML_PCR_SELECTION, then the digest without its size), which that engine
+/// reads; tpmd reads it and the TPM's own order alike ([`pcr_parts`]).
 pub fn pcr_statement(banks: &[PcrBank], values_digest: &[u8]) -> PolicyStatement {
-    let mut body = Vec::new();
-    put_tpm2b(&mut body, values_digest);
-    body.extend_from_slice(&marshal_selection(banks));
+    let mut body = marshal_selection(banks);
+    body.extend_from_slice(values_digest);
     PolicyStatement {
         command_code: CC_POLICY_PCR,
         command_policy: body,
     }
+}
+
+/// A PolicyPCR statement's selection and expected-values digest, from either layout key
+/// files use: the TPM's command order (TPM2B pcrDigest, then TPML_PCR_SELECTION) or
+/// openssl_tpm2_engine's (the selection, then the bare digest).
+pub fn pcr_parts(body: &[u8]) -> Option<(Vec<PcrBank>, Vec<u8>)> {
+    let digest_sizes = [20, 32, 48, 64];
+    let tpm_order = || {
+        let mut r = Reader::new(body);
+        let digest = r.read_tpm2b("pcrDigest").ok()?.to_vec();
+        let banks = read_selection(&mut r).ok()?;
+        (r.remaining() == 0 && digest_sizes.contains(&digest.len())).then_some((banks, digest))
+    };
+    let engine_order = || {
+        let mut r = Reader::new(body);
+        let banks = read_selection(&mut r).ok()?;
+        let digest = r.read_bytes(r.remaining(), "pcrDigest").ok()?.to_vec();
+        digest_sizes
+            .contains(&digest.len())
+            .then_some((banks, digest))
+    };
+    tpm_order().or_else(engine_order)
 }
 
 pub fn auth_value_statement() -> PolicyStatement {
@@ -249,12 +272,14 @@ pub fn extend_statement(
     let zero = vec![0u8; digest.len()];
     match statement.command_code {
         CC_POLICY_PCR => {
-            let mut r = Reader::new(body);
-            let pcr_digest = r.read_tpm2b("pcrDigest").map_err(malformed("PolicyPCR"))?;
-            let pcrs = r
-                .read_bytes(r.remaining(), "pcrs")
-                .map_err(malformed("PolicyPCR"))?;
-            extend(hash_alg, &[digest, &cc, pcrs, pcr_digest])
+            let (banks, pcr_digest) = pcr_parts(body).ok_or_else(|| PolicyError::Malformed {
+                what: "PolicyPCR",
+                detail: "neither the TPM's layout nor openssl_tpm2_engine's".into(),
+            })?;
+            extend(
+                hash_alg,
+                &[digest, &cc, &marshal_selection(&banks), &pcr_digest],
+            )
         }
         CC_POLICY_AUTH_VALUE | CC_POLICY_PASSWORD => {
             // PolicyPassword extends exactly as PolicyAuthValue does.

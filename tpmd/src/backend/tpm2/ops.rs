@@ -423,10 +423,10 @@ fn template(key_type: &str, empty_auth: bool) -> TpmResult<TpmPublic> {
     Ok(public)
 }
 
-/// Puts `digest` in a template as its authPolicy. A key without an auth value is made
-/// without userWithAuth, so that only its policy can authorize it (as other tools make
-/// policy keys): otherwise anyone could use it with the empty auth value.
-fn with_policy(template: &mut TpmPublic, digest: &[u8], empty_auth: bool) -> TpmResult<()> {
+/// Puts `digest` in a template as its authPolicy, without userWithAuth: only the policy
+/// authorizes the key (with userWithAuth its auth value alone would, whatever the PCRs
+/// hold; a policy that wants the auth value too says so with PolicyAuthValue).
+fn with_policy(template: &mut TpmPublic, digest: &[u8]) -> TpmResult<()> {
     let size = digest_size(template.name_alg).unwrap_or_default();
     if digest.len() != size {
         return Err(TpmError::InvalidArgument(format!(
@@ -436,9 +436,7 @@ fn with_policy(template: &mut TpmPublic, digest: &[u8], empty_auth: bool) -> Tpm
         )));
     }
     template.auth_policy = digest.to_vec();
-    if empty_auth {
-        template.attributes &= !TPMA_OBJECT_USER_WITH_AUTH;
-    }
+    template.attributes &= !TPMA_OBJECT_USER_WITH_AUTH;
     Ok(())
 }
 
@@ -472,7 +470,7 @@ pub fn generate(
 ) -> TpmResult<TpmKeyFile> {
     let mut template = template(key_type, auth.is_empty())?;
     if let Some(digest) = policy_digest {
-        with_policy(&mut template, digest, auth.is_empty())?;
+        with_policy(&mut template, digest)?;
     }
     check_supported(rm, &template)?;
     let template = template.marshal();

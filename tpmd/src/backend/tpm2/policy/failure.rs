@@ -16,7 +16,7 @@ use tpmd_tpm2::wire::cc;
 use super::super::error::TpmError;
 use super::super::pcrs;
 use super::super::resource_manager::ResourceManager;
-use super::pcr_parts;
+use tpmd_api::policy::pcr_parts;
 
 /// What to do when a PCR-bound key no longer matches.
 const ADVICE: &str = "use a key with a signed policy (`tpm-keyctl wrap --signed-policy OWNER.pub`, then `tpm-keyctl policy sign` for each new set of values) or wrap the key again for the current values";

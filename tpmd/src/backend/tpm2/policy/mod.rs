@@ -2,18 +2,16 @@
 //! within the request that uses the key ([`run`]), and failures explained in terms of
 //! PCRs and signed policies ([`failure`]).
 //!
-//! Key files write TPM2_PolicyPCR in two layouts: the TPM's command order (TPM2B pcrDigest,
-//! then TPML_PCR_SELECTION), and openssl_tpm2_engine's (TPML_PCR_SELECTION, then the
-//! digest without its size, in the order the policy hash takes them). Both are read; the
-//! TPM is always sent its own order.
+//! Key files write TPM2_PolicyPCR in two layouts (`tpmd_api::policy::pcr_parts` reads
+//! both); the TPM is always sent its own order.
 
 pub mod failure;
 pub mod run;
 
 use tpmd_api::keyfile::PolicyStatement;
-use tpmd_api::marshal::{alg_name, put_tpm2b, Reader, TPM_ALG_SHA256};
+use tpmd_api::marshal::{alg_name, put_tpm2b, TPM_ALG_SHA256};
 use tpmd_api::policy::{
-    marshal_selection, policy_digest, read_selection, Authorize, PcrBank, CC_POLICY_AUTHORIZE,
+    marshal_selection, pcr_parts, policy_digest, Authorize, CC_POLICY_AUTHORIZE,
     CC_POLICY_AUTH_VALUE, CC_POLICY_COMMAND_CODE, CC_POLICY_OR, CC_POLICY_PASSWORD, CC_POLICY_PCR,
     CC_POLICY_SECRET,
 };
@@ -23,26 +21,6 @@ use super::error::{TpmError, TpmResult};
 
 /// The hash of tpmd's policy sessions, so the name algorithm a policy key must have.
 const SESSION_HASH: u16 = TPM_ALG_SHA256;
-
-/// A PolicyPCR statement's selection and expected-values digest, from either layout.
-pub fn pcr_parts(body: &[u8]) -> Option<(Vec<PcrBank>, Vec<u8>)> {
-    let digest_sizes = [20, 32, 48, 64];
-    let tpm_order = || {
-        let mut r = Reader::new(body);
-        let digest = r.read_tpm2b("pcrDigest").ok()?.to_vec();
-        let banks = read_selection(&mut r).ok()?;
-        (r.remaining() == 0 && digest_sizes.contains(&digest.len())).then_some((banks, digest))
-    };
-    let engine_order = || {
-        let mut r = Reader::new(body);
-        let banks = read_selection(&mut r).ok()?;
-        let digest = r.read_bytes(r.remaining(), "pcrDigest").ok()?.to_vec();
-        digest_sizes
-            .contains(&digest.len())
-            .then_some((banks, digest))
-    };
-    tpm_order().or_else(engine_order)
-}
 
 /// `statement` as the TPM takes it (PolicyPCR in the TPM's order; PolicyPassword run as
 /// PolicyAuthValue, which extends the digest the same way and keeps the auth value off
@@ -156,19 +134,21 @@ mod tests {
     fn pcr_statements_read_in_both_layouts() {
         let banks = parse_selection("sha256:0,16").unwrap();
         let digest = vec![7u8; 32];
-        let tpm = pcr_statement(&banks, &digest);
+        let engine = pcr_statement(&banks, &digest);
         assert_eq!(
-            pcr_parts(&tpm.command_policy),
+            pcr_parts(&engine.command_policy),
             Some((banks.clone(), digest.clone()))
         );
-        let mut engine = marshal_selection(&banks);
-        engine.extend_from_slice(&digest);
-        assert_eq!(pcr_parts(&engine), Some((banks.clone(), digest.clone())));
-        let engine = PolicyStatement {
+        let mut tpm_order = Vec::new();
+        put_tpm2b(&mut tpm_order, &digest);
+        tpm_order.extend_from_slice(&marshal_selection(&banks));
+        assert_eq!(pcr_parts(&tpm_order), Some((banks.clone(), digest.clone())));
+        let tpm = PolicyStatement {
             command_code: CC_POLICY_PCR,
-            command_policy: engine,
+            command_policy: tpm_order,
         };
         assert_eq!(normalized(&engine).unwrap(), tpm);
+        assert_eq!(normalized(&tpm).unwrap(), tpm);
         assert_eq!(pcr_parts(&[0, 1, 2]), None);
     }
 
