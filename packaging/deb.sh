@@ -126,6 +126,9 @@ install -D -m 0644 systemd/org.tpmd.Daemon1.service \
     "$stage/usr/share/dbus-1/system-services/org.tpmd.Daemon1.service"
 install -D -m 0644 docs/org.tpmd.Daemon1.xml "$stage/usr/share/dbus-1/interfaces/org.tpmd.Daemon1.xml"
 install -D -m 0644 udev/60-tpmd.rules "$stage$udevdir/rules.d/60-tpmd.rules"
+# Signed PCR policies for the whole machine (tpmd --policy-dir's default); packages of
+# the machine's owner drop theirs here.
+install -d -m 0755 "$stage/etc/tpmd/policies"
 
 date=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%d)
 "$release/tpmd-docgen" "$stage" --date "$date"

@@ -569,9 +569,9 @@ async fn the_pkcs11_module_sends_the_users_signed_policies() {
     );
 }
 
-/// On a TPM 1.2, `wrap --pcr sha1:16` binds the key to PCR 16 (TPM_PCR_INFO_LONG in the
-/// key blob): it signs until the PCR is extended, then fails naming the PCR; signed
-/// policies and other banks are refused with the reason.
+/// On a TPM 1.2, `wrap --pcr sha1:16` and `generate --pcr sha1:16` bind the key to PCR 16
+/// (TPM_PCR_INFO_LONG in the key blob): it signs until the PCR is extended, then fails
+/// naming the PCR; signed policies and other banks are refused with the reason.
 #[tokio::test]
 async fn a_tpm12_key_wrapped_with_pcr_signs_until_the_pcr_moves() {
     use tpmd_tpm12::client::{Tpm12, Transport};
@@ -587,6 +587,13 @@ async fn a_tpm12_key_wrapped_with_pcr_signs_until_the_pcr_moves() {
     openssl_genkey(&env.path("rsa.pem"), "RSA", &["rsa_keygen_bits:2048"]);
     ok(&keyctl(&env, &["wrap", "--pcr", "sha1:16", "rsa.pem"]));
     signs(&env, "rsa.pem.tpm").unwrap();
+    ok(&keyctl(
+        &env,
+        &[
+            "generate", "-t", "rsa2048", "--pcr", "sha1:16", "-o", "gen.tpm",
+        ],
+    ));
+    signs(&env, "gen.tpm").unwrap();
     // Another bank, or a signed policy: refused with the reason, in one line.
     openssl_genkey(&env.path("owner.pem"), "RSA", &["rsa_keygen_bits:2048"]);
     for (args, needle) in [
@@ -608,6 +615,8 @@ async fn a_tpm12_key_wrapped_with_pcr_signs_until_the_pcr_moves() {
         .extend(16, &[0x16; 20])
         .unwrap();
     env.restart_tpmd(&[]).await;
-    let error = signs(&env, "rsa.pem.tpm").unwrap_err();
-    assert!(one_line(&error).contains("sha1:16"), "{error}");
+    for key in ["rsa.pem.tpm", "gen.tpm"] {
+        let error = signs(&env, key).unwrap_err();
+        assert!(one_line(&error).contains("sha1:16"), "{key}: {error}");
+    }
 }

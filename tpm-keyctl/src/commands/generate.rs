@@ -1,7 +1,7 @@
 //! `generate`: a new key made inside the TPM.
 
 use serde_json::json;
-use tpmd_api::client::{key_file_public, with_policy_fields};
+use tpmd_api::client::{key_file_public, tpm12_pcr_info, with_policy_fields, WrapError};
 use tpmd_api::dbus::GenerateOptions;
 use tpmd_api::marshal::TPMA_OBJECT_USER_WITH_AUTH;
 
@@ -20,24 +20,30 @@ pub async fn run(tpmd: &Tpmd, args: &GenerateArgs, json_out: bool) -> CliResult<
     }
     let auth = auth_value(args.ask_auth, args.auth_file.as_deref())?;
     let policy = binding::key_policy(&args.bind, Some(tpmd), !auth.is_empty()).await?;
-    let policy_digest = match &policy {
-        Some(policy) => Some(
+    // A TPM 1.2 binds the key itself (TPM_PCR_INFO_LONG); a 2.0 takes the policy's
+    // digest, and the file carries the statements.
+    let on_tpm12 = tpmd.check(tpmd.proxy.get_info().await)?.family.as_deref() == Some("1.2");
+    let mut options = GenerateOptions {
+        parent: Some(args.parent),
+        ..GenerateOptions::default()
+    };
+    if let Some(policy) = &policy {
+        let bound = if on_tpm12 {
+            tpm12_pcr_info(policy).map(|info| options.pcr_info = Some(info))
+        } else {
             policy
                 .digest()
-                .map_err(|e| CliError::Usage(e.to_string()))?,
-        ),
-        None => None,
-    };
-    let options = GenerateOptions {
-        parent: Some(args.parent),
-        policy_digest,
-    };
+                .map(|digest| options.policy_digest = Some(digest))
+                .map_err(|e| WrapError::Unwrappable(e.to_string()))
+        };
+        bound.map_err(|e| CliError::Usage(e.to_string()))?;
+    }
     let mut pem = tpmd.check(
         tpmd.proxy
             .generate(args.key_type.api_name(), &auth, options)
             .await,
     )?;
-    if let Some(policy) = &policy {
+    if let (Some(policy), false) = (&policy, on_tpm12) {
         pem = with_policy_fields(&pem, policy)
             .map_err(|e| CliError::Daemon(e.to_string()))?
             .into_bytes();
@@ -46,7 +52,7 @@ pub async fn run(tpmd: &Tpmd, args: &GenerateArgs, json_out: bool) -> CliResult<
         .map_err(|e| CliError::Daemon(format!("tpmd returned a bad key file: {e}")))?;
     // With userWithAuth the auth value alone authorizes the key, whatever its policy: such
     // a key would not be bound at all. Refuse it rather than write it.
-    if policy.is_some() && public.has_attributes(TPMA_OBJECT_USER_WITH_AUTH) {
+    if policy.is_some() && !on_tpm12 && public.has_attributes(TPMA_OBJECT_USER_WITH_AUTH) {
         return Err(CliError::Daemon(
             "tpmd made the key with userWithAuth, so its auth value alone would use it whatever the PCRs hold; nothing was written: this tpmd is older than tpm-keyctl, update it (or wrap a software key with --pcr)".into(),
         ));

@@ -122,6 +122,9 @@ pub struct GenerateOptions {
     /// it (a policy with PolicyAuthValue asks for the auth value too). The client writes
     /// the policy statements into the key file tpmd returns.
     pub policy_digest: Option<Vec<u8>>,
+    /// TPM 1.2: the TPM_PCR_INFO_LONG the new key is bound to (digestAtRelease of sha1
+    /// PCR values; `tpmd_api::client::tpm12::pcr_binding`).
+    pub pcr_info: Option<Vec<u8>>,
 }
 
 /// Options for `DecryptWithOptions`.

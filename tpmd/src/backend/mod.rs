@@ -45,6 +45,15 @@ pub type PcrValue = (String, u32, Vec<u8>);
 /// everyone else; clients ask again.
 pub const MAX_RANDOM_BYTES: usize = 4096;
 
+/// What a new key is bound to besides its auth value: each family's own form.
+#[derive(Debug, Default, Clone)]
+pub struct KeyBinding {
+    /// TPM 2.0: the authPolicy its policy session must reach.
+    pub policy_digest: Option<Vec<u8>>,
+    /// TPM 1.2: the TPM_PCR_INFO_LONG naming the PCR values it may be used under.
+    pub pcr_info: Option<Vec<u8>>,
+}
+
 /// What tpmd needs from a TPM. Key arguments are the bytes of a key file exactly as the
 /// client sent them; the backend parses the formats its family uses and answers
 /// [`TpmError::BadKeyFile`] for others. Operations a family cannot do answer
@@ -61,14 +70,14 @@ pub trait Backend: Send {
     fn parent_public(&mut self, parent: u32) -> TpmResult<Vec<u8>>;
     /// Turns an importable key file into a loadable one (PEM text).
     fn import(&mut self, key: &[u8]) -> TpmResult<String>;
-    /// Makes a new key of `key_type` (one of `Info.key_types`) under `parent`, with
-    /// `policy_digest` as its authPolicy if given (TPM 2.0); PEM text.
+    /// Makes a new key of `key_type` (one of `Info.key_types`) under `parent`, bound as
+    /// `binding` says; PEM text.
     fn generate(
         &mut self,
         key_type: &str,
         auth: &[u8],
         parent: u32,
-        policy_digest: Option<&[u8]>,
+        binding: &KeyBinding,
     ) -> TpmResult<String>;
     /// The values of the PCRs in `selection`, one per PCR in selection order.
     fn read_pcrs(&mut self, selection: &[PcrBank]) -> TpmResult<Vec<PcrValue>>;

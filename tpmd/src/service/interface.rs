@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 use super::caller::CallerCache;
 use super::one_at_a_time::OneAtATime;
 use crate::backend::{
-    Backend, DecryptRequest, SignRequest, TpmResult, TpmWorker, MAX_RANDOM_BYTES,
+    Backend, DecryptRequest, KeyBinding, SignRequest, TpmResult, TpmWorker, MAX_RANDOM_BYTES,
 };
 use crate::budget::{lock_budget, Caller, SharedBudget};
 
@@ -208,12 +208,15 @@ impl Daemon {
         let uid = self.callers.uid(conn, &header).await?;
         let auth = Zeroizing::new(auth);
         let parent = options.parent.unwrap_or(DEFAULT_SRK_HANDLE);
-        let policy_digest = options.policy_digest;
+        let binding = KeyBinding {
+            policy_digest: options.policy_digest,
+            pcr_info: options.pcr_info,
+        };
         let _turn = self.generating.enter(uid).await?;
         let file = self
             .tpm
             .run(uid, move |backend| {
-                backend.generate(&key_type, &auth, parent, policy_digest.as_deref())
+                backend.generate(&key_type, &auth, parent, &binding)
             })
             .await?;
         info!(uid, "generated a key");

@@ -92,7 +92,7 @@ pub async fn wrap_and_import_with_policy(
 
 /// What a TPM 1.2 binds a key to (TPM_PCR_INFO_LONG): PCR values of the sha1 bank, and
 /// nothing else.
-fn tpm12_pcr_info(policy: &KeyPolicy) -> Result<Vec<u8>, WrapError> {
+pub fn tpm12_pcr_info(policy: &KeyPolicy) -> Result<Vec<u8>, WrapError> {
     if crate::auth_policy_file::key_authorize(&policy.statements).is_some() {
         return Err(WrapError::Unwrappable(
             "this is a TPM 1.2, and signed policies are a TPM 2.0 feature: bind the key to PCR values with --pcr sha1:... instead".into(),

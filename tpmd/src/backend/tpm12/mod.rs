@@ -15,7 +15,10 @@ use tpmd_tpm2::transport::Transport;
 
 use tpmd_api::policy::PcrBank;
 
-use super::{Backend, DaState, DecryptRequest, Family, PcrValue, SignRequest, TpmError, TpmResult};
+use super::{
+    Backend, DaState, DecryptRequest, Family, KeyBinding, PcrValue, SignRequest, TpmError,
+    TpmResult,
+};
 use key::Key;
 pub use resource_manager::ResourceManager;
 
@@ -100,14 +103,20 @@ impl Backend for Tpm12Backend {
         key_type: &str,
         auth: &[u8],
         parent: u32,
-        policy_digest: Option<&[u8]>,
+        binding: &KeyBinding,
     ) -> TpmResult<String> {
-        if policy_digest.is_some() {
+        if binding.policy_digest.is_some() {
             return Err(TpmError::Unsupported(
-                "a TPM 1.2 key has no policy digest: TPM 2.0 policies (PCR and signed policies) need a TPM 2.0".into(),
+                "a TPM 1.2 key has no policy digest: TPM 2.0 policies (PCR and signed policies) need a TPM 2.0; a 1.2 binds a key to sha1 PCR values (pcr-info)".into(),
             ));
         }
-        ops::generate(&mut self.rm, key_type, auth, parent)
+        ops::generate(
+            &mut self.rm,
+            key_type,
+            auth,
+            parent,
+            binding.pcr_info.as_deref(),
+        )
     }
 
     fn read_pcrs(&mut self, selection: &[PcrBank]) -> TpmResult<Vec<PcrValue>> {

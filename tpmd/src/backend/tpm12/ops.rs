@@ -6,7 +6,7 @@ use tpmd_api::dbus::scheme;
 use tpmd_api::TpmPublic;
 use tpmd_tpm12::codec::consts::{alg, kh};
 use tpmd_tpm12::codec::rc;
-use tpmd_tpm12::codec::{AuthSecret, WellKnown};
+use tpmd_tpm12::codec::{AuthSecret, PcrInfo, WellKnown};
 use tpmd_tpm12::keys::digest_info::{digest_info, Hash};
 use tpmd_tpm12::keys::file;
 use tpmd_tpm12::keys::wrap::{generate_template, Usage};
@@ -249,6 +249,7 @@ pub fn generate(
     key_type: &str,
     password: &[u8],
     parent: u32,
+    pcr_info: Option<&[u8]>,
 ) -> TpmResult<String> {
     check_parent(parent)?;
     let bits = match key_type {
@@ -262,7 +263,13 @@ pub fn generate(
             )))
         }
     };
-    let template = generate_template(bits, Usage::LegacyPkcs1, false, !password.is_empty());
+    let mut template = generate_template(bits, Usage::LegacyPkcs1, false, !password.is_empty());
+    if let Some(info) = pcr_info {
+        PcrInfo::decode(info, true).map_err(|e| {
+            TpmError::InvalidArgument(format!("pcr-info is not a TPM_PCR_INFO_LONG: {e}"))
+        })?;
+        template.pcr_info = info.to_vec();
+    }
     let auth = AuthSecret::from_password_or_well_known(password);
     let key = rm
         .retrying(|tpm| tpm.create_wrap_key(&template, &auth))

@@ -14,7 +14,7 @@ use tpmd_tpm12::rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
 use tpmd_tpm2::transport::Transport;
 
 use super::Tpm12Backend;
-use crate::backend::{Backend, DecryptRequest, SignRequest, TpmError};
+use crate::backend::{Backend, DecryptRequest, KeyBinding, SignRequest, TpmError};
 
 fn start(provision: bool, budget: usize) -> (Simulator, Tpm12Backend) {
     let sim = Simulator::start_in_tempdir(SimFamily::Tpm12, None, provision).unwrap();
@@ -123,7 +123,7 @@ fn info_wrap_import_sign_decrypt() {
     assert!(matches!(err, TpmError::Unsupported(_)), "{err}");
     assert!(err.to_string().contains("TPM 1.2"), "{err}");
     let err = backend
-        .generate("ecc-p256", b"", 0x8100_0001, None)
+        .generate("ecc-p256", b"", 0x8100_0001, &KeyBinding::default())
         .unwrap_err();
     assert!(
         err.to_string().contains("not supported by a TPM 1.2"),
@@ -160,7 +160,11 @@ fn info_wrap_import_sign_decrypt() {
 fn generated_keys_share_few_slots_and_survive_a_reset() {
     let (sim, mut backend) = start(true, 2);
     let pems: Vec<String> = (0..3)
-        .map(|_| backend.generate("rsa1024", b"", 0x4000_0000, None).unwrap())
+        .map(|_| {
+            backend
+                .generate("rsa1024", b"", 0x4000_0000, &KeyBinding::default())
+                .unwrap()
+        })
         .collect();
     for pem in &pems {
         let key = file::read(pem.as_bytes()).unwrap().key;
@@ -203,7 +207,7 @@ fn create_srk_takes_ownership_once() {
     assert!(!backend.create_srk().unwrap());
     assert_eq!(backend.info().unwrap().owned, Some(true));
     let pem = backend
-        .generate("rsa1024", b"pw", 0x8100_0001, None)
+        .generate("rsa1024", b"pw", 0x8100_0001, &KeyBinding::default())
         .unwrap();
     let sig = sign_sha256(&mut backend, &pem, b"pw", b"owned").unwrap();
     verify(&pem, b"owned", &sig);
@@ -226,7 +230,7 @@ fn an_srk_with_a_password_is_named_in_the_error() {
     drop(tpm);
     let mut backend = Tpm12Backend::open(Transport::swtpm_tcp(sim.port()), 2).unwrap();
     let err = backend
-        .generate("rsa1024", b"", 0x4000_0000, None)
+        .generate("rsa1024", b"", 0x4000_0000, &KeyBinding::default())
         .unwrap_err();
     let text = err.to_string();
     assert!(text.contains("SRK"), "{text}");
@@ -273,7 +277,7 @@ fn decrypt_follows_the_key_scheme() {
 fn generated_keys_decrypt_standard_pkcs1_ciphertexts() {
     let (_sim, mut backend) = start(true, 2);
     let pem = backend
-        .generate("rsa2048", b"pin", 0x8100_0001, None)
+        .generate("rsa2048", b"pin", 0x8100_0001, &KeyBinding::default())
         .unwrap();
     let key = file::read(pem.as_bytes()).unwrap().key;
     assert_eq!(key.parms.enc_scheme, alg::ES_RSAESPKCSV15);
@@ -322,7 +326,9 @@ fn random_bytes_come_from_the_tpm_in_any_amount() {
 #[test]
 fn a_vanished_tpm_is_reported_as_unavailable() {
     let (sim, mut backend) = start(true, 2);
-    let pem = backend.generate("rsa1024", b"", 0x4000_0000, None).unwrap();
+    let pem = backend
+        .generate("rsa1024", b"", 0x4000_0000, &KeyBinding::default())
+        .unwrap();
     sign_sha256(&mut backend, &pem, b"", b"before").unwrap();
     sim.stop().unwrap();
     let started = std::time::Instant::now();

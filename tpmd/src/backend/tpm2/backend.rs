@@ -12,7 +12,8 @@ use tpmd_tpm2::transport::Transport;
 use super::blob::{key_id, KeyBlob, KeyId};
 use super::{info, ops, pcrs, ResourceManager, Strategy};
 use crate::backend::{
-    Backend, DaState, DecryptRequest, Family, PcrValue, SignRequest, TpmError, TpmResult,
+    Backend, DaState, DecryptRequest, Family, KeyBinding, PcrValue, SignRequest, TpmError,
+    TpmResult,
 };
 use tpmd_api::policy::PcrBank;
 
@@ -96,9 +97,15 @@ impl Backend for Tpm2Backend {
         key_type: &str,
         auth: &[u8],
         parent: u32,
-        policy_digest: Option<&[u8]>,
+        binding: &KeyBinding,
     ) -> TpmResult<String> {
-        Ok(ops::generate(&mut self.rm, key_type, auth, parent, policy_digest)?.to_pem())
+        if binding.pcr_info.is_some() {
+            return Err(TpmError::InvalidArgument(
+                "pcr-info is a TPM 1.2 binding; on a TPM 2.0 bind a key with policy-digest".into(),
+            ));
+        }
+        let digest = binding.policy_digest.as_deref();
+        Ok(ops::generate(&mut self.rm, key_type, auth, parent, digest)?.to_pem())
     }
 
     fn read_pcrs(&mut self, selection: &[PcrBank]) -> TpmResult<Vec<PcrValue>> {
