@@ -298,21 +298,7 @@ async fn signed_policies_let_the_owner_approve_new_pcr_values_without_a_rewrap()
 
     // The owner signs the new value (read here from this TPM; on a real machine, from one
     // that already runs the update) into the user's policy directory.
-    ok(&keyctl(
-        &env,
-        &[
-            "policy",
-            "sign",
-            "--pcr",
-            "sha256:16",
-            "--with",
-            "owner.pem",
-            "--policy-ref",
-            "laptop",
-            "--name",
-            "after the update",
-        ],
-    ));
+    owner_signs(&env, "laptop", &["--name", "after the update"]);
     let policies = env.path("config").join("tpmd").join("policies");
     assert!(policies.join("after_the_update.policy").exists());
     signs(&env, "key.pem.tpm").unwrap();
@@ -320,42 +306,14 @@ async fn signed_policies_let_the_owner_approve_new_pcr_values_without_a_rewrap()
     assert_eq!(key_file(&env.path("key.pem.tpm")), file);
     // A policy for another policyRef does not serve this key.
     fs::remove_file(policies.join("after_the_update.policy")).unwrap();
-    ok(&keyctl(
-        &env,
-        &[
-            "policy",
-            "sign",
-            "--pcr",
-            "sha256:16",
-            "--with",
-            "owner.pem",
-            "--policy-ref",
-            "desktop",
-            "--name",
-            "other",
-        ],
-    ));
+    owner_signs(&env, "desktop", &["--name", "other"]);
     assert!(signs(&env, "key.pem.tpm").is_err());
 
     // The system directory tpmd reads serves every user's keys.
     let system = env.path("system-policies");
     fs::create_dir_all(&system).unwrap();
     let system_arg = system.to_string_lossy().into_owned();
-    ok(&keyctl(
-        &env,
-        &[
-            "policy",
-            "sign",
-            "--pcr",
-            "sha256:16",
-            "--with",
-            "owner.pem",
-            "--policy-ref",
-            "laptop",
-            "-o",
-            &format!("{system_arg}/laptop.policy"),
-        ],
-    ));
+    owner_signs(&env, "laptop", &["-o", &format!("{system_arg}/laptop.policy")]);
     env.restart_tpmd(&["--policy-dir", &system_arg]).await;
     signs(&env, "key.pem.tpm").unwrap();
 }
@@ -567,6 +525,23 @@ async fn the_pkcs11_module_sends_the_users_signed_policies() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The owner (owner.pem) signs PCR 16's current value for keys whose PolicyAuthorize
+/// names `policy_ref`; `extra` says where the policy goes (the user's directory if not).
+fn owner_signs(env: &TestEnv, policy_ref: &str, extra: &[&str]) {
+    let mut args = vec![
+        "policy",
+        "sign",
+        "--pcr",
+        "sha256:16",
+        "--with",
+        "owner.pem",
+        "--policy-ref",
+        policy_ref,
+    ];
+    args.extend(extra);
+    ok(&keyctl(env, &args));
 }
 
 /// On a TPM 1.2, `wrap --pcr sha1:16` and `generate --pcr sha1:16` bind the key to PCR 16

@@ -22,7 +22,10 @@ pub async fn run(tpmd: &Tpmd, args: &GenerateArgs, json_out: bool) -> CliResult<
     let policy = binding::key_policy(&args.bind, Some(tpmd), !auth.is_empty()).await?;
     // A TPM 1.2 binds the key itself (TPM_PCR_INFO_LONG); a 2.0 takes the policy's
     // digest, and the file carries the statements.
-    let on_tpm12 = tpmd.check(tpmd.proxy.get_info().await)?.family.as_deref() == Some("1.2");
+    let on_tpm12 = match &policy {
+        Some(_) => tpmd.check(tpmd.proxy.get_info().await)?.family.as_deref() == Some("1.2"),
+        None => false,
+    };
     let mut options = GenerateOptions {
         parent: Some(args.parent),
         ..GenerateOptions::default()
