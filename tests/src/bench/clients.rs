@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
 use std::time::Instant;
 
 use cryptoki::context::{CInitializeArgs, Pkcs11};
@@ -67,7 +67,8 @@ fn agent_sign(stream: &mut UnixStream, request: &[u8]) {
 }
 
 /// Signatures through the agent at `socket` with the key whose SSH public key blob is
-/// `key_blob`: `clients` threads, each with its own connection, `ops` in all.
+/// `key_blob`: `clients` threads, each with its own connection, `ops` in all. The clock
+/// starts when every thread is connected.
 pub fn through_agent(
     socket: &Path,
     key_blob: &[u8],
@@ -78,12 +79,13 @@ pub fn through_agent(
 ) {
     let per_client = (ops / clients).max(1);
     let key_blob = Arc::new(key_blob.to_vec());
-    let start = Instant::now();
+    let ready = Arc::new(Barrier::new(clients + 1));
     let threads: Vec<_> = (0..clients)
         .map(|c| {
-            let (socket, key_blob) = (socket.to_path_buf(), key_blob.clone());
+            let (socket, key_blob, ready) = (socket.to_path_buf(), key_blob.clone(), ready.clone());
             std::thread::spawn(move || {
                 let mut stream = UnixStream::connect(&socket).unwrap();
+                ready.wait();
                 let mut latencies = Vec::with_capacity(per_client);
                 for i in 0..per_client {
                     let data = format!("session {c} {i}");
@@ -96,6 +98,8 @@ pub fn through_agent(
             })
         })
         .collect();
+    ready.wait();
+    let start = Instant::now();
     let mut all = Vec::new();
     for t in threads {
         all.extend(t.join().unwrap());
@@ -142,7 +146,8 @@ pub fn load_module(path: &Path) -> Pkcs11 {
 }
 
 /// C_Sign with the private key labelled `label` from `threads` threads, each with its
-/// own session, `ops` in all; logged in with `pin` first if given.
+/// own session, `ops` in all; logged in with `pin` first if given. The clock starts
+/// when every thread has its session and key handle.
 pub fn c_sign(
     p: &Pkcs11,
     kind: Kind,
@@ -162,11 +167,12 @@ pub fn c_sign(
         }
     }
     let per_thread = (ops / threads).max(1);
-    let start = Instant::now();
+    let ready = Arc::new(Barrier::new(threads + 1));
     let handles: Vec<_> = (0..threads)
         .map(|t| {
             let p = p.clone();
             let label = label.to_string();
+            let ready = ready.clone();
             std::thread::spawn(move || {
                 let s = p.open_ro_session(slot).unwrap();
                 let key = s
@@ -175,6 +181,7 @@ pub fn c_sign(
                         Attribute::Label(label.into_bytes()),
                     ])
                     .unwrap()[0];
+                ready.wait();
                 let mut latencies = Vec::with_capacity(per_thread);
                 for i in 0..per_thread {
                     let data = (t * 1_000_000 + i).to_be_bytes();
@@ -186,6 +193,8 @@ pub fn c_sign(
             })
         })
         .collect();
+    ready.wait();
+    let start = Instant::now();
     let mut all = Vec::new();
     for h in handles {
         all.extend(h.join().unwrap());
