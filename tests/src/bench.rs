@@ -11,11 +11,12 @@ pub mod clients;
 pub mod kind;
 pub mod model;
 pub mod raw;
+pub mod raw_wire;
 pub mod stats;
 pub mod tpm2_pkcs11;
 
 pub use args::{flag, ops_arg, string_arg, usize_arg};
 pub use kind::{Kind, ECDSA, KINDS, RSA};
 pub use model::{commands_per_op, reset_counts, Model};
-pub use raw::{RawKey, RawPattern, RawScheme, RawSession};
+pub use raw::{RawKey, RawPattern, RawScheme, RawSession, RawVia};
 pub use stats::{ms, stats, Samples, Stats, Table};

@@ -1,14 +1,16 @@
 //! Which TPM a benchmark runs on: swtpm as it is, or swtpm behind the simulator's proxy
 //! made to look like a real machine's TPM (`--kernel-rm`: `/dev/tpmrm0`; `--latency
 //! PROFILE`: a real chip's speed). tpmd, the raw loops and tpm2-pkcs11 all reach the
-//! TPM the same way: tpmd through the proxy's unix socket, the others through its mssim
-//! listener, which keeps one connection as an open `/dev/tpm0` or `/dev/tpmrm0` would.
+//! modelled TPM the same way: one connection to the proxy's unix socket each, as each
+//! would keep `/dev/tpm0` or `/dev/tpmrm0` open.
 
 use tpmd_simulator::latency::{command_name, LatencyProfile};
 use tpmd_simulator::proxy::ProxyOptions;
 use tpmd_simulator::Simulator;
 
 use super::args::{flag, string_arg};
+use super::raw::RawVia;
+use crate::daemon::binary;
 
 pub struct Model {
     pub kernel_rm: bool,
@@ -65,15 +67,29 @@ impl Model {
         if let Some(profile) = &self.latency {
             options = options.with_latency(profile.clone());
         }
+        // The TCP listeners serve tpm2-abrmd while tpm2_ptool makes tpm2-pkcs11's key.
         Simulator::start_temporary_with(options.with_tcp_listeners()).unwrap()
     }
 
-    /// The TCTI for tss-esapi and tpm2-pkcs11: the proxy's mssim listener (one
-    /// connection, one kernel RM space), or swtpm itself.
+    /// How the raw loops reach the TPM: tss-esapi on swtpm, tpmd-tpm2's wire codec on
+    /// one connection to the proxy (see [`super::raw_wire`] for why not tss-esapi).
+    pub fn raw_via(&self, sim: &Simulator) -> RawVia {
+        if self.modelled() {
+            RawVia::Wire(sim.transport())
+        } else {
+            RawVia::Esys(sim.tcp_transport().to_string())
+        }
+    }
+
+    /// The TCTI for tpm2-pkcs11 and tpm2-tools: swtpm itself, or on a model the `cmd`
+    /// TCTI running `tpm-stdio` on one connection to the proxy (one kernel RM space for
+    /// the client's life, as an open `/dev/tpmrm0` is; see that program for why not the
+    /// proxy's mssim listener).
     pub fn tcti(&self, sim: &Simulator) -> String {
-        match sim.proxy().and_then(|p| p.mssim_tcti()) {
-            Some(tcti) => tcti,
-            None => format!("swtpm:host=127.0.0.1,port={}", sim.port()),
+        if self.modelled() {
+            format!("cmd:{} {}", binary("tpm-stdio").display(), sim.transport())
+        } else {
+            sim.tcp_transport().to_string()
         }
     }
 }

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use sha2::{Digest as _, Sha256};
 use tpmd::backend::tpm2::blob::{KeyBlob, KeyPrivate};
+use tpmd_tpm2::transport::Transport;
 use tss_esapi::constants::tss::{TPM2_RH_NULL, TPM2_ST_HASHCHECK};
 use tss_esapi::constants::SessionType;
 use tss_esapi::handles::{KeyHandle, ObjectHandle, PersistentTpmHandle, SessionHandle, TpmHandle};
@@ -54,10 +55,17 @@ pub enum RawPattern {
     ContextLoadOnly,
 }
 
-/// One key (a TSS2 key file under the SRK at 0x81000001) reached through a TCTI.
+/// How a raw loop reaches the TPM.
+pub enum RawVia {
+    /// tss-esapi through a tpm2-tss TCTI configuration (`swtpm:host=...,port=...`).
+    Esys(String),
+    /// tpmd-tpm2's wire codec on one connection (see [`super::raw_wire`]).
+    Wire(Transport),
+}
+
+/// One key (a TSS2 key file under the SRK at 0x81000001) reached one way or the other.
 pub struct RawKey<'a> {
-    /// A tpm2-tss TCTI configuration (`swtpm:host=...,port=...`, `mssim:...`).
-    pub tcti: &'a str,
+    pub via: &'a RawVia,
     pub pem: &'a [u8],
     /// The key's auth value (empty for none), given in a password session.
     pub auth: &'a [u8],
@@ -67,6 +75,20 @@ pub struct RawKey<'a> {
 impl RawKey<'_> {
     /// `ops` signatures in the given pattern, their latencies added to `samples`.
     pub fn run(&self, pattern: RawPattern, ops: usize, samples: &mut Samples) {
+        match self.via {
+            RawVia::Esys(tcti) => self.run_esys(tcti, pattern, ops, samples),
+            RawVia::Wire(transport) => {
+                assert!(
+                    pattern != RawPattern::Hot(RawSession::Hmac),
+                    "the wire loops use password sessions only"
+                );
+                let (pem, auth) = (self.pem, self.auth);
+                super::raw_wire::run(transport, pem, auth, self.scheme, pattern, ops, samples)
+            }
+        }
+    }
+
+    fn run_esys(&self, tcti: &str, pattern: RawPattern, ops: usize, samples: &mut Samples) {
         let blob = KeyBlob::parse(self.pem).unwrap();
         let KeyPrivate::Loadable(private) = &blob.private else {
             panic!("expected a loadable key")
@@ -81,8 +103,8 @@ impl RawKey<'_> {
             tpmd_api::marshal::parse_tpm2b(&blob.public_bytes, "public").unwrap(),
         )
         .unwrap();
-        let mut ctx = Context::new(TctiNameConf::from_str(self.tcti).unwrap())
-            .unwrap_or_else(|e| panic!("{}: {e}", self.tcti));
+        let mut ctx = Context::new(TctiNameConf::from_str(tcti).unwrap())
+            .unwrap_or_else(|e| panic!("{tcti}: {e}"));
         let srk = ctx
             .execute_without_session(|c| {
                 c.tr_from_tpm_public(TpmHandle::Persistent(

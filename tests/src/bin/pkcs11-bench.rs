@@ -206,9 +206,9 @@ async fn measure(model: &Model, kind: Kind, ops: usize, rounds: usize) {
     if let Ok(peer) = &peer {
         peer.set_vars();
     }
-    let tcti = model.tcti(&sim);
+    let via = model.raw_via(&sim);
     let raw = |pem, auth| RawKey {
-        tcti: &tcti,
+        via: &via,
         pem,
         auth,
         scheme: kind.raw_scheme(),

@@ -181,11 +181,11 @@ async fn measure(model: &Model, kind: Kind, ops: usize, rounds: usize, with_peer
     let via_socket = agent(&socket_arg);
     let bus_proxy = env.proxy().await;
 
-    let tcti = model.tcti(&env.sim);
+    let via = model.raw_via(&env.sim);
     let raw_keys: Vec<RawKey> = keys
         .iter()
         .map(|key| RawKey {
-            tcti: &tcti,
+            via: &via,
             pem: &key.file,
             auth: key.auth,
             scheme: kind.raw_scheme(),

@@ -149,9 +149,9 @@ async fn measure(model: &Model, family: Family, kind: Kind, opts: &Options) {
     let one = Arc::new(vec![one_key.clone()]);
     drop(proxy);
 
-    let tcti = model.tcti(&env.sim);
+    let via = model.raw_via(&env.sim);
     let raw_key = RawKey {
-        tcti: &tcti,
+        via: &via,
         pem: &one_key,
         auth: &[],
         scheme: kind.raw_scheme(),
