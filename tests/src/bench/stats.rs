@@ -33,6 +33,11 @@ impl Samples {
         self.wall += wall;
     }
 
+    /// Operations measured so far.
+    pub fn len(&self) -> usize {
+        self.latencies.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.latencies.is_empty()
     }

@@ -234,11 +234,12 @@ async fn measure(model: &Model, kind: Kind, ops: usize, rounds: usize, with_peer
         }
         for (((_, route, pin), samples), commands) in ROWS.iter().zip(&mut rows).zip(&mut commands)
         {
+            let before = samples.len();
             reset_counts(&env.sim);
             fronts
                 .sign(*route, kind, key_for(*pin), per_round, samples)
                 .await;
-            *commands = commands_per_op(&env.sim, per_round);
+            *commands = commands_per_op(&env.sim, samples.len() - before);
         }
     }
     drop((via_bus, via_socket, bus_proxy));

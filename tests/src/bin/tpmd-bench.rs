@@ -156,27 +156,27 @@ async fn measure(model: &Model, family: Family, kind: Kind, opts: &Options) {
         auth: &[],
         scheme: kind.raw_scheme(),
     };
-    let raw_rows: &[(&str, RawPattern)] = match family {
-        Family::Tpm2 => &[
-            (
-                "raw TPM2_Sign (floor)",
-                RawPattern::Hot(RawSession::Password),
-            ),
-            (
-                "raw TPM2_Sign, HMAC session",
-                RawPattern::Hot(RawSession::Hmac),
-            ),
-            ("raw ContextLoad + Sign + FlushContext", RawPattern::Swapped),
-            (
+    let mut raw_rows = vec![(
+        "raw TPM2_Sign (floor)",
+        RawPattern::Hot(RawSession::Password),
+    )];
+    match family {
+        Family::Tpm2 => {
+            if !model.modelled() {
+                // (The wire loops on a model have password sessions only.)
+                raw_rows.push((
+                    "raw TPM2_Sign, HMAC session",
+                    RawPattern::Hot(RawSession::Hmac),
+                ));
+            }
+            raw_rows.push(("raw ContextLoad + Sign + FlushContext", RawPattern::Swapped));
+            raw_rows.push((
                 "raw ContextLoad + FlushContext alone",
                 RawPattern::ContextLoadOnly,
-            ),
-        ],
-        Family::Tpm12 => &[(
-            "raw TPM_Sign (floor)",
-            RawPattern::Hot(RawSession::Password),
-        )],
-    };
+            ));
+        }
+        Family::Tpm12 => raw_rows[0].0 = "raw TPM_Sign (floor)",
+    }
     let per_round = (ops / rounds).max(1);
     let mut raw: Vec<Samples> = raw_rows.iter().map(|_| Samples::default()).collect();
     let mut rows: Vec<Samples> = ROWS.iter().map(|_| Samples::default()).collect();
@@ -200,9 +200,10 @@ async fn measure(model: &Model, family: Family, kind: Kind, opts: &Options) {
             ROWS.iter().zip(&mut rows).zip(&mut commands)
         {
             let keys = if *rotate { &many } else { &one };
+            let before = samples.len();
             reset_counts(&env.sim);
             through_tpmd(&socket, keys.clone(), kind, *clients, per_round, samples).await;
-            *commands = commands_per_op(&env.sim, per_round);
+            *commands = commands_per_op(&env.sim, samples.len() - before);
         }
         let proxy = connect_socket(&socket).await.unwrap();
         counters = Some(proxy.get_counters().await.unwrap());
