@@ -140,6 +140,12 @@ impl RawKey<'_> {
         }
         let saved = matches!(pattern, RawPattern::Swapped | RawPattern::ContextLoadOnly)
             .then(|| ctx.context_save(hot.into()).unwrap());
+        // Only the hot loop keeps its key loaded: through a kernel resource manager a
+        // loaded object is swapped around every command of the connection.
+        let hot_kept = matches!(pattern, RawPattern::Hot(_));
+        if !hot_kept {
+            ctx.flush_context(hot.into()).unwrap();
+        }
         let ticket = HashcheckTicket::try_from(TPMT_TK_HASHCHECK {
             tag: TPM2_ST_HASHCHECK,
             hierarchy: TPM2_RH_NULL,
@@ -185,7 +191,9 @@ impl RawKey<'_> {
             latencies.push(t.elapsed());
         }
         let wall = start.elapsed();
-        ctx.flush_context(hot.into()).unwrap();
+        if hot_kept {
+            ctx.flush_context(hot.into()).unwrap();
+        }
         if let Some(session) = hmac {
             ctx.flush_context(SessionHandle::from(session).into())
                 .unwrap();

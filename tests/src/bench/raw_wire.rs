@@ -61,6 +61,12 @@ pub fn run(
         let response = tpm.call(&ops::context_save(hot), &[]);
         ops::parse_context_save(&response).unwrap()
     });
+    // Only the hot loop keeps its key loaded: through a kernel resource manager a loaded
+    // object is swapped around every command of the connection.
+    let hot_kept = matches!(pattern, RawPattern::Hot(_));
+    if !hot_kept {
+        tpm.call(&ops::flush_context(hot), &[]);
+    }
     let scheme = match scheme {
         RawScheme::RsaPkcs1 => ops::SignScheme::RsaSsa,
         RawScheme::Ecdsa => ops::SignScheme::Ecdsa,
@@ -100,6 +106,8 @@ pub fn run(
         latencies.push(t.elapsed());
     }
     let wall = start.elapsed();
-    flush(&mut tpm, hot);
+    if hot_kept {
+        flush(&mut tpm, hot);
+    }
     samples.add(latencies, wall);
 }
