@@ -16,7 +16,7 @@ use tpmd_tpm2::transport::{Connection, Transport};
 use tpmd_tpm2::wire::ops;
 use tpmd_tpm2::wire::{AuthCommand, Command, Response};
 
-use super::raw::{RawPattern, RawScheme};
+use super::raw::{RawPattern, RawScheme, WARM_UP};
 use super::stats::Samples;
 
 const SRK: u32 = 0x8100_0001;
@@ -83,8 +83,11 @@ pub fn run(
         tpm.call(&ops::flush_context(key), &[]);
     };
     let mut latencies = Vec::with_capacity(ops);
-    let start = Instant::now();
-    for i in 0..ops {
+    let mut start = Instant::now();
+    for i in 0..WARM_UP + ops {
+        if i == WARM_UP {
+            start = Instant::now();
+        }
         let t = Instant::now();
         match pattern {
             RawPattern::Hot(_) => sign(&mut tpm, hot, i),
@@ -103,7 +106,9 @@ pub fn run(
                 flush(&mut tpm, key);
             }
         }
-        latencies.push(t.elapsed());
+        if i >= WARM_UP {
+            latencies.push(t.elapsed());
+        }
     }
     let wall = start.elapsed();
     if hot_kept {
