@@ -25,7 +25,7 @@ use super::stats::{Samples, Stats};
 
 /// Operations each raw loop makes, untimed, before its timed ones, as the tpmd rows
 /// have their warm-up: first-use costs stay out of the floor.
-pub(super) const WARM_UP: usize = 5;
+pub const WARM_UP: usize = 5;
 
 /// How the raw loop authorizes its key.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -273,7 +273,7 @@ async fn measure(model: &Model, kind: Kind, ops: usize, rounds: usize) {
     }
     table.row("first C_Sign after tpmd starts (socket)", &first.stats());
     table.row(
-        "PIN: first C_Sign after tpmd starts (socket)",
+        "PIN: first C_Sign after C_Login (socket)",
         &first_pin.stats(),
     );
     match &peer {

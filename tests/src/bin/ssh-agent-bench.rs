@@ -31,7 +31,7 @@ use tpmd_tests::bench::clients::{agent_set_auth, direct_sign, ssh_key_blob, thro
 use tpmd_tests::bench::tpm2_pkcs11::{self, Tpm2Pkcs11};
 use tpmd_tests::bench::{
     commands_per_op, flag, ops_arg, reset_counts, usize_arg, Kind, Model, RawKey, RawPattern,
-    RawSession, Samples, Table, KINDS,
+    RawSession, Samples, Table, KINDS, WARM_UP,
 };
 use tpmd_tests::ssh::AgentProcess;
 use tpmd_tests::TestEnv;
@@ -203,11 +203,11 @@ async fn measure(model: &Model, kind: Kind, ops: usize, rounds: usize, with_peer
         env.tpmd.stop();
         reset_counts(&env.sim);
         raw(false).run(floor_pattern, per_round, &mut floor);
-        floor_commands = commands_per_op(&env.sim, per_round);
+        floor_commands = commands_per_op(&env.sim, per_round + WARM_UP);
         raw(true).run(floor_pattern, per_round, &mut pin_floor);
         reset_counts(&env.sim);
         raw(false).run(RawPattern::Stateless, per_round, &mut stateless);
-        stateless_commands = commands_per_op(&env.sim, per_round);
+        stateless_commands = commands_per_op(&env.sim, per_round + WARM_UP);
         env.restart_tpmd(&tpmd_args).await;
         // A socket connection ends with its tpmd; the bus connection outlives it.
         let socket_proxy = connect_socket(&socket).await.unwrap();
@@ -300,7 +300,7 @@ async fn measure(model: &Model, kind: Kind, ops: usize, rounds: usize, with_peer
         Err(e) => println!("OpenSSH ssh-agent + tpm2-pkcs11: {e}"),
     }
     if model.modelled() {
-        println!("TPM commands per signature (last round; the raw rows include their set-up):");
+        println!("TPM commands per signature (last round; the raw rows include their set-up and warm-up):");
         println!("  raw TPM2_Sign (floor): {floor_commands}");
         println!("  raw stateless: {stateless_commands}");
         for ((name, _, _), commands) in ROWS.iter().zip(&commands) {
