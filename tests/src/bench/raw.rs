@@ -59,6 +59,56 @@ pub enum RawPattern {
     ContextLoadOnly,
 }
 
+/// What a raw loop does, on a TPM handle `T` (a tss-esapi context, a wire connection)
+/// with keys `K`.
+pub(super) struct RawSteps<'a, T, K> {
+    pub load: &'a dyn Fn(&mut T) -> K,
+    pub sign: &'a dyn Fn(&mut T, K, usize),
+    /// ContextLoad of the key's saved context.
+    pub swap_in: &'a dyn Fn(&mut T) -> K,
+    pub flush: &'a dyn Fn(&mut T, K),
+}
+
+/// The loop every raw way shares: `ops` operations of `pattern` (`hot`: the key loaded
+/// once) timed one by one after [`WARM_UP`] untimed ones, added to `samples`.
+pub(super) fn timed_loop<T, K: Copy>(
+    tpm: &mut T,
+    pattern: RawPattern,
+    hot: K,
+    steps: &RawSteps<'_, T, K>,
+    ops: usize,
+    samples: &mut Samples,
+) {
+    let step = |tpm: &mut T, i: usize| match pattern {
+        RawPattern::Hot(_) => (steps.sign)(tpm, hot, i),
+        RawPattern::Stateless => {
+            let key = (steps.load)(tpm);
+            (steps.sign)(tpm, key, i);
+            (steps.flush)(tpm, key);
+        }
+        RawPattern::Swapped => {
+            let key = (steps.swap_in)(tpm);
+            (steps.sign)(tpm, key, i);
+            (steps.flush)(tpm, key);
+        }
+        RawPattern::ContextLoadOnly => {
+            let key = (steps.swap_in)(tpm);
+            (steps.flush)(tpm, key);
+        }
+    };
+    for i in 0..WARM_UP {
+        step(tpm, i);
+    }
+    let mut latencies = Vec::with_capacity(ops);
+    let start = Instant::now();
+    for i in WARM_UP..WARM_UP + ops {
+        let t = Instant::now();
+        step(tpm, i);
+        latencies.push(t.elapsed());
+    }
+    samples.add(latencies, start.elapsed());
+}
+
 /// How a raw loop reaches the TPM.
 pub enum RawVia {
     /// tss-esapi through a tpm2-tss TCTI configuration (`swtpm:host=...,port=...`).
@@ -171,35 +221,16 @@ impl RawKey<'_> {
             ctx.tr_set_auth(key.into(), auth.clone()).unwrap();
             key
         };
-        let mut latencies = Vec::with_capacity(ops);
-        let mut start = Instant::now();
-        for i in 0..WARM_UP + ops {
-            if i == WARM_UP {
-                start = Instant::now();
-            }
-            let t = Instant::now();
-            match pattern {
-                RawPattern::Hot(_) => sign(&mut ctx, hot, i),
-                RawPattern::Stateless => {
-                    let key = load(&mut ctx);
-                    sign(&mut ctx, key, i);
-                    ctx.flush_context(ObjectHandle::from(key)).unwrap();
-                }
-                RawPattern::Swapped => {
-                    let key = swap_in(&mut ctx);
-                    sign(&mut ctx, key, i);
-                    ctx.flush_context(ObjectHandle::from(key)).unwrap();
-                }
-                RawPattern::ContextLoadOnly => {
-                    let key = swap_in(&mut ctx);
-                    ctx.flush_context(ObjectHandle::from(key)).unwrap();
-                }
-            }
-            if i >= WARM_UP {
-                latencies.push(t.elapsed());
-            }
-        }
-        let wall = start.elapsed();
+        let flush = |ctx: &mut Context, key: KeyHandle| {
+            ctx.flush_context(ObjectHandle::from(key)).unwrap();
+        };
+        let steps = RawSteps {
+            load: &load,
+            sign: &sign,
+            swap_in: &swap_in,
+            flush: &flush,
+        };
+        timed_loop(&mut ctx, pattern, hot, &steps, ops, samples);
         if hot_kept {
             ctx.flush_context(hot.into()).unwrap();
         }
@@ -207,7 +238,6 @@ impl RawKey<'_> {
             ctx.flush_context(SessionHandle::from(session).into())
                 .unwrap();
         }
-        samples.add(latencies, wall);
     }
 
     pub fn stats(&self, pattern: RawPattern, ops: usize) -> Stats {

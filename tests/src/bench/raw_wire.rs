@@ -7,8 +7,6 @@
 //! TCTI stalls about 40 ms per command on a TCP listener (its framing and body go out as
 //! two writes without TCP_NODELAY, and the second waits for a delayed ACK).
 
-use std::time::Instant;
-
 use sha2::{Digest as _, Sha256};
 use tpmd::backend::tpm2::blob::{KeyBlob, KeyPrivate};
 use tpmd_api::marshal::TPM_ALG_SHA256;
@@ -16,7 +14,7 @@ use tpmd_tpm2::transport::{Connection, Transport};
 use tpmd_tpm2::wire::ops;
 use tpmd_tpm2::wire::{AuthCommand, Command, Response};
 
-use super::raw::{RawPattern, RawScheme, WARM_UP};
+use super::raw::{timed_loop, RawPattern, RawScheme, RawSteps};
 use super::stats::Samples;
 
 const SRK: u32 = 0x8100_0001;
@@ -82,37 +80,14 @@ pub fn run(
     let flush = |tpm: &mut Tpm, key: u32| {
         tpm.call(&ops::flush_context(key), &[]);
     };
-    let mut latencies = Vec::with_capacity(ops);
-    let mut start = Instant::now();
-    for i in 0..WARM_UP + ops {
-        if i == WARM_UP {
-            start = Instant::now();
-        }
-        let t = Instant::now();
-        match pattern {
-            RawPattern::Hot(_) => sign(&mut tpm, hot, i),
-            RawPattern::Stateless => {
-                let key = load_key(&mut tpm);
-                sign(&mut tpm, key, i);
-                flush(&mut tpm, key);
-            }
-            RawPattern::Swapped => {
-                let key = swap_in(&mut tpm);
-                sign(&mut tpm, key, i);
-                flush(&mut tpm, key);
-            }
-            RawPattern::ContextLoadOnly => {
-                let key = swap_in(&mut tpm);
-                flush(&mut tpm, key);
-            }
-        }
-        if i >= WARM_UP {
-            latencies.push(t.elapsed());
-        }
-    }
-    let wall = start.elapsed();
+    let steps = RawSteps {
+        load: &load_key,
+        sign: &sign,
+        swap_in: &swap_in,
+        flush: &flush,
+    };
+    timed_loop(&mut tpm, pattern, hot, &steps, ops, samples);
     if hot_kept {
         flush(&mut tpm, hot);
     }
-    samples.add(latencies, wall);
 }
