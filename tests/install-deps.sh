@@ -20,8 +20,10 @@ packages=(
   libtpm2-pkcs11-1 libtpm2-pkcs11-tools
   # gcr's libgck through GObject introspection, as gnome-keyring and Seahorse use it
   python3-gi gir1.2-gck-1
-  # ssh-agent-bench's peer: tpm2-pkcs11 needs a resource manager in front of swtpm
-  tpm2-abrmd libtss2-tcti-tabrmd0
+  # the benchmarks' tpm2-pkcs11 peer: tpm2_ptool needs a resource manager in front of swtpm
+  # while it makes the key; on the simulator's models tpm2-pkcs11 reaches the TPM through
+  # the cmd TCTI (tests/src/bin/tpm-stdio.rs)
+  tpm2-abrmd libtss2-tcti-tabrmd0 libtss2-tcti-cmd0
   # TPM 1.2 interop: trousers' tcsd and tpm-tools
   trousers tpm-tools libtspi-dev
   # checking the unit files

@@ -28,7 +28,7 @@ use sha2::{Digest as _, Sha256};
 use tpmd_api::client::connection::connect_socket;
 use tpmd_api::dbus::{scheme, GenerateOptions, BUS_NAME, OBJECT_PATH};
 use tpmd_api::Daemon1Proxy;
-use tpmd_tests::bench::{ms, ops_arg, raw_tpm2_floor, stats, RawScheme, RawSession};
+use tpmd_tests::bench::{ms, ops_arg, stats, RawKey, RawPattern, RawScheme, RawSession, RawVia};
 use tpmd_tests::TestEnv;
 
 async fn median<F, Fut>(ops: usize, mut call: F) -> Duration
@@ -133,7 +133,14 @@ async fn main() {
         .await
         .unwrap();
     env.tpmd.stop();
-    let floor = raw_tpm2_floor(&env.sim, &key, ops, RawSession::Password, RawScheme::Ecdsa);
+    let via = RawVia::Esys(env.sim.tcp_transport().to_string());
+    let floor = RawKey {
+        via: &via,
+        pem: &key,
+        auth: &[],
+        scheme: RawScheme::Ecdsa,
+    }
+    .stats(RawPattern::Hot(RawSession::Password), ops);
     env.restart_tpmd(&tpmd_args).await;
     let bus = env.bus.address().to_string();
 
