@@ -313,7 +313,11 @@ async fn signed_policies_let_the_owner_approve_new_pcr_values_without_a_rewrap()
     let system = env.path("system-policies");
     fs::create_dir_all(&system).unwrap();
     let system_arg = system.to_string_lossy().into_owned();
-    owner_signs(&env, "laptop", &["-o", &format!("{system_arg}/laptop.policy")]);
+    owner_signs(
+        &env,
+        "laptop",
+        &["-o", &format!("{system_arg}/laptop.policy")],
+    );
     env.restart_tpmd(&["--policy-dir", &system_arg]).await;
     signs(&env, "key.pem.tpm").unwrap();
 }
