@@ -491,7 +491,10 @@ fn accept_tcp(listener: TcpListener, shared: Arc<Shared>, framing: Framing) {
         };
         let id = shared.register(Conn::Tcp(clone));
         Workers::run(&shared, move |shared| {
-            serve(stream, shared, framing);
+            match framing {
+                Framing::Mssim => serve(mssim::QuickAck(stream), shared, framing),
+                Framing::Swtpm => serve(stream, shared, framing),
+            }
             shared.forget(id);
         });
     }

@@ -2,10 +2,9 @@
 //! wire codec over one connection to the simulator's proxy: the same commands the
 //! tss-esapi loops send (password sessions), with no TSS library in the way.
 //!
-//! tss-esapi cannot be used there: on the kernel RM model a client must keep one
-//! connection (one `/dev/tpmrm0` space), which leaves tss-esapi the mssim TCTI, and that
-//! TCTI stalls about 40 ms per command on a TCP listener (its framing and body go out as
-//! two writes without TCP_NODELAY, and the second waits for a delayed ACK).
+//! tss-esapi is not used there: on the kernel RM model a client must keep one connection
+//! (one `/dev/tpmrm0` space), which leaves tss-esapi the mssim TCTI and its extra framing;
+//! the wire codec sends the bare commands on the proxy's own socket, as tpmd does.
 
 use sha2::{Digest as _, Sha256};
 use tpmd::backend::tpm2::blob::{KeyBlob, KeyPrivate};
