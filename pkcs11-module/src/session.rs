@@ -13,12 +13,7 @@ use crate::store::key::PublicParts;
 pub struct SignOp {
     pub key: Arc<KeyEntry>,
     pub mech: SignMech,
-    /// For hash-and-sign mechanisms: the running hash of C_SignUpdate data.
-    pub hasher: Option<Hasher>,
-    /// For the others: the data so far.
-    pub data: Zeroizing<Vec<u8>>,
-    /// Whether C_SignUpdate was used (then C_Sign is out of order).
-    pub multi_part: bool,
+    pub input: MessageInput,
     /// The key's own PIN, given by a context-specific login for this operation only.
     pub context_pin: Option<Zeroizing<Vec<u8>>>,
 }
@@ -37,9 +32,51 @@ pub struct DecryptOp {
 pub struct VerifyOp {
     pub parts: PublicParts,
     pub mech: SignMech,
-    pub hasher: Option<Hasher>,
-    pub data: Zeroizing<Vec<u8>>,
+    pub input: MessageInput,
+}
+
+/// The message of a sign or verify operation as it arrives: hashed as it comes for the
+/// hash-and-sign mechanisms, kept whole for the others.
+pub struct MessageInput {
+    hasher: Option<Hasher>,
+    data: Zeroizing<Vec<u8>>,
+    /// Whether an Update call was used (then the single-part call is out of order).
     pub multi_part: bool,
+}
+
+impl MessageInput {
+    pub fn new(hasher: Option<Hasher>) -> MessageInput {
+        MessageInput {
+            hasher,
+            data: Zeroizing::new(Vec::new()),
+            multi_part: false,
+        }
+    }
+
+    /// C_SignUpdate, C_VerifyUpdate.
+    pub fn update(&mut self, data: &[u8]) {
+        self.multi_part = true;
+        self.add(data);
+    }
+
+    fn add(&mut self, data: &[u8]) {
+        match self.hasher.as_mut() {
+            Some(hasher) => hasher.update(data),
+            None => self.data.extend_from_slice(data),
+        }
+    }
+
+    /// What the mechanism signs, with the single-part call's `last` data added: the
+    /// digest, or the data itself.
+    pub fn finish(mut self, last: Option<&[u8]>) -> Zeroizing<Vec<u8>> {
+        if let Some(data) = last {
+            self.add(data);
+        }
+        match self.hasher.take() {
+            Some(hasher) => Zeroizing::new(hasher.finish()),
+            None => std::mem::take(&mut self.data),
+        }
+    }
 }
 
 /// A C_EncryptInit waiting for its plaintext (done in software).

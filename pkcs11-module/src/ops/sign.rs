@@ -13,7 +13,7 @@ use crate::mechanism::{
     ecdsa_digest, offered, parse_digest_info, sign_mech, MechanismArg, SignMech,
 };
 use crate::module::{lock, Module};
-use crate::session::{Produced, SignOp};
+use crate::session::{MessageInput, Produced, SignOp};
 use crate::store::key::{KeyEntry, PublicParts};
 
 /// A request to tpmd's Sign.
@@ -104,9 +104,7 @@ impl Module {
         s.sign = Some(SignOp {
             key,
             mech,
-            hasher: mech.hasher(),
-            data: Zeroizing::new(Vec::new()),
-            multi_part: false,
+            input: MessageInput::new(mech.hasher()),
             context_pin: None,
         });
         Ok(())
@@ -126,7 +124,7 @@ impl Module {
             .sign
             .as_ref()
             .ok_or(Pkcs11Error::OperationNotInitialized)?;
-        if data.is_some() && op.multi_part {
+        if data.is_some() && op.input.multi_part {
             // C_Sign after C_SignUpdate is out of order; the operation ends.
             s.sign = None;
             return Err(Pkcs11Error::OperationActive);
@@ -140,20 +138,11 @@ impl Module {
         // Before the operation ends: without its context-specific login, a key with its
         // own PIN answers CKR_USER_NOT_LOGGED_IN and the operation waits for one.
         let auth = self.auth_for(&op.key, op.context_pin.as_ref())?;
-        let Some(mut op) = s.sign.take() else {
+        let Some(op) = s.sign.take() else {
             return Err(Pkcs11Error::OperationNotInitialized);
         };
         // The session stays locked: PKCS#11 serializes calls within one session.
-        if let Some(d) = data {
-            op.data.extend_from_slice(d);
-        }
-        let input = match op.hasher.take() {
-            Some(mut hasher) => {
-                hasher.update(&op.data);
-                Zeroizing::new(hasher.finish())
-            }
-            None => op.data.clone(),
-        };
+        let input = op.input.finish(data);
         let sig = self.sign_with_auth(&op.key, op.mech, &input, auth)?;
         Ok(Produced::Bytes(Zeroizing::new(sig)))
     }
@@ -161,15 +150,11 @@ impl Module {
     pub fn sign_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
         let session = self.session(h)?;
         let mut s = lock(&session);
-        let op = s
-            .sign
+        s.sign
             .as_mut()
-            .ok_or(Pkcs11Error::OperationNotInitialized)?;
-        op.multi_part = true;
-        match op.hasher.as_mut() {
-            Some(hasher) => hasher.update(data),
-            None => op.data.extend_from_slice(data),
-        }
+            .ok_or(Pkcs11Error::OperationNotInitialized)?
+            .input
+            .update(data);
         Ok(())
     }
 

@@ -1,13 +1,12 @@
 //! C_Verify*: in software with the key object's public key.
 
 use cryptoki_sys::{CKF_VERIFY, CK_OBJECT_HANDLE, CK_SESSION_HANDLE};
-use zeroize::Zeroizing;
 
 use crate::crypto::verify::verify;
 use crate::error::{Pkcs11Error, Result};
 use crate::mechanism::{offered, sign_mech, MechanismArg};
 use crate::module::{lock, Module};
-use crate::session::VerifyOp;
+use crate::session::{MessageInput, VerifyOp};
 use crate::store::key::PublicParts;
 
 impl Module {
@@ -36,9 +35,7 @@ impl Module {
         s.verify = Some(VerifyOp {
             parts: key.parts.clone(),
             mech,
-            hasher: mech.hasher(),
-            data: Zeroizing::new(Vec::new()),
-            multi_part: false,
+            input: MessageInput::new(mech.hasher()),
         });
         Ok(())
     }
@@ -46,15 +43,11 @@ impl Module {
     pub fn verify_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
         let session = self.session(h)?;
         let mut s = lock(&session);
-        let op = s
-            .verify
+        s.verify
             .as_mut()
-            .ok_or(Pkcs11Error::OperationNotInitialized)?;
-        op.multi_part = true;
-        match op.hasher.as_mut() {
-            Some(hasher) => hasher.update(data),
-            None => op.data.extend_from_slice(data),
-        }
+            .ok_or(Pkcs11Error::OperationNotInitialized)?
+            .input
+            .update(data);
         Ok(())
     }
 
@@ -66,23 +59,14 @@ impl Module {
         signature: &[u8],
     ) -> Result<()> {
         let session = self.session(h)?;
-        let mut op = lock(&session)
+        let op = lock(&session)
             .verify
             .take()
             .ok_or(Pkcs11Error::OperationNotInitialized)?;
-        if data.is_some() && op.multi_part {
+        if data.is_some() && op.input.multi_part {
             return Err(Pkcs11Error::OperationActive);
         }
-        if let Some(d) = data {
-            match op.hasher.as_mut() {
-                Some(hasher) => hasher.update(d),
-                None => op.data.extend_from_slice(d),
-            }
-        }
-        let input = match op.hasher.take() {
-            Some(hasher) => Zeroizing::new(hasher.finish()),
-            None => op.data.clone(),
-        };
+        let input = op.input.finish(data);
         verify(&op.parts, op.mech, &input, signature)
     }
 
