@@ -388,3 +388,35 @@ pub fn sign_and_verify(
     let _ = std::fs::remove_file(&signature);
     (sign, Some(verify))
 }
+
+/// OpenSSH's own ssh-agent on a socket in `dir`, as an upstream for tpmd-ssh-agent;
+/// killed when dropped.
+pub struct OpensshAgent {
+    child: Child,
+    pub socket: PathBuf,
+}
+
+impl Drop for OpensshAgent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn start_openssh_agent(dir: &Path) -> OpensshAgent {
+    let socket = dir.join("openssh-agent.sock");
+    let child = Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&socket)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("ssh-agent: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(Instant::now() < deadline, "ssh-agent did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    OpensshAgent { child, socket }
+}

@@ -10,10 +10,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
-use tpmd_tests::ssh::{generate_tpm_key, sign_and_verify, AgentProcess, Sshd};
+use tpmd_tests::ssh::{generate_tpm_key, sign_and_verify, start_openssh_agent, AgentProcess, Sshd};
 use tpmd_tests::tools::{ok, run};
 use tpmd_tests::{binary, TestEnv};
 
@@ -176,36 +175,6 @@ async fn a_forwarded_connection_signs_but_cannot_add_keys_or_set_auth() {
     ok(&verify.unwrap());
     ok(&agent.ssh_add(&[&added.to_string_lossy()]));
     assert!(ok(&agent.ssh_add(&["-l"])).contains("remote_key"));
-}
-
-struct OpensshAgent {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Drop for OpensshAgent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_openssh_agent(dir: &Path) -> OpensshAgent {
-    let socket = dir.join("openssh-agent.sock");
-    let child = Command::new("ssh-agent")
-        .arg("-D")
-        .arg("-a")
-        .arg(&socket)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-        assert!(Instant::now() < deadline, "ssh-agent did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    OpensshAgent { child, socket }
 }
 
 /// `ssh-add -h HOST -H KNOWN_HOSTS KEY` through our agent.

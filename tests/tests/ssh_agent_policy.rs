@@ -7,12 +7,12 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tpmd_tests::ssh::{generate_tpm_key, sign_and_verify, AgentProcess, Sshd};
+use tpmd_tests::ssh::{generate_tpm_key, sign_and_verify, start_openssh_agent, AgentProcess, Sshd};
 use tpmd_tests::tools::{ok, run};
 use tpmd_tests::TestEnv;
 
@@ -160,36 +160,6 @@ async fn lifetime_and_confirm_constraints() {
     let (sign, _) = sign_and_verify(&agent, &pub_of(&confirmed), &message);
     assert!(!sign.status.success(), "signed although the user said no");
     assert!(agent.log_text().contains("was not confirmed"));
-}
-
-struct OpensshAgent {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Drop for OpensshAgent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_openssh_agent(dir: &Path) -> OpensshAgent {
-    let socket = dir.join("openssh-agent.sock");
-    let child = Command::new("ssh-agent")
-        .arg("-D")
-        .arg("-a")
-        .arg(&socket)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-        assert!(Instant::now() < deadline, "ssh-agent did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    OpensshAgent { child, socket }
 }
 
 #[tokio::test]

@@ -12,10 +12,9 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
-use tpmd_tests::ssh::{login_user, AgentProcess, Sshd};
+use tpmd_tests::ssh::{login_user, start_openssh_agent, AgentProcess, Sshd};
 use tpmd_tests::tools::{ok, run};
 use tpmd_tests::TestEnv;
 
@@ -198,36 +197,6 @@ async fn pkcs11_providers_load_in_a_helper_from_the_allowlist_only() {
     ok(&ssh_add_provider(&agent, "-e", SOFTHSM));
     let listed = agent.ssh_add(&["-L"]);
     assert!(!String::from_utf8_lossy(&listed.stdout).contains(&key_part(&public)));
-}
-
-struct OpensshAgent {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Drop for OpensshAgent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_openssh_agent(dir: &Path) -> OpensshAgent {
-    let socket = dir.join("openssh-agent.sock");
-    let child = Command::new("ssh-agent")
-        .arg("-D")
-        .arg("-a")
-        .arg(&socket)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-        assert!(Instant::now() < deadline, "ssh-agent did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    OpensshAgent { child, socket }
 }
 
 #[tokio::test]
