@@ -96,7 +96,9 @@ fn main() -> ExitCode {
         return fail(e);
     }
     memory::harden_process();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // The agent only relays: one thread does it without the cross-thread wake-ups a
+    // multi-threaded runtime adds to every request (a client's read, tpmd's answer).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

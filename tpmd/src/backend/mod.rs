@@ -114,6 +114,9 @@ pub trait Backend: Send {
     fn lock_nv(&mut self) -> TpmResult<bool>;
     /// Flushes every loaded object, before exit.
     fn flush_all(&mut self);
+    /// Called by the TPM thread once no job has come for a while: lets go of what only
+    /// speeds up a burst and keeps other programs out (a held swtpm connection).
+    fn idle(&mut self) {}
 }
 
 /// How to open the TPM.

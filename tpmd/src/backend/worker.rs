@@ -10,6 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tracing::{debug, error, info};
@@ -22,6 +23,11 @@ type Job = Box<dyn FnOnce(&mut dyn Backend) + Send>;
 /// busy client (1000 signatures in flight), small enough that one uid's backlog stays a
 /// few megabytes of key files.
 pub const DEFAULT_QUEUE_PER_UID: usize = 1024;
+
+/// How long the thread waits for the next job before it tells the backend it is idle
+/// ([`Backend::idle`]): longer than the gap between one client's back-to-back requests,
+/// short enough that another program waiting for a swtpm tpmd holds hardly notices.
+const IDLE_AFTER: Duration = Duration::from_millis(5);
 
 struct Waiting {
     job: Job,
@@ -185,6 +191,8 @@ impl TpmWorker {
 
 /// The thread's loop: round robin over the uids with work until told to stop and empty.
 fn serve(shared: &Shared, backend: &mut dyn Backend) {
+    // Opening the TPM sent commands too: what it holds is released like a job's.
+    let mut busy = true;
     loop {
         let mut queues = shared.lock();
         let (uid, waiting, seq, others) = loop {
@@ -197,8 +205,23 @@ fn serve(shared: &Shared, backend: &mut dyn Backend) {
             if queues.stopping {
                 return;
             }
+            if busy {
+                let (guard, wait) = shared
+                    .work
+                    .wait_timeout(queues, IDLE_AFTER)
+                    .unwrap_or_else(|p| p.into_inner());
+                queues = guard;
+                if wait.timed_out() && queues.turns.is_empty() {
+                    busy = false;
+                    drop(queues);
+                    backend.idle();
+                    queues = shared.lock();
+                }
+                continue;
+            }
             queues = shared.work.wait(queues).unwrap_or_else(|p| p.into_inner());
         };
+        busy = true;
         let backlog = queues.waiting();
         drop(queues);
         crate::crash::debug_trigger(crate::crash::Place::TpmThread);

@@ -64,4 +64,17 @@ impl Tpm {
     pub fn target(&self) -> &str {
         self.conn.target()
     }
+
+    /// Keeps a swtpm connection open between commands (see
+    /// [`Connection::hold_between_commands`]); [`release`](Self::release) it when idle.
+    pub fn hold_between_commands(self) -> Tpm {
+        Tpm {
+            conn: self.conn.hold_between_commands(),
+        }
+    }
+
+    /// Lets other programs reach a swtpm this connection holds.
+    pub fn release(&mut self) {
+        self.conn.release();
+    }
 }

@@ -15,7 +15,7 @@ use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use counter::{command_code, CommandCounter};
 pub use transport::{
@@ -35,6 +35,9 @@ const EINVAL: i32 = 22;
 /// Response codes of the kernel model that stand for a failed write().
 const MODEL_ERRNO: u32 = 0x000B_F000;
 const EBUSY: i32 = 16;
+/// How long a held swtpm connection may serve a burst before it is closed and opened
+/// again, so that a program waiting in swtpm's accept queue gets its turn in between.
+const MAX_HOLD: Duration = Duration::from_millis(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -84,12 +87,17 @@ enum Channel {
 
 /// A connection to a TPM. On `/dev/tpmrm0` each connection is its own space: objects
 /// loaded through one are invisible to another. To a swtpm it is re-established for
-/// each command (see [`Transport::connects_per_command`]).
+/// each command (see [`Transport::connects_per_command`]), unless it is
+/// [held](Connection::hold_between_commands).
 #[derive(Debug)]
 pub struct Connection {
     transport: Transport,
     target: String,
     channel: Option<Channel>,
+    /// When the channel was opened; a held swtpm channel is reopened after [`MAX_HOLD`].
+    opened: Instant,
+    /// To a swtpm: keep the channel between commands until [`Connection::release`].
+    hold: bool,
     counter: Option<CommandCounter>,
 }
 
@@ -107,8 +115,32 @@ impl Connection {
             transport: transport.clone(),
             target,
             channel,
+            opened: Instant::now(),
+            hold: false,
             counter,
         })
+    }
+
+    /// To a swtpm, keeps the channel open from one command to the next instead of
+    /// connecting for each: a connect costs swtpm an accept and a close, about a tenth of
+    /// a hot ECDSA signature on loopback. swtpm serves one client at a time, so whoever
+    /// holds a connection must [`release`](Connection::release) it when idle, and must
+    /// not send commands through a second connection to the same swtpm meanwhile (that
+    /// one would wait behind the held one for ever). Through a burst the channel is
+    /// reopened every 20 ms, which lets a program waiting for swtpm in between.
+    /// Other transports keep their connection anyway.
+    pub fn hold_between_commands(mut self) -> Connection {
+        self.hold = true;
+        self
+    }
+
+    /// Closes a held swtpm channel, so that other programs can reach the simulator; the
+    /// next command connects again. A no-op on other transports, whose connection is
+    /// what holds the caller's objects.
+    pub fn release(&mut self) {
+        if self.transport.connects_per_command() {
+            self.channel = None;
+        }
     }
 
     /// Sends one command and returns the whole response.
@@ -117,8 +149,12 @@ impl Connection {
             counter.count(command);
         }
         let mut channel = match self.channel.take() {
-            Some(channel) => channel,
-            None => open_channel(&self.transport, &self.target)?,
+            Some(channel) if self.still_usable(&channel) => channel,
+            _ => {
+                let channel = open_channel(&self.transport, &self.target)?;
+                self.opened = Instant::now();
+                channel
+            }
         };
         let result = exchange_on(&mut channel, command, &self.target);
         // A stream that failed mid-exchange is out of step; the next command opens a
@@ -131,10 +167,20 @@ impl Connection {
             other => other,
         };
         let broken = result.as_ref().is_err_and(|e| e.is_connection_lost());
-        if !self.transport.connects_per_command() && !broken {
+        if (self.hold || !self.transport.connects_per_command()) && !broken {
             self.channel = Some(channel);
         }
         result
+    }
+
+    /// Whether a channel kept from the last command can carry the next: always, except
+    /// a held swtpm channel past [`MAX_HOLD`] or one the simulator closed meanwhile (it
+    /// was restarted, or reset and dropped its clients).
+    fn still_usable(&self, channel: &Channel) -> bool {
+        if !self.transport.connects_per_command() {
+            return true;
+        }
+        self.opened.elapsed() < MAX_HOLD && idle_and_open(channel)
     }
 
     /// Where this connection goes, as the user wrote it.
@@ -184,6 +230,26 @@ fn open_channel(endpoint: &Transport, target: &str) -> Result<Channel, Transport
         }
     };
     Ok(channel)
+}
+
+/// A stream between commands has nothing to read; readable means the peer closed it (or
+/// sent what nobody asked for, which leaves it out of step just the same, so reading
+/// that byte costs nothing).
+fn idle_and_open(channel: &Channel) -> bool {
+    fn check(mut stream: impl Read, nonblocking: impl Fn(bool) -> io::Result<()>) -> bool {
+        if nonblocking(true).is_err() {
+            return false;
+        }
+        let mut byte = [0u8; 1];
+        let idle =
+            matches!(stream.read(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+        nonblocking(false).is_ok() && idle
+    }
+    match channel {
+        Channel::Tcp(stream) => check(stream, |on| stream.set_nonblocking(on)),
+        Channel::Unix(stream) => check(stream, |on| stream.set_nonblocking(on)),
+        Channel::Device(_) => true,
+    }
 }
 
 fn exchange_on(
@@ -297,6 +363,8 @@ fn explain_open_error(e: &io::Error) -> String {
 mod tests {
     use super::*;
     use std::os::unix::net::UnixListener;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
 
     #[test]
     fn a_unix_socket_round_trip_is_framed_by_the_response_header() {
@@ -326,6 +394,78 @@ mod tests {
         assert_eq!(server.join().unwrap(), command);
         assert_eq!(counter.get(0x144), 1);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A server that answers every command on a connection with a 10-byte success, and
+    /// counts the connections it accepted.
+    fn counting_server(listener: UnixListener) -> Arc<AtomicUsize> {
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { return };
+                count.fetch_add(1, Ordering::SeqCst);
+                let mut cmd = [0u8; 10];
+                while s.read_exact(&mut cmd).is_ok() {
+                    if s.write_all(&[0x80, 0x01, 0, 0, 0, 10, 0, 0, 0, 0]).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        accepted
+    }
+
+    #[test]
+    fn a_held_swtpm_connection_is_reused_until_released_or_closed() {
+        let dir = std::env::temp_dir().join(format!("tpmd-hold-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("tpm.sock");
+        let _ = std::fs::remove_file(&path);
+        let accepted = counting_server(UnixListener::bind(&path).unwrap());
+        let transport = Transport::SwtpmUnix(path.clone());
+        let command = [0x80, 0x01, 0, 0, 0, 10, 0, 0, 0x01, 0x7B];
+        let connections = || accepted.load(Ordering::SeqCst);
+
+        // Not held: the opening probe, then one connection per command.
+        let mut plain = Connection::open(&transport, None).unwrap();
+        plain.transmit(&command).unwrap();
+        plain.transmit(&command).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(connections(), 3);
+
+        let mut held = Connection::open(&transport, None)
+            .unwrap()
+            .hold_between_commands();
+        for _ in 0..5 {
+            held.transmit(&command).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(connections(), 5, "the probe and one held connection");
+        held.release();
+        held.transmit(&command).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(connections(), 6, "a released connection is opened again");
+        // Past MAX_HOLD, a burst gets a fresh connection, so waiting programs get a turn.
+        std::thread::sleep(MAX_HOLD);
+        held.transmit(&command).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(connections(), 7);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_held_connection_the_simulator_closed_is_replaced_not_failed() {
+        let (client, server) = UnixStream::pair().unwrap();
+        let mut channel = Channel::Unix(client);
+        assert!(idle_and_open(&channel));
+        drop(server);
+        assert!(!idle_and_open(&channel));
+        // A channel with unread bytes is out of step and is not reused either.
+        let (client, mut server) = UnixStream::pair().unwrap();
+        server.write_all(&[0]).unwrap();
+        channel = Channel::Unix(client);
+        assert!(!idle_and_open(&channel));
     }
 
     #[test]

@@ -168,4 +168,8 @@ impl Backend for Tpm2Backend {
     fn flush_all(&mut self) {
         self.rm.flush_all();
     }
+
+    fn idle(&mut self) {
+        self.rm.release_connection();
+    }
 }

@@ -51,10 +51,18 @@ pub struct Link {
 }
 
 impl Link {
+    /// A swtpm connection is held between commands: the TPM thread releases it when idle
+    /// ([`Link::release`]), and tpmd never talks to one swtpm through two links.
     pub fn open(transport: &Transport, counter: &CommandCounter) -> TpmResult<Link> {
         let tpm = Tpm::open(transport, Some(counter.clone()))
-            .map_err(|e| TpmError::Unavailable(e.to_string()))?;
+            .map_err(|e| TpmError::Unavailable(e.to_string()))?
+            .hold_between_commands();
         Ok(Link { tpm, session: None })
+    }
+
+    /// Lets other programs reach a swtpm this link holds; objects and sessions stay.
+    pub fn release(&mut self) {
+        self.tpm.release();
     }
 
     pub fn tpm(&mut self) -> &mut Tpm {

@@ -464,6 +464,14 @@ impl ResourceManager {
         .map_err(|e| explain_load_failure(e, blob.parent))
     }
 
+    /// Lets other programs reach a swtpm the main connection holds between commands;
+    /// loaded keys and the session stay in the TPM.
+    pub fn release_connection(&mut self) {
+        if let Some(main) = self.main.as_mut() {
+            main.release();
+        }
+    }
+
     /// Flushes every object we loaded and ends our sessions, before exit.
     pub fn flush_all(&mut self) {
         for id in self.cache.ids() {
