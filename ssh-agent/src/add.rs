@@ -104,6 +104,7 @@ pub async fn add(agent: &Agent, frame: &[u8], session: &mut Session) -> Result<(
                 limits.describe()
             );
             Backing::Tpm {
+                takes_user_policies: tpmd_api::client::takes_user_policies(&blob),
                 blob: Arc::new(blob),
                 needs_auth: false,
             }

@@ -305,8 +305,13 @@ impl Agent {
             session.describe()
         );
         let signed = match &key.backing {
-            Backing::Tpm { blob, needs_auth } => {
-                self.sign_tpm(&key, blob, *needs_auth, &request.data, request.flags)
+            Backing::Tpm {
+                blob,
+                needs_auth,
+                takes_user_policies,
+            } => {
+                let blob = tpmd_api::client::to_send(blob, *takes_user_policies);
+                self.sign_tpm(&key, &blob, *needs_auth, &request.data, request.flags)
                     .await?
             }
             Backing::Memory(memory) => memory.sign(&request.data, request.flags)?,
@@ -329,8 +334,7 @@ impl Agent {
     ) -> Result<Signed, AgentError> {
         let plan = sign::plan(&key.key.public, data, flags)?;
         let auth = self.auth_for(key, needs_auth).await?;
-        let sent = tpmd_api::client::with_user_policies(blob);
-        let (blob, auth_ref, plan_ref) = (sent.as_ref(), auth.as_slice(), &plan);
+        let (auth_ref, plan_ref) = (auth.as_slice(), &plan);
         let result = self
             .tpmd
             .call("sign", move |proxy| async move {

@@ -55,21 +55,25 @@ fn name(kind: u8) -> &'static str {
 pub async fn serve(agent: Arc<Agent>, mut stream: UnixStream, peer: Peer) {
     let mut session = agent.session(peer);
     loop {
-        // Re-read each time: a session-bind can reveal forwarding at any point.
-        let who = session.describe();
+        // Who the peer is (read from /proc, and a session-bind can reveal forwarding at
+        // any point) is worked out only for a log line, not for every request.
         let mut header = [0u8; 4];
         if stream.read_exact(&mut header).await.is_err() {
             return;
         }
         let len = u32::from_be_bytes(header) as usize;
         if len == 0 || len > MAX_MESSAGE {
+            let who = session.describe();
             warn!("closing the connection of {who}: a message of {len} bytes (the limit is {MAX_MESSAGE})");
             return;
         }
         // Added keys arrive in these bytes: wiped when done.
         let mut frame = Zeroizing::new(vec![0u8; len]);
         if stream.read_exact(&mut frame).await.is_err() {
-            debug!("{who} closed the connection in the middle of a message");
+            debug!(
+                "{} closed the connection in the middle of a message",
+                session.describe()
+            );
             return;
         }
         let what = name(frame[0]);
@@ -77,13 +81,16 @@ pub async fn serve(agent: Arc<Agent>, mut stream: UnixStream, peer: Peer) {
             Ok(reply) => reply,
             Err(AgentError::Protocol1) => Reply::Proto(Response::Failure),
             Err(e) => {
-                warn!("{what} for {who} failed: {e}");
+                warn!("{what} for {} failed: {e}", session.describe());
                 Reply::Proto(Response::Failure)
             }
         };
         drop(frame);
         let Some(bytes) = encode(reply) else {
-            warn!("cannot encode the reply for {who}; closing the connection");
+            warn!(
+                "cannot encode the reply for {}; closing the connection",
+                session.describe()
+            );
             return;
         };
         if stream.write_all(&bytes).await.is_err() {

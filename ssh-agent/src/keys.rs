@@ -25,6 +25,8 @@ pub enum Backing {
     Tpm {
         blob: Arc<Vec<u8>>,
         needs_auth: bool,
+        /// Bound to signed policies: each signature adds the user's (read once here).
+        takes_user_policies: bool,
     },
     /// A key no TPM can hold, in the agent's locked memory.
     Memory(Arc<MemoryKey>),
@@ -115,6 +117,7 @@ pub fn read_key_file(path: &Path, bytes: Vec<u8>) -> Vec<Held> {
     let needs_auth = tpmd_api::client::key_needs_auth(&bytes).unwrap_or(false);
     let public = ssh.key_data().clone();
     let backing = Backing::Tpm {
+        takes_user_policies: tpmd_api::client::takes_user_policies(&bytes),
         blob: Arc::new(bytes),
         needs_auth,
     };

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use cryptoki_sys::{
     CKF_DECRYPT, CKM_RSA_PKCS, CKM_RSA_PKCS_OAEP, CK_OBJECT_HANDLE, CK_SESSION_HANDLE,
 };
-use tpmd_api::client::with_user_policies;
+use tpmd_api::client::to_send;
 use tpmd_api::dbus::{scheme, DecryptOptions};
 use zeroize::Zeroizing;
 
@@ -128,7 +128,7 @@ impl Module {
             }
         };
         let auth = Arc::new(auth);
-        let blob = Arc::new(with_user_policies(&key.blob).into_owned());
+        let blob = Arc::new(to_send(&key.blob, key.takes_user_policies).into_owned());
         let ct = Arc::new(ciphertext.to_vec());
         let label = Arc::new(label);
         let out = self
@@ -216,6 +216,7 @@ mod tests {
             path: "k".into(),
             dir_kind: DirKind::Store,
             blob: Vec::new(),
+            takes_user_policies: false,
             digest: [0; 32],
             parts: PublicParts::Rsa {
                 modulus: vec![0xff; 256],

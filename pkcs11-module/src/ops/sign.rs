@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use cryptoki_sys::{CK_OBJECT_HANDLE, CK_SESSION_HANDLE};
-use tpmd_api::client::with_user_policies;
+use tpmd_api::client::to_send;
 use tpmd_api::dbus::scheme;
 use zeroize::Zeroizing;
 
@@ -70,7 +70,7 @@ impl Module {
     ) -> Result<Vec<u8>> {
         let req = Arc::new(sign_request(key, mech, input)?);
         let auth = Arc::new(auth);
-        let blob = Arc::new(with_user_policies(&key.blob).into_owned());
+        let blob = Arc::new(to_send(&key.blob, key.takes_user_policies).into_owned());
         self.daemon
             .call(move |p| {
                 let (req, auth, blob) = (req.clone(), auth.clone(), blob.clone());

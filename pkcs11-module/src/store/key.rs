@@ -140,6 +140,9 @@ pub struct KeyEntry {
     pub dir_kind: DirKind,
     /// The key file exactly as read: what tpmd is sent with each request.
     pub blob: Vec<u8>,
+    /// Bound to signed policies: each request adds the user's (see
+    /// `tpmd_api::client::to_send`).
+    pub takes_user_policies: bool,
     /// SHA-256 of the key file: names the key (and its auth value, which changes the
     /// file) in the list of keys that take the token PIN.
     pub digest: [u8; 32],
@@ -256,6 +259,7 @@ impl KeyEntry {
             path: path.to_path_buf(),
             dir_kind,
             digest: Sha256::digest(&blob).into(),
+            takes_user_policies: tpmd_api::client::takes_user_policies(&blob),
             blob,
             spki,
             empty_auth,

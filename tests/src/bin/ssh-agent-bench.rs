@@ -388,7 +388,7 @@ impl OpensshPeer {
     }
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let model = Model::from_args();
     let ops = ops_arg(400);

@@ -11,7 +11,7 @@ mod user_policies;
 use thiserror::Error;
 
 pub use connection::{connect, tpmd_present, Scope};
-pub use user_policies::{with_policies_from, with_user_policies};
+pub use user_policies::{takes_user_policies, to_send, with_policies_from, with_user_policies};
 
 use crate::dbus::{Daemon1Proxy, DaemonError};
 use crate::duplicate::wrap_with_policy;

@@ -20,6 +20,22 @@ pub fn with_user_policies(blob: &[u8]) -> Cow<'_, [u8]> {
     }
 }
 
+/// Whether signing with `blob` may need the user's signed policies: the key's policy
+/// starts with TPM2_PolicyAuthorize. A frontend works this out once when it reads a key
+/// and then calls [`to_send`], so that other keys skip a parse per signature.
+pub fn takes_user_policies(blob: &[u8]) -> bool {
+    TpmKeyFile::parse(blob).is_ok_and(|key| key_authorize(&key.policy).is_some())
+}
+
+/// The bytes to send tpmd for `blob`, given [`takes_user_policies`] of it.
+pub fn to_send(blob: &[u8], takes_user_policies: bool) -> Cow<'_, [u8]> {
+    if takes_user_policies {
+        with_user_policies(blob)
+    } else {
+        Cow::Borrowed(blob)
+    }
+}
+
 /// [`with_user_policies`] with the policies of `dir`.
 pub fn with_policies_from<'a>(blob: &'a [u8], dir: &Path) -> Cow<'a, [u8]> {
     let Ok(mut key) = TpmKeyFile::parse(blob) else {
@@ -142,5 +158,17 @@ mod tests {
             with_policies_from(pem.as_bytes(), &dir.path().join("none")),
             Cow::Borrowed(_)
         ));
+    }
+
+    #[test]
+    fn only_keys_bound_to_signed_policies_take_the_users() {
+        let mut plain = key(b"me");
+        plain.policy = vec![auth_value_statement()];
+        assert!(takes_user_policies(key(b"me").to_pem().as_bytes()));
+        assert!(takes_user_policies(&key(b"me").to_der()));
+        assert!(!takes_user_policies(plain.to_pem().as_bytes()));
+        assert!(!takes_user_policies(b"not a key"));
+        let blob = plain.to_pem().into_bytes();
+        assert!(matches!(to_send(&blob, false), Cow::Borrowed(b) if b == blob.as_slice()));
     }
 }
