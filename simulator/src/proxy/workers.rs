@@ -1,6 +1,7 @@
-//! Threads that serve one client connection after another. tpmd's transport connects
-//! anew for every command to a swtpm socket (swtpm serves one client at a time), so a
-//! thread per connection would cost more than a simulated command; an idle worker
+//! Threads that serve one client connection after another. Clients of a swtpm socket
+//! connect anew for every command or burst (swtpm serves one client at a time; libtss2's
+//! swtpm TCTI connects per command), so a thread per connection would cost more than a
+//! simulated command; an idle worker
 //! takes the next connection instead, and a new thread starts only when none is idle.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
