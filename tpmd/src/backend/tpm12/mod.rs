@@ -57,6 +57,8 @@ impl Tpm12Backend {
                 "{transport} does not answer as a TPM 1.2 ({e}); drop --tpm12 if it is a TPM 2.0"
             ))
         })?;
+        // The TPM thread releases it when idle (Backend::idle).
+        tpm.hold_connection();
         Ok(Tpm12Backend {
             rm: ResourceManager::new(tpm, budget),
             transport: transport.to_string(),
@@ -174,6 +176,10 @@ impl Backend for Tpm12Backend {
 
     fn flush_all(&mut self) {
         self.rm.flush_all();
+    }
+
+    fn idle(&mut self) {
+        self.rm.tpm().release_connection();
     }
 }
 

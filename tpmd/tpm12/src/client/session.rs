@@ -91,6 +91,8 @@ pub struct Tpm12 {
     transport: Transport,
     counter: CommandCounter,
     conn: Option<Connection>,
+    /// Keep a swtpm connection between commands (see [`Tpm12::hold_connection`]).
+    hold: bool,
     oiap: Option<Oiap>,
     pub(crate) srk: SecretSlot,
     pub(crate) owner: SecretSlot,
@@ -113,6 +115,7 @@ impl Tpm12 {
             transport,
             counter,
             conn: Some(conn),
+            hold: false,
             oiap: None,
             srk: SecretSlot::default(),
             owner: SecretSlot::default(),
@@ -144,6 +147,22 @@ impl Tpm12 {
 
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// Keeps a swtpm connection open from one command to the next instead of connecting
+    /// for each (see `Connection::hold_between_commands`); the caller must
+    /// [`release_connection`](Self::release_connection) when idle.
+    pub fn hold_connection(&mut self) {
+        self.hold = true;
+        self.conn = self.conn.take().map(Connection::hold_between_commands);
+    }
+
+    /// Lets other programs reach a swtpm this client holds; sessions and loaded keys
+    /// stay in the TPM.
+    pub fn release_connection(&mut self) {
+        if let Some(conn) = self.conn.as_mut() {
+            conn.release();
+        }
     }
 
     /// Closes the connection (e.g. so another program can use a swtpm, which serves one
@@ -189,6 +208,9 @@ impl Tpm12 {
         self.stats.reconnects += 1;
         self.stats.epoch += 1;
         let mut conn = Connection::open(&self.transport, Some(self.counter.clone()))?;
+        if self.hold {
+            conn = conn.hold_between_commands();
+        }
         let response = conn.transmit(bytes)?;
         self.conn = Some(conn);
         Ok(response)
