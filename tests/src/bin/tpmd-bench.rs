@@ -41,6 +41,10 @@ use tpmd_tpm12::keys::digest_info::{digest_info, Hash};
 fn raw_tpm12(sim: &Simulator, key_pem: &[u8], ops: usize, samples: &mut Samples) {
     let blob = tpmd_tpm12::keys::file::read(key_pem).unwrap().blob;
     let mut tpm = Tpm12::connect(Tpm12Transport::swtpm_tcp(sim.port())).unwrap();
+    // As tpmd does: on swtpm this tries swtpm_setup's well-known SRK secret first. Without
+    // it each round spends a dictionary-attack strike, and the TPM soon refuses the load
+    // with TPM_DEFEND_LOCK_RUNNING.
+    tpm.version_info().unwrap();
     let key = tpm.load_key(&blob).unwrap();
     let mut latencies = Vec::with_capacity(ops);
     let start = Instant::now();

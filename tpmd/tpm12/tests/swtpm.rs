@@ -446,3 +446,24 @@ fn a_key_bound_to_pcr_16_signs_until_the_pcr_changes() {
         other => panic!("a sign under other PCR values gave {other:?}"),
     }
 }
+
+#[test]
+fn a_client_that_goes_away_leaves_no_auth_session_in_the_tpm() {
+    // A TPM 1.2 keeps an OIAP session until it is flushed, whoever opened it; with a
+    // handful of session slots, clients that leave theirs behind (tpmd restarting, say)
+    // soon get TPM_RESOURCES.
+    let (sim, mut tpm) = start();
+    let auth = AuthSecret::from_password(b"k");
+    let key = tpm
+        .create_wrap_key(&generate_template(1024, Usage::Legacy, false, true), &auth)
+        .unwrap();
+    drop(tpm);
+    for round in 0..40 {
+        let mut tpm = Tpm12::connect(Transport::swtpm_tcp(sim.port())).unwrap();
+        tpm.version_info().unwrap();
+        let handle = tpm
+            .load_key(&key.to_bytes())
+            .unwrap_or_else(|e| panic!("client {round}: {e}"));
+        tpm.flush_key(handle).unwrap();
+    }
+}

@@ -28,7 +28,6 @@ impl Tpm12 {
         Ok(capa::parse_capability(resp.params())?)
     }
 
-    /// TPM_CAP_VERSION_VAL.
     /// TPM_CAP_VERSION_VAL. On libtpms (vendor "IBM": swtpm) it also makes the client try
     /// the SHA-1-of-zeros well-known convention first, the one `swtpm_setup` writes, so a
     /// client does not spend a dictionary-attack strike on the TSS convention each start.

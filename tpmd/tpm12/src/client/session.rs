@@ -379,6 +379,16 @@ impl Tpm12 {
     }
 }
 
+/// A TPM 1.2 keeps an auth session until it is flushed or the TPM restarts, whoever
+/// opened it and whether or not that program is still there: a client that left its
+/// OIAP session open at every exit would fill the TPM's few session slots
+/// (TPM_RESOURCES) after some restarts.
+impl Drop for Tpm12 {
+    fn drop(&mut self) {
+        self.drop_oiap();
+    }
+}
+
 fn response_rc(bytes: &[u8]) -> Option<u32> {
     bytes
         .get(6..10)
