@@ -62,9 +62,11 @@ impl Transport {
     }
 
     /// swtpm serves one client at a time: a connection to it is held for one command
-    /// only, as libtss2's swtpm TCTI does, so that other programs (tpm2-tools, a test
-    /// harness resetting the simulator) can take turns. Everything else keeps its
-    /// connection, which on a kernel resource manager is what holds our objects.
+    /// only, as libtss2's swtpm TCTI does, or through a burst by a caller that releases it
+    /// when idle (`Connection::hold_between_commands`), so that other programs
+    /// (tpm2-tools, a test harness resetting the simulator) can take turns. Everything
+    /// else keeps its connection, which on a kernel resource manager is what holds our
+    /// objects.
     pub fn connects_per_command(&self) -> bool {
         matches!(self, Transport::Swtpm { .. } | Transport::SwtpmUnix(_))
     }
