@@ -256,3 +256,29 @@ async fn an_srk_with_a_password_is_used_with_srk_auth_file() {
     ok(&env.keyctl(&["wrap", "rsa.pem"]));
     sign_and_verify(&env, "rsa.pem.tpm", "rsa.pub.pem", "sha256", &[], &[]);
 }
+
+#[tokio::test]
+async fn a_tpmd_killed_over_and_over_leaves_the_tpm_usable() {
+    // A tpmd killed with SIGKILL leaves its loaded keys and its OIAP session in the TPM
+    // 1.2, which keeps them until it restarts; the next tpmd flushes them as it starts.
+    // The TPM has 16 session slots: without the flush the 17th start could not sign.
+    use sha2::{Digest, Sha256};
+    use tpmd_api::dbus::{scheme, GenerateOptions};
+    let mut env = TestEnv::start_family(Family::Tpm12).await;
+    let key = env
+        .proxy()
+        .await
+        .generate("rsa1024", b"pin", GenerateOptions::default())
+        .await
+        .unwrap();
+    let digest = Sha256::digest(b"killed");
+    for start in 0..20 {
+        env.proxy()
+            .await
+            .sign(&key, b"pin", scheme::RSA_PKCS1, "sha256", &digest)
+            .await
+            .unwrap_or_else(|e| panic!("tpmd start {start}: {e}"));
+        env.tpmd.kill();
+        env.restart_tpmd(&[]).await;
+    }
+}

@@ -467,3 +467,30 @@ fn a_client_that_goes_away_leaves_no_auth_session_in_the_tpm() {
         tpm.flush_key(handle).unwrap();
     }
 }
+
+#[test]
+fn what_a_killed_client_left_loaded_is_flushed() {
+    // A client killed without its exit: its key and OIAP session stay in the TPM.
+    let (sim, mut tpm) = start();
+    let auth = AuthSecret::from_password(b"k");
+    let key = tpm
+        .create_wrap_key(&generate_template(1024, Usage::Legacy, false, true), &auth)
+        .unwrap();
+    drop(tpm);
+    for _ in 0..3 {
+        let mut killed = Tpm12::connect(Transport::swtpm_tcp(sim.port())).unwrap();
+        killed.version_info().unwrap();
+        killed.load_key(&key.to_bytes()).unwrap();
+        std::mem::forget(killed);
+    }
+    let mut tpm = Tpm12::connect(Transport::swtpm_tcp(sim.port())).unwrap();
+    tpm.version_info().unwrap();
+    assert_eq!(tpm.loaded_keys().unwrap().len(), 3);
+    assert_eq!(tpm.flush_left_behind().unwrap(), (3, 3));
+    assert!(tpm.loaded_keys().unwrap().is_empty());
+    // Its own session, opened for the next load, is not flushed by a second pass.
+    let handle = tpm.load_key(&key.to_bytes()).unwrap();
+    assert_eq!(tpm.flush_left_behind().unwrap(), (1, 0));
+    assert!(tpm.flush_key(handle).is_err());
+    tpm.load_key(&key.to_bytes()).unwrap();
+}

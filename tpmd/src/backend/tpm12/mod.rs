@@ -12,6 +12,7 @@ use tpmd_tpm12::client::Tpm12;
 use tpmd_tpm12::codec::consts::auth_usage;
 use tpmd_tpm12::codec::AuthSecret;
 use tpmd_tpm2::transport::Transport;
+use tracing::{info, warn};
 
 use tpmd_api::policy::PcrBank;
 
@@ -57,6 +58,16 @@ impl Tpm12Backend {
                 "{transport} does not answer as a TPM 1.2 ({e}); drop --tpm12 if it is a TPM 2.0"
             ))
         })?;
+        // tpmd has a TPM 1.2 to itself (there is no kernel resource manager for one): what
+        // is loaded now, a tpmd killed before its exit left there.
+        match tpm.flush_left_behind() {
+            Ok((0, 0)) => {}
+            Ok((keys, sessions)) => info!(
+                keys,
+                sessions, "flushed the keys and auth sessions a previous tpmd left in the TPM"
+            ),
+            Err(e) => warn!("cannot list what the TPM holds to flush leftovers: {e}"),
+        }
         // The TPM thread releases it when idle (Backend::idle).
         tpm.hold_connection();
         Ok(Tpm12Backend {

@@ -5,7 +5,7 @@ use rand::rngs::OsRng;
 
 use super::error::ClientError;
 use super::session::Tpm12;
-use crate::codec::consts::{alg, auth_usage, cap, et, key_usage, NV_INDEX_LOCK};
+use crate::codec::consts::{alg, auth_usage, cap, et, key_usage, rt, NV_INDEX_LOCK};
 use crate::codec::ops::capability::{self as capa, DaInfo, PermanentFlags, VersionInfo};
 use crate::codec::ops::{owner, pcr_nv, session};
 use crate::codec::rc;
@@ -58,6 +58,32 @@ impl Tpm12 {
     pub fn loaded_keys(&mut self) -> Result<Vec<u32>, ClientError> {
         let resp = self.capability(&capa::get_key_handles())?;
         Ok(capa::parse_key_handles(&resp)?)
+    }
+
+    /// Flushes every loaded key and every auth session but this client's own: what a
+    /// previous owner of the TPM left there when it was killed. A TPM 1.2 keeps both until
+    /// it restarts, and it has only a few slots of each. Only for a client that has the
+    /// TPM to itself, as tpmd has /dev/tpm0. Returns (keys, sessions) flushed.
+    pub fn flush_left_behind(&mut self) -> Result<(usize, usize), ClientError> {
+        let own = self.oiap_handle();
+        let mut flushed = (0, 0);
+        for (resource_type, command, count) in [
+            (
+                rt::KEY,
+                session::flush_key as fn(u32) -> Command,
+                &mut flushed.0,
+            ),
+            (rt::AUTH, session::flush_auth, &mut flushed.1),
+        ] {
+            let resp = self.capability(&capa::get_handles(resource_type))?;
+            for handle in capa::parse_key_handles(&resp)? {
+                // One that cannot be flushed (gone meanwhile) is no reason to stop.
+                if Some(handle) != own && self.run(&command(handle)).is_ok() {
+                    *count += 1;
+                }
+            }
+        }
+        Ok(flushed)
     }
 
     /// Whether the TPM has an owner (TPM_CAP_PROP_OWNER).

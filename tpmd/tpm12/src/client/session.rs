@@ -172,6 +172,11 @@ impl Tpm12 {
         self.oiap = None;
     }
 
+    /// The handle of this client's OIAP session, if one is open.
+    pub(crate) fn oiap_handle(&self) -> Option<u32> {
+        self.oiap.as_ref().map(|s| s.handle)
+    }
+
     /// Changes whenever the TPM may have lost loaded keys (see [`Stats::epoch`]).
     pub fn epoch(&self) -> u64 {
         self.stats.epoch

@@ -25,6 +25,12 @@ pub fn get_key_handles() -> Command {
     get_capability(cap::KEY_HANDLE, &[])
 }
 
+/// GetCapability(TPM_CAP_HANDLE, resource type): the handles of that type the TPM holds,
+/// answered as a TPM_KEY_HANDLE_LIST ([`parse_key_handles`]).
+pub fn get_handles(resource_type: u32) -> Command {
+    get_capability(cap::HANDLE, &resource_type.to_be_bytes())
+}
+
 pub fn get_nv_list() -> Command {
     get_capability(cap::NV_LIST, &[])
 }
@@ -114,7 +120,7 @@ pub fn parse_version_info(resp: &[u8]) -> Result<VersionInfo, CodecError> {
     Ok(info)
 }
 
-/// TPM_KEY_HANDLE_LIST.
+/// TPM_KEY_HANDLE_LIST (the answer to TPM_CAP_KEY_HANDLE and TPM_CAP_HANDLE).
 pub fn parse_key_handles(resp: &[u8]) -> Result<Vec<u32>, CodecError> {
     let mut r = Reader::new(resp);
     let n = r.u16("TPM_KEY_HANDLE_LIST.loaded")?;
