@@ -447,20 +447,31 @@ fn a_key_bound_to_pcr_16_signs_until_the_pcr_changes() {
     }
 }
 
-#[test]
-fn a_client_that_goes_away_leaves_no_auth_session_in_the_tpm() {
-    // A TPM 1.2 keeps an OIAP session until it is flushed, whoever opened it; with a
-    // handful of session slots, clients that leave theirs behind (tpmd restarting, say)
-    // soon get TPM_RESOURCES.
+/// A TPM 1.2 and a key wrapped for its SRK, with no client connected.
+fn with_a_wrapped_key() -> (Simulator, Key12) {
     let (sim, mut tpm) = start();
     let auth = AuthSecret::from_password(b"k");
     let key = tpm
         .create_wrap_key(&generate_template(1024, Usage::Legacy, false, true), &auth)
         .unwrap();
-    drop(tpm);
+    (sim, key)
+}
+
+/// A client as tpmd opens one: it knows swtpm's well-known secret.
+fn new_client(sim: &Simulator) -> Tpm12 {
+    let mut tpm = Tpm12::connect(Transport::swtpm_tcp(sim.port())).unwrap();
+    tpm.version_info().unwrap();
+    tpm
+}
+
+#[test]
+fn a_client_that_goes_away_leaves_no_auth_session_in_the_tpm() {
+    // A TPM 1.2 keeps an OIAP session until it is flushed, whoever opened it; with a
+    // handful of session slots, clients that leave theirs behind (tpmd restarting, say)
+    // soon get TPM_RESOURCES.
+    let (sim, key) = with_a_wrapped_key();
     for round in 0..40 {
-        let mut tpm = Tpm12::connect(Transport::swtpm_tcp(sim.port())).unwrap();
-        tpm.version_info().unwrap();
+        let mut tpm = new_client(&sim);
         let handle = tpm
             .load_key(&key.to_bytes())
             .unwrap_or_else(|e| panic!("client {round}: {e}"));
@@ -471,20 +482,13 @@ fn a_client_that_goes_away_leaves_no_auth_session_in_the_tpm() {
 #[test]
 fn what_a_killed_client_left_loaded_is_flushed() {
     // A client killed without its exit: its key and OIAP session stay in the TPM.
-    let (sim, mut tpm) = start();
-    let auth = AuthSecret::from_password(b"k");
-    let key = tpm
-        .create_wrap_key(&generate_template(1024, Usage::Legacy, false, true), &auth)
-        .unwrap();
-    drop(tpm);
+    let (sim, key) = with_a_wrapped_key();
     for _ in 0..3 {
-        let mut killed = Tpm12::connect(Transport::swtpm_tcp(sim.port())).unwrap();
-        killed.version_info().unwrap();
+        let mut killed = new_client(&sim);
         killed.load_key(&key.to_bytes()).unwrap();
         std::mem::forget(killed);
     }
-    let mut tpm = Tpm12::connect(Transport::swtpm_tcp(sim.port())).unwrap();
-    tpm.version_info().unwrap();
+    let mut tpm = new_client(&sim);
     assert_eq!(tpm.loaded_keys().unwrap().len(), 3);
     assert_eq!(tpm.flush_left_behind().unwrap(), (3, 3));
     assert!(tpm.loaded_keys().unwrap().is_empty());
