@@ -72,9 +72,10 @@ impl Daemon {
         Ok(uid)
     }
 
-    /// Runs a key operation that presents an auth value for `key`, in `uid`'s queue. The
-    /// budget's check, the TPM command and the accounting run in one job on the TPM
-    /// thread, so parallel calls cannot overshoot.
+    /// Runs a key operation that presents an auth value for `key`, in `uid`'s queue (or at
+    /// once when nothing else is in flight: a few TPM commands, see
+    /// `TpmWorker::run_short`). The budget's check, the TPM command and the accounting
+    /// run in one job, so parallel calls cannot overshoot.
     async fn with_auth_limit<T: Send + 'static>(
         &self,
         uid: u32,
@@ -88,7 +89,7 @@ impl Daemon {
         };
         Ok(self
             .tpm
-            .run(uid, move |backend| {
+            .run_short(uid, move |backend| {
                 lock_budget(&budget).run(caller, backend, &key, |backend| job(backend, &key))
             })
             .await?)
