@@ -193,10 +193,12 @@ impl TpmWorker {
     }
 
     /// [`run`](Self::run) for a job of a few TPM commands (a signature or a decryption,
-    /// with at most a key load and a session start before it). When it is the only
-    /// request in flight, the queue is empty and the TPM idle, it runs here, on the
-    /// caller's thread, which it blocks for that long: nothing else was waiting for the
-    /// TPM anyway, and a request that comes meanwhile is read when it ends.
+    /// with at most a key load and a session start before it). It still passes the one
+    /// queue: under the queue's lock it is admitted only when no job waits, and counted
+    /// as started like a queued job. When it is also the only request in flight and the
+    /// TPM is free, the caller's thread serves it instead of the TPM thread, and is
+    /// blocked for that long: nothing else was waiting for the TPM anyway, and a request
+    /// that comes meanwhile is read when it ends.
     pub async fn run_short<T: Send + 'static>(
         &self,
         uid: u32,
