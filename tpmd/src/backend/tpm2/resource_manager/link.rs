@@ -45,6 +45,33 @@ impl<'a> Authorization<'a> {
     }
 }
 
+/// Runs `attempt` again while the TPM asks to (TPM_RC_RETRY, YIELDED, TESTING), up to
+/// [`RETRY_LIMIT`] times, backing off from 1 ms to 200 ms; each attempt authorizes
+/// afresh.
+fn retrying<T>(
+    code: u32,
+    counters: &mut RmCounters,
+    mut attempt: impl FnMut() -> Result<T, TpmCallError>,
+) -> Result<T, TpmCallError> {
+    let mut delay = Duration::from_millis(1);
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match attempt() {
+            Err(e)
+                if attempts < RETRY_LIMIT
+                    && e.response_code().is_some_and(|rc| rc.is_retryable()) =>
+            {
+                counters.retries += 1;
+                debug!(command = code, attempt = attempts, "TPM asked to retry");
+                sleep(delay);
+                delay = (delay * 2).min(Duration::from_millis(200));
+            }
+            other => return other,
+        }
+    }
+}
+
 pub struct Link {
     tpm: Tpm,
     session: Option<HmacSession>,
@@ -95,23 +122,9 @@ impl Link {
         salt: Option<(u32, &TpmPublic)>,
         counters: &mut RmCounters,
     ) -> Result<Response, TpmCallError> {
-        let mut delay = Duration::from_millis(1);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.execute_once(command, authorization, salt) {
-                Err(e)
-                    if attempt < RETRY_LIMIT
-                        && e.response_code().is_some_and(|rc| rc.is_retryable()) =>
-                {
-                    counters.retries += 1;
-                    debug!(command = command.code, attempt, "TPM asked to retry");
-                    sleep(delay);
-                    delay = (delay * 2).min(Duration::from_millis(200));
-                }
-                other => return other,
-            }
-        }
+        retrying(command.code, counters, || {
+            self.execute_once(command, authorization, salt)
+        })
     }
 
     /// Runs `command` authorized by `session`, a session the caller started on this link
@@ -126,29 +139,13 @@ impl Link {
         crypt: Crypt,
         counters: &mut RmCounters,
     ) -> Result<Response, TpmCallError> {
-        let mut delay = Duration::from_millis(1);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
+        retrying(command.code, counters, || {
             let mut encrypted = command.clone();
             let (auth_command, call) = session.authorize(&mut encrypted, names, auth, crypt)?;
-            match self.tpm.execute(&encrypted, &[auth_command]) {
-                Err(e)
-                    if attempt < RETRY_LIMIT
-                        && e.response_code().is_some_and(|rc| rc.is_retryable()) =>
-                {
-                    counters.retries += 1;
-                    debug!(command = command.code, attempt, "TPM asked to retry");
-                    sleep(delay);
-                    delay = (delay * 2).min(Duration::from_millis(200));
-                }
-                Err(e) => return Err(e),
-                Ok(mut response) => {
-                    session.verify(call, &mut response)?;
-                    return Ok(response);
-                }
-            }
-        }
+            let mut response = self.tpm.execute(&encrypted, &[auth_command])?;
+            session.verify(call, &mut response)?;
+            Ok(response)
+        })
     }
 
     fn execute_once(
