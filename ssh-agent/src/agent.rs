@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use ssh_agent_lib::proto::{Request, Response};
 use ssh_agent_lib::ssh_encoding::Decode;
 use ssh_key::public::KeyData;
+use tpmd_api::dbus::{ByteBuf, Bytes};
 use tracing::{debug, info, warn};
 use zeroize::Zeroizing;
 
@@ -340,13 +341,14 @@ impl Agent {
             .call("sign", move |proxy| async move {
                 proxy
                     .sign(
-                        blob,
-                        auth_ref,
+                        Bytes::new(blob),
+                        Bytes::new(auth_ref),
                         plan_ref.scheme,
                         plan_ref.hash,
-                        &plan_ref.digest,
+                        Bytes::new(&plan_ref.digest),
                     )
                     .await
+                    .map(ByteBuf::into_vec)
             })
             .await;
         let signature = match result {

@@ -5,7 +5,7 @@
 use rsa::pkcs8::DecodePublicKey;
 use rsa::{Oaep, Pkcs1v15Encrypt, Pkcs1v15Sign, RsaPublicKey};
 use sha2::{Digest, Sha256};
-use tpmd_api::dbus::{scheme, GenerateOptions};
+use tpmd_api::dbus::{scheme, Bytes, GenerateOptions};
 use tpmd_api::DaemonError;
 use tpmd_tests::TestEnv;
 
@@ -33,7 +33,13 @@ async fn rsa_sign_schemes_and_decrypt() {
     let digest = Sha256::digest(b"hello");
 
     let sig = proxy
-        .sign(&key, &[], scheme::RSA_PKCS1, "sha256", &digest)
+        .sign(
+            Bytes::new(&key),
+            Bytes::new(&[]),
+            scheme::RSA_PKCS1,
+            "sha256",
+            Bytes::new(&digest),
+        )
         .await
         .unwrap();
     public
@@ -47,13 +53,25 @@ async fn rsa_sign_schemes_and_decrypt() {
     ];
     digest_info.extend_from_slice(&digest);
     let raw = proxy
-        .sign(&key, &[], scheme::RSA_PKCS1_RAW, "", &digest_info)
+        .sign(
+            Bytes::new(&key),
+            Bytes::new(&[]),
+            scheme::RSA_PKCS1_RAW,
+            "",
+            Bytes::new(&digest_info),
+        )
         .await
         .unwrap();
     assert_eq!(raw, sig, "raw PKCS#1 and RSASSA must agree");
 
     let pss = proxy
-        .sign(&key, &[], scheme::RSA_PSS, "sha256", &digest)
+        .sign(
+            Bytes::new(&key),
+            Bytes::new(&[]),
+            scheme::RSA_PSS,
+            "sha256",
+            Bytes::new(&digest),
+        )
         .await
         .unwrap();
     public
@@ -65,7 +83,13 @@ async fn rsa_sign_schemes_and_decrypt() {
         .encrypt(&mut rng, Oaep::new::<Sha256>(), b"secret")
         .unwrap();
     let pt = proxy
-        .decrypt(&key, &[], scheme::RSA_OAEP, "sha256", &ct)
+        .decrypt(
+            Bytes::new(&key),
+            Bytes::new(&[]),
+            scheme::RSA_OAEP,
+            "sha256",
+            Bytes::new(&ct),
+        )
         .await
         .unwrap();
     assert_eq!(pt, b"secret");
@@ -73,24 +97,48 @@ async fn rsa_sign_schemes_and_decrypt() {
         .encrypt(&mut rng, Pkcs1v15Encrypt, b"secret2")
         .unwrap();
     let pt = proxy
-        .decrypt(&key, &[], scheme::RSA_PKCS1_DECRYPT, "", &ct)
+        .decrypt(
+            Bytes::new(&key),
+            Bytes::new(&[]),
+            scheme::RSA_PKCS1_DECRYPT,
+            "",
+            Bytes::new(&ct),
+        )
         .await
         .unwrap();
     assert_eq!(pt, b"secret2");
 
     // Wrong digest size and wrong scheme are argument errors, not TPM errors.
     let e = proxy
-        .sign(&key, &[], scheme::RSA_PKCS1, "sha256", &[0; 5])
+        .sign(
+            Bytes::new(&key),
+            Bytes::new(&[]),
+            scheme::RSA_PKCS1,
+            "sha256",
+            Bytes::new(&[0; 5]),
+        )
         .await
         .unwrap_err();
     assert!(matches!(e, DaemonError::InvalidArgument(_)), "{e:?}");
     let e = proxy
-        .sign(&key, &[], scheme::ECDSA, "sha256", &digest)
+        .sign(
+            Bytes::new(&key),
+            Bytes::new(&[]),
+            scheme::ECDSA,
+            "sha256",
+            Bytes::new(&digest),
+        )
         .await
         .unwrap_err();
     assert!(matches!(e, DaemonError::InvalidArgument(_)), "{e:?}");
     let e = proxy
-        .sign(b"not a key", &[], scheme::RSA_PKCS1, "sha256", &digest)
+        .sign(
+            Bytes::new(b"not a key"),
+            Bytes::new(&[]),
+            scheme::RSA_PKCS1,
+            "sha256",
+            Bytes::new(&digest),
+        )
         .await
         .unwrap_err();
     assert!(matches!(e, DaemonError::BadKeyFile(_)), "{e:?}");
@@ -106,14 +154,26 @@ async fn key_auth_is_checked_and_failures_are_rate_limited() {
         .unwrap();
     let digest = Sha256::digest(b"m");
     proxy
-        .sign(&key, b"correct horse", scheme::ECDSA, "sha256", &digest)
+        .sign(
+            Bytes::new(&key),
+            Bytes::new(b"correct horse"),
+            scheme::ECDSA,
+            "sha256",
+            Bytes::new(&digest),
+        )
         .await
         .unwrap();
 
     let mut saw_rate_limit = false;
     for _ in 0..5 {
         match proxy
-            .sign(&key, b"wrong", scheme::ECDSA, "sha256", &digest)
+            .sign(
+                Bytes::new(&key),
+                Bytes::new(b"wrong"),
+                scheme::ECDSA,
+                "sha256",
+                Bytes::new(&digest),
+            )
             .await
         {
             Err(DaemonError::AuthFailed(m)) => assert!(m.contains("wrong auth"), "{m}"),
@@ -128,7 +188,13 @@ async fn key_auth_is_checked_and_failures_are_rate_limited() {
     assert!(saw_rate_limit, "failures were not rate limited");
     // While limited, even the right auth waits: the limit is on the caller.
     let e = proxy
-        .sign(&key, b"correct horse", scheme::ECDSA, "sha256", &digest)
+        .sign(
+            Bytes::new(&key),
+            Bytes::new(b"correct horse"),
+            scheme::ECDSA,
+            "sha256",
+            Bytes::new(&digest),
+        )
         .await
         .unwrap_err();
     assert!(matches!(e, DaemonError::RateLimited(_)), "{e:?}");

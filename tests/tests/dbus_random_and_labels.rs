@@ -8,7 +8,7 @@ use rsa::pkcs8::DecodePublicKey;
 use rsa::traits::PublicKeyParts;
 use rsa::{BigUint, Oaep, Pkcs1v15Encrypt, RsaPublicKey};
 use sha2::Sha256;
-use tpmd_api::dbus::{scheme, DecryptOptions, GenerateOptions};
+use tpmd_api::dbus::{scheme, Bytes, DecryptOptions, GenerateOptions};
 use tpmd_api::DaemonError;
 use tpmd_tests::{Family, TestEnv};
 
@@ -47,7 +47,14 @@ async fn random_bytes_labels_and_raw_decryption_on_a_tpm2() {
         )
         .unwrap();
     let plain = proxy
-        .decrypt_with_options(&key, &[], scheme::RSA_OAEP, "sha256", &ct, label(b"tls\0"))
+        .decrypt_with_options(
+            Bytes::new(&key),
+            Bytes::new(&[]),
+            scheme::RSA_OAEP,
+            "sha256",
+            Bytes::new(&ct),
+            label(b"tls\0"),
+        )
         .await
         .unwrap();
     assert_eq!(plain, b"secret");
@@ -60,7 +67,14 @@ async fn random_bytes_labels_and_raw_decryption_on_a_tpm2() {
         )
         .unwrap();
     let err = proxy
-        .decrypt_with_options(&key, &[], scheme::RSA_OAEP, "sha256", &ct, label(b"tls"))
+        .decrypt_with_options(
+            Bytes::new(&key),
+            Bytes::new(&[]),
+            scheme::RSA_OAEP,
+            "sha256",
+            Bytes::new(&ct),
+            label(b"tls"),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -69,7 +83,13 @@ async fn random_bytes_labels_and_raw_decryption_on_a_tpm2() {
     );
     // Raw: the whole block, which the public key turns back into the ciphertext.
     let block = proxy
-        .decrypt(&key, &[], scheme::RSA_RAW, "", &ct)
+        .decrypt(
+            Bytes::new(&key),
+            Bytes::new(&[]),
+            scheme::RSA_RAW,
+            "",
+            Bytes::new(&ct),
+        )
         .await
         .unwrap();
     assert_eq!(block.len(), 256);
@@ -81,7 +101,14 @@ async fn random_bytes_labels_and_raw_decryption_on_a_tpm2() {
     // A label belongs to OAEP only.
     let ct = public.encrypt(&mut rng, Pkcs1v15Encrypt, b"x").unwrap();
     let err = proxy
-        .decrypt_with_options(&key, &[], scheme::RSA_PKCS1_DECRYPT, "", &ct, label(b"l\0"))
+        .decrypt_with_options(
+            Bytes::new(&key),
+            Bytes::new(&[]),
+            scheme::RSA_PKCS1_DECRYPT,
+            "",
+            Bytes::new(&ct),
+            label(b"l\0"),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, DaemonError::InvalidArgument(_)), "{err:?}");
@@ -104,13 +131,25 @@ async fn a_tpm12_draws_random_bytes_and_refuses_labels_and_raw_decryption() {
         .unwrap();
     assert_eq!(
         proxy
-            .decrypt(&key, &[], scheme::RSA_PKCS1_DECRYPT, "", &ct)
+            .decrypt(
+                Bytes::new(&key),
+                Bytes::new(&[]),
+                scheme::RSA_PKCS1_DECRYPT,
+                "",
+                Bytes::new(&ct)
+            )
             .await
             .unwrap(),
         b"pre-master"
     );
     let err = proxy
-        .decrypt(&key, &[], scheme::RSA_RAW, "", &ct)
+        .decrypt(
+            Bytes::new(&key),
+            Bytes::new(&[]),
+            scheme::RSA_RAW,
+            "",
+            Bytes::new(&ct),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -118,7 +157,14 @@ async fn a_tpm12_draws_random_bytes_and_refuses_labels_and_raw_decryption() {
         "{err:?}"
     );
     let err = proxy
-        .decrypt_with_options(&key, &[], scheme::RSA_OAEP, "sha1", &ct, label(b"l\0"))
+        .decrypt_with_options(
+            Bytes::new(&key),
+            Bytes::new(&[]),
+            scheme::RSA_OAEP,
+            "sha1",
+            Bytes::new(&ct),
+            label(b"l\0"),
+        )
         .await
         .unwrap_err();
     assert!(

@@ -9,7 +9,7 @@
 use rsa::pkcs8::DecodePublicKey;
 use rsa::traits::PrivateKeyParts;
 use sha2::{Digest, Sha256};
-use tpmd_api::dbus::{scheme, GenerateOptions};
+use tpmd_api::dbus::{scheme, Bytes, GenerateOptions};
 use tpmd_api::privkey::{read_private_key, SoftwareKey};
 use tpmd_simulator::proxy::ProxyOptions;
 use tpmd_simulator::Simulator;
@@ -64,13 +64,25 @@ async fn a_capture_of_the_tpm_channel_holds_no_auth_value_key_or_plaintext() {
 
     let digest = Sha256::digest(b"signed with a PIN");
     let rsa_sig = proxy
-        .sign(&keys[0], PIN, scheme::RSA_PKCS1, "sha256", &digest)
+        .sign(
+            Bytes::new(&keys[0]),
+            Bytes::new(PIN),
+            scheme::RSA_PKCS1,
+            "sha256",
+            Bytes::new(&digest),
+        )
         .await
         .unwrap();
     assert_eq!(rsa_sig.len(), 256);
     for key in [&keys[1], &generated] {
         proxy
-            .sign(key, PIN, scheme::ECDSA, "sha256", &digest)
+            .sign(
+                Bytes::new(key),
+                Bytes::new(PIN),
+                scheme::ECDSA,
+                "sha256",
+                Bytes::new(&digest),
+            )
             .await
             .unwrap();
     }
@@ -85,7 +97,13 @@ async fn a_capture_of_the_tpm_channel_holds_no_auth_value_key_or_plaintext() {
         )
         .unwrap();
     let decrypted = proxy
-        .decrypt(&keys[0], PIN, scheme::RSA_OAEP, "sha256", &ciphertext)
+        .decrypt(
+            Bytes::new(&keys[0]),
+            Bytes::new(PIN),
+            scheme::RSA_OAEP,
+            "sha256",
+            Bytes::new(&ciphertext),
+        )
         .await
         .unwrap();
     assert_eq!(decrypted, plaintext);

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tpmd_api::dbus::{scheme, GenerateOptions};
+use tpmd_api::dbus::{scheme, Bytes, GenerateOptions};
 use tpmd_api::DaemonError;
 use tpmd_tests::multi_user::{DaParameters, LoadReport, SharedTpm};
 use tpmd_tests::tools::ok;
@@ -428,7 +428,13 @@ async fn unorderly_resets_are_counted_and_keys_without_auth_never_fail() {
             let (mut ok, mut failed) = (0u32, Vec::new());
             while !stop.load(Ordering::Relaxed) {
                 match proxy
-                    .sign(&key, &[], scheme::ECDSA, "sha256", &digest)
+                    .sign(
+                        Bytes::new(&key),
+                        Bytes::new(&[]),
+                        scheme::ECDSA,
+                        "sha256",
+                        Bytes::new(&digest),
+                    )
                     .await
                 {
                     Ok(_) => ok += 1,
@@ -441,7 +447,13 @@ async fn unorderly_resets_are_counted_and_keys_without_auth_never_fail() {
     // maxTries - 1 unorderly resets, each after a use of the PIN key: each counts.
     for reset in 1..MAX_TRIES {
         proxy
-            .sign(&pin, b"pin", scheme::ECDSA, "sha256", &digest)
+            .sign(
+                Bytes::new(&pin),
+                Bytes::new(b"pin"),
+                scheme::ECDSA,
+                "sha256",
+                Bytes::new(&digest),
+            )
             .await
             .unwrap_or_else(|e| panic!("PIN key before reset {reset}: {e}"));
         // TPM_Init without a Shutdown: the TPM refuses everything until tpmd, which the
@@ -462,7 +474,13 @@ async fn unorderly_resets_are_counted_and_keys_without_auth_never_fail() {
     // The budget knows: one more failure would lock the TPM, so even the right PIN (from
     // root, who may use the reserve) is not risked, and the message names the cause.
     let refused = proxy
-        .sign(&pin, b"pin", scheme::ECDSA, "sha256", &digest)
+        .sign(
+            Bytes::new(&pin),
+            Bytes::new(b"pin"),
+            scheme::ECDSA,
+            "sha256",
+            Bytes::new(&digest),
+        )
         .await
         .unwrap_err();
     match refused {
@@ -500,14 +518,26 @@ async fn lockout_is_shown_as_the_tpm_reports_it() {
         .unwrap();
     let digest = [1u8; 32];
     let e = proxy
-        .sign(&pin, b"wrong", scheme::ECDSA, "sha256", &digest)
+        .sign(
+            Bytes::new(&pin),
+            Bytes::new(b"wrong"),
+            scheme::ECDSA,
+            "sha256",
+            Bytes::new(&digest),
+        )
         .await
         .unwrap_err();
     assert!(matches!(e, DaemonError::AuthFailed(_)), "{e:?}");
     env.sim.reset().unwrap();
     // tpmd notices the reset on its next use of a loaded key.
     proxy
-        .sign(&plain, &[], scheme::ECDSA, "sha256", &digest)
+        .sign(
+            Bytes::new(&plain),
+            Bytes::new(&[]),
+            scheme::ECDSA,
+            "sha256",
+            Bytes::new(&digest),
+        )
         .await
         .unwrap();
 
@@ -535,7 +565,13 @@ async fn lockout_is_shown_as_the_tpm_reports_it() {
     );
     // A key with an auth value gets the truth; a key without (noDA) still signs.
     match proxy
-        .sign(&pin, b"pin", scheme::ECDSA, "sha256", &digest)
+        .sign(
+            Bytes::new(&pin),
+            Bytes::new(b"pin"),
+            scheme::ECDSA,
+            "sha256",
+            Bytes::new(&digest),
+        )
         .await
         .unwrap_err()
     {
@@ -546,7 +582,13 @@ async fn lockout_is_shown_as_the_tpm_reports_it() {
         other => panic!("{other:?}"),
     }
     proxy
-        .sign(&plain, &[], scheme::ECDSA, "sha256", &digest)
+        .sign(
+            Bytes::new(&plain),
+            Bytes::new(&[]),
+            scheme::ECDSA,
+            "sha256",
+            Bytes::new(&digest),
+        )
         .await
         .unwrap();
     // Clearing it changes the TPM for everyone: a normal user may not.
@@ -581,7 +623,13 @@ async fn lockout_is_shown_as_the_tpm_reports_it() {
     assert_eq!(info.da_failed_tries, Some(0), "{info:?}");
     // The budget saw the reset at once: the right PIN signs again.
     proxy
-        .sign(&pin, b"pin", scheme::ECDSA, "sha256", &digest)
+        .sign(
+            Bytes::new(&pin),
+            Bytes::new(b"pin"),
+            scheme::ECDSA,
+            "sha256",
+            Bytes::new(&digest),
+        )
         .await
         .unwrap();
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use tpmd_api::dbus::{scheme, GenerateOptions};
+use tpmd_api::dbus::{scheme, Bytes, GenerateOptions};
 use tpmd_tests::{Family, TestEnv};
 
 /// Long enough for any machine; a hang (tpmd never letting go) is what this catches.
@@ -63,7 +63,13 @@ async fn other_programs_take_turns(family: Family, key_type: &str, sign_scheme: 
         .unwrap();
     let digest = Sha256::digest(b"turns");
     proxy
-        .sign(&key, &[], sign_scheme, "sha256", &digest)
+        .sign(
+            Bytes::new(&key),
+            Bytes::new(&[]),
+            sign_scheme,
+            "sha256",
+            Bytes::new(&digest),
+        )
         .await
         .unwrap();
     another_program_reaches_swtpm(&env, family).await;
@@ -75,7 +81,13 @@ async fn other_programs_take_turns(family: Family, key_type: &str, sign_scheme: 
         tokio::spawn(async move {
             while !stop.load(Ordering::SeqCst) {
                 proxy
-                    .sign(&key, &[], sign_scheme, "sha256", &digest)
+                    .sign(
+                        Bytes::new(&key),
+                        Bytes::new(&[]),
+                        sign_scheme,
+                        "sha256",
+                        Bytes::new(&digest),
+                    )
                     .await
                     .unwrap();
                 signed.fetch_add(1, Ordering::SeqCst);

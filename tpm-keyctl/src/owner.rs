@@ -7,7 +7,7 @@ use tpmd_api::client::key_policy::{
     owner_public_from_spki_der, owner_public_of, sign_with_software_owner, tpmt_signature,
 };
 use tpmd_api::client::{is_tpm_key_file, key_needs_auth};
-use tpmd_api::dbus::scheme;
+use tpmd_api::dbus::{scheme, Bytes};
 use tpmd_api::public::KeyParams;
 use tpmd_api::{SoftwareKey, TpmKeyFile, TpmPublic};
 
@@ -111,9 +111,16 @@ impl Owner {
                 let sent = tpmd_api::client::with_user_policies(bytes);
                 tpmd.check(
                     tpmd.proxy
-                        .sign(&sent, &auth, scheme_name, "sha256", a_hash)
+                        .sign(
+                            Bytes::new(&sent),
+                            Bytes::new(&auth),
+                            scheme_name,
+                            "sha256",
+                            Bytes::new(a_hash),
+                        )
                         .await,
                 )?
+                .into_vec()
             }
         };
         tpmt_signature(&public, &raw).map_err(|e| CliError::file(path, e))

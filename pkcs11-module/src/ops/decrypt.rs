@@ -8,7 +8,7 @@ use cryptoki_sys::{
     CKF_DECRYPT, CKM_RSA_PKCS, CKM_RSA_PKCS_OAEP, CK_OBJECT_HANDLE, CK_SESSION_HANDLE,
 };
 use tpmd_api::client::to_send;
-use tpmd_api::dbus::{scheme, DecryptOptions};
+use tpmd_api::dbus::{scheme, Bytes, DecryptOptions};
 use zeroize::Zeroizing;
 
 use super::daemon_error;
@@ -139,18 +139,32 @@ impl Module {
                 async move {
                     if label.is_empty() {
                         // The original method, so that an older tpmd serves it too.
-                        p.decrypt(&blob, &auth, scheme_name, hash, &ct).await
+                        p.decrypt(
+                            Bytes::new(&blob),
+                            Bytes::new(&auth),
+                            scheme_name,
+                            hash,
+                            Bytes::new(&ct),
+                        )
+                        .await
                     } else {
                         let options = DecryptOptions {
                             label: Some(label.to_vec()),
                         };
-                        p.decrypt_with_options(&blob, &auth, scheme_name, hash, &ct, options)
-                            .await
+                        p.decrypt_with_options(
+                            Bytes::new(&blob),
+                            Bytes::new(&auth),
+                            scheme_name,
+                            hash,
+                            Bytes::new(&ct),
+                            options,
+                        )
+                        .await
                     }
                 }
             })
             .map_err(|e| daemon_error(e, true))?;
-        let out = Zeroizing::new(out);
+        let out = Zeroizing::new(out.into_vec());
         match oaep_here {
             Some((hash, label)) => oaep::decode(&out, hash, &label),
             None => Ok(out),

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use cryptoki_sys::{CK_OBJECT_HANDLE, CK_SESSION_HANDLE};
 use tpmd_api::client::to_send;
-use tpmd_api::dbus::scheme;
+use tpmd_api::dbus::{scheme, ByteBuf, Bytes};
 use zeroize::Zeroizing;
 
 use super::daemon_error;
@@ -74,7 +74,17 @@ impl Module {
         self.daemon
             .call(move |p| {
                 let (req, auth, blob) = (req.clone(), auth.clone(), blob.clone());
-                async move { p.sign(&blob, &auth, req.scheme, req.hash, &req.data).await }
+                async move {
+                    p.sign(
+                        Bytes::new(&blob),
+                        Bytes::new(&auth),
+                        req.scheme,
+                        req.hash,
+                        Bytes::new(&req.data),
+                    )
+                    .await
+                    .map(ByteBuf::into_vec)
+                }
             })
             .map_err(|e| daemon_error(e, false))
     }

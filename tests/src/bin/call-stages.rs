@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
 use tpmd_api::client::connection::connect_socket;
-use tpmd_api::dbus::{scheme, GenerateOptions, BUS_NAME, OBJECT_PATH};
+use tpmd_api::dbus::{scheme, Bytes, GenerateOptions, BUS_NAME, OBJECT_PATH};
 use tpmd_api::Daemon1Proxy;
 use tpmd_tests::bench::{ms, ops_arg, stats, RawKey, RawPattern, RawScheme, RawSession, RawVia};
 use tpmd_tests::TestEnv;
@@ -66,7 +66,13 @@ async fn stages(proxy: &Daemon1Proxy<'static>, key: &[u8], ops: usize) -> [Durat
     let refused = median(ops, |_| async {
         let short = [0u8; 31];
         proxy
-            .sign(key, &[], scheme::ECDSA, "sha256", &short)
+            .sign(
+                Bytes::new(key),
+                Bytes::new(&[]),
+                scheme::ECDSA,
+                "sha256",
+                Bytes::new(&short),
+            )
             .await
             .unwrap_err();
     })
@@ -75,7 +81,13 @@ async fn stages(proxy: &Daemon1Proxy<'static>, key: &[u8], ops: usize) -> [Durat
         let digest = Sha256::digest(i.to_be_bytes());
         async move {
             proxy
-                .sign(key, &[], scheme::ECDSA, "sha256", &digest)
+                .sign(
+                    Bytes::new(key),
+                    Bytes::new(&[]),
+                    scheme::ECDSA,
+                    "sha256",
+                    Bytes::new(&digest),
+                )
                 .await
                 .unwrap();
         }

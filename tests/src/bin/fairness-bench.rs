@@ -12,6 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Instant;
+use tpmd_api::dbus::Bytes;
 
 use tpmd_tests::bench::ops_arg;
 use tpmd_tests::multi_user::{DaParameters, LoadReport, SharedTpm};
@@ -106,11 +107,11 @@ async fn main() {
     for file in [&a_file, &b_file] {
         proxy
             .sign(
-                file,
-                &[],
+                Bytes::new(file),
+                Bytes::new(&[]),
                 tpmd_api::dbus::scheme::RSA_PKCS1,
                 "sha256",
-                &[0; 32],
+                Bytes::new(&[0; 32]),
             )
             .await
             .unwrap();

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 
 use sha2::Digest;
 use tpmd_api::client::{key_file_public, key_needs_auth, with_user_policies};
-use tpmd_api::dbus::scheme;
+use tpmd_api::dbus::{scheme, Bytes};
 use tpmd_api::public::KeyParams;
 
 use super::Tpmd;
@@ -73,17 +73,19 @@ pub async fn run(tpmd: &Tpmd, args: &SignArgs) -> CliResult<()> {
         (None, false) => zeroize::Zeroizing::new(Vec::new()),
         (None, true) => prompt::secret(&format!("Auth value for {}: ", args.key.display()))?,
     };
-    let signature = tpmd.check(
-        tpmd.proxy
-            .sign(
-                &with_user_policies(&key_bytes),
-                &auth,
-                scheme_name,
-                hash_name,
-                &digest,
-            )
-            .await,
-    )?;
+    let signature = tpmd
+        .check(
+            tpmd.proxy
+                .sign(
+                    Bytes::new(&with_user_policies(&key_bytes)),
+                    Bytes::new(&auth),
+                    scheme_name,
+                    hash_name,
+                    Bytes::new(&digest),
+                )
+                .await,
+        )?
+        .into_vec();
     let signature = if chosen == Scheme::Ecdsa {
         ecdsa_der(&signature)?
     } else {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tpmd_api::dbus::{Counters, DecryptOptions, GenerateOptions, Info};
+use tpmd_api::dbus::{ByteBuf, Counters, DecryptOptions, GenerateOptions, Info};
 use tpmd_api::{DaemonError, DEFAULT_SRK_HANDLE};
 use tracing::info;
 use zbus::message::Header;
@@ -238,21 +238,27 @@ impl Daemon {
         &self,
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
-        key: Vec<u8>,
-        auth: Vec<u8>,
+        key: ByteBuf,
+        auth: ByteBuf,
         scheme: String,
         hash: String,
-        data: Vec<u8>,
-    ) -> Result<Vec<u8>, DaemonError> {
-        self.with_key((conn, &header), key, auth, move |backend, key, auth| {
-            let request = SignRequest {
-                scheme: &scheme,
-                hash: &hash,
-                data: &data,
-            };
-            backend.sign(key, auth, &request)
-        })
+        data: ByteBuf,
+    ) -> Result<ByteBuf, DaemonError> {
+        self.with_key(
+            (conn, &header),
+            key.into_vec(),
+            auth.into_vec(),
+            move |backend, key, auth| {
+                let request = SignRequest {
+                    scheme: &scheme,
+                    hash: &hash,
+                    data: &data,
+                };
+                backend.sign(key, auth, &request)
+            },
+        )
         .await
+        .map(ByteBuf::from)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -260,20 +266,21 @@ impl Daemon {
         &self,
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
-        key: Vec<u8>,
-        auth: Vec<u8>,
+        key: ByteBuf,
+        auth: ByteBuf,
         scheme: String,
         hash: String,
-        ciphertext: Vec<u8>,
-    ) -> Result<Vec<u8>, DaemonError> {
+        ciphertext: ByteBuf,
+    ) -> Result<ByteBuf, DaemonError> {
         let request = OwnedDecrypt {
             scheme,
             hash,
-            ciphertext,
+            ciphertext: ciphertext.into_vec(),
             label: Vec::new(),
         };
-        self.decrypt_request((conn, &header), key, auth, request)
+        self.decrypt_request((conn, &header), key.into_vec(), auth.into_vec(), request)
             .await
+            .map(ByteBuf::from)
     }
 
     /// Decrypt with options: `label`, the OAEP label (a TPM 2.0 takes only labels that end
@@ -283,21 +290,22 @@ impl Daemon {
         &self,
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
-        key: Vec<u8>,
-        auth: Vec<u8>,
+        key: ByteBuf,
+        auth: ByteBuf,
         scheme: String,
         hash: String,
-        ciphertext: Vec<u8>,
+        ciphertext: ByteBuf,
         options: DecryptOptions,
-    ) -> Result<Vec<u8>, DaemonError> {
+    ) -> Result<ByteBuf, DaemonError> {
         let request = OwnedDecrypt {
             scheme,
             hash,
-            ciphertext,
+            ciphertext: ciphertext.into_vec(),
             label: options.label.unwrap_or_default(),
         };
-        self.decrypt_request((conn, &header), key, auth, request)
+        self.decrypt_request((conn, &header), key.into_vec(), auth.into_vec(), request)
             .await
+            .map(ByteBuf::from)
     }
 
     /// The values of the PCRs in `selection` ("sha256:0,2,4,7", banks joined by "+"), one
