@@ -19,4 +19,4 @@ pub use args::{flag, ops_arg, string_arg, usize_arg};
 pub use kind::{Kind, ECDSA, KINDS, RSA};
 pub use model::{commands_per_op, reset_counts, Model};
 pub use raw::{RawKey, RawPattern, RawScheme, RawSession, RawVia, WARM_UP};
-pub use stats::{ms, stats, Samples, Stats, Table};
+pub use stats::{ms, paired, stats, Samples, Stats, Table};

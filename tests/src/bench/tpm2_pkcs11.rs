@@ -87,6 +87,11 @@ impl Tpm2Pkcs11 {
         Ok(Tpm2Pkcs11 { store, tcti })
     }
 
+    /// The TCTI the token's TPM is reached through.
+    pub fn tcti(&self) -> &str {
+        &self.tcti
+    }
+
     /// The environment the module reads (its users pass it on).
     pub fn vars(&self) -> Vec<(&'static str, String)> {
         vec![

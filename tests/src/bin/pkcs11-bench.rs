@@ -19,7 +19,7 @@
 use tpmd_tests::bench::clients::{c_sign, direct_sign, load_module};
 use tpmd_tests::bench::tpm2_pkcs11::{self, Tpm2Pkcs11};
 use tpmd_tests::bench::{
-    ops_arg, usize_arg, Kind, Model, RawKey, RawPattern, RawSession, Samples, Table, KINDS,
+    ops_arg, paired, usize_arg, Kind, Model, RawKey, RawPattern, RawSession, Samples, Table, KINDS,
 };
 
 use tpmd_api::client::connection::connect_socket;
@@ -262,28 +262,23 @@ async fn measure(model: &Model, kind: Kind, ops: usize, rounds: usize) {
         kind.title(),
         model.describe()
     );
-    let table = Table::start(48, floor.stats());
-    table.row("raw TPM2_Sign (floor)", &floor.stats());
-    table.row(
-        "raw TPM2_Sign, PIN key, password session",
-        &pin_floor.stats(),
-    );
+    let table = Table::start(48, &floor);
+    table.row("raw TPM2_Sign (floor)", &floor);
+    table.row("raw TPM2_Sign, PIN key, password session", &pin_floor);
     for ((name, _, _), samples) in ROWS.iter().zip(&rows) {
-        table.row(name, &samples.stats());
+        table.row(name, samples);
     }
-    table.row("first C_Sign after tpmd starts (socket)", &first.stats());
-    table.row(
-        "PIN: first C_Sign after C_Login (socket)",
-        &first_pin.stats(),
-    );
+    table.row("first C_Sign after tpmd starts (socket)", &first);
+    table.row("PIN: first C_Sign after C_Login (socket)", &first_pin);
     match &peer {
         Ok(_) => {
-            table.row("PIN: tpm2-pkcs11 C_Sign, 1 thread", &peer_one.stats());
+            table.row("PIN: tpm2-pkcs11 C_Sign, 1 thread", &peer_one);
             let ours = rows[7].stats();
             let theirs = peer_one.stats();
             println!(
-                "like for like (PIN keys, 1 thread, same transport): tpmd-pkcs11 / tpm2-pkcs11 = {:.2}x signs/s",
-                ours.per_second / theirs.per_second
+                "like for like (PIN keys, 1 thread, same transport): tpmd-pkcs11 / tpm2-pkcs11 = {:.2}x signs/s, {} by medians paired by round",
+                ours.per_second / theirs.per_second,
+                paired(&rows[7], &peer_one)
             );
         }
         Err(e) => println!("tpm2-pkcs11: {e}"),

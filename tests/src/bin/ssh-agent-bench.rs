@@ -7,9 +7,10 @@
 //! per signature), the first signature after tpmd starts, and with `--peer` OpenSSH's
 //! ssh-agent holding a tpm2-pkcs11 key (`ssh-add -s`, same transport, tpmd stopped).
 //!
-//! The rows take turns: in each of `--rounds` rounds tpmd stops, the raw rows sign their
-//! share, tpmd starts again and every tpmd row signs its share, so that the simulator's
-//! drift over the run hits the floor and the rows alike. The agents reconnect to each new
+//! The rows take turns: in each of `--rounds` rounds tpmd stops, the raw rows and the
+//! OpenSSH peer (a fresh ssh-agent each round) sign their share, tpmd starts again and
+//! every tpmd row signs its share, so that the simulator's drift over the run hits the
+//! floor and the rows alike. The agents reconnect to each new
 //! tpmd as they would in use; their first signature then is the "first after start" row.
 //!
 //!   cargo build --release -p tpmd -p tpmd-ssh-agent -p tpmd-tests --bin ssh-agent-bench
@@ -30,8 +31,8 @@ use tpmd_api::Daemon1Proxy;
 use tpmd_tests::bench::clients::{agent_set_auth, direct_sign, ssh_key_blob, through_agent};
 use tpmd_tests::bench::tpm2_pkcs11::{self, Tpm2Pkcs11};
 use tpmd_tests::bench::{
-    commands_per_op, flag, ops_arg, reset_counts, usize_arg, Kind, Model, RawKey, RawPattern,
-    RawSession, Samples, Table, KINDS, WARM_UP,
+    commands_per_op, flag, ops_arg, paired, reset_counts, usize_arg, Kind, Model, RawKey,
+    RawPattern, RawSession, Samples, Table, KINDS, WARM_UP,
 };
 use tpmd_tests::ssh::AgentProcess;
 use tpmd_tests::TestEnv;
@@ -199,6 +200,12 @@ async fn measure(model: &Model, kind: Kind, ops: usize, rounds: usize, with_peer
     let mut rows: Vec<Samples> = ROWS.iter().map(|_| Samples::default()).collect();
     let mut commands = vec![String::new(); ROWS.len()];
     let (mut floor_commands, mut stateless_commands) = (String::new(), String::new());
+    env.tpmd.stop();
+    let mut peer = if with_peer {
+        PeerRows::new(model, &env, kind)
+    } else {
+        Err("not measured (pass --peer)".to_string())
+    };
     for _ in 0..rounds {
         env.tpmd.stop();
         reset_counts(&env.sim);
@@ -208,6 +215,9 @@ async fn measure(model: &Model, kind: Kind, ops: usize, rounds: usize, with_peer
         reset_counts(&env.sim);
         raw(false).run(RawPattern::Stateless, per_round, &mut stateless);
         stateless_commands = commands_per_op(&env.sim, per_round + WARM_UP);
+        if let Ok(peer) = &mut peer {
+            peer.round(kind, per_round);
+        }
         env.restart_tpmd(&tpmd_args).await;
         // A socket connection ends with its tpmd; the bus connection outlives it.
         let socket_proxy = connect_socket(&socket).await.unwrap();
@@ -245,56 +255,28 @@ async fn measure(model: &Model, kind: Kind, ops: usize, rounds: usize, with_peer
     drop((via_bus, via_socket, bus_proxy));
     env.tpmd.stop();
 
-    let peer = if with_peer {
-        let dir = env.path("peer");
-        std::fs::create_dir_all(&dir).unwrap();
-        match OpensshPeer::start(model, &env, &dir, kind) {
-            Ok(peer) => {
-                let (mut warm, mut one, mut sixteen) = Default::default();
-                through_agent(&peer.socket, &peer.key_blob, kind, 1, 2, &mut warm);
-                through_agent(&peer.socket, &peer.key_blob, kind, 1, ops, &mut one);
-                through_agent(&peer.socket, &peer.key_blob, kind, 16, ops, &mut sixteen);
-                Ok((one, sixteen))
-            }
-            Err(e) => Err(e),
-        }
-    } else {
-        Err("not measured (pass --peer)".to_string())
-    };
-
     println!(
         "{} signatures on {}, {ops} per row in {rounds} rounds; ratios to the floor: rate = signs/s, p50 = floor's p50 / row's p50",
         kind.title(),
         model.describe()
     );
-    let table = Table::start(50, floor.stats());
-    table.row("raw TPM2_Sign (floor)", &floor.stats());
-    table.row(
-        "raw TPM2_Sign, PIN key, password session",
-        &pin_floor.stats(),
-    );
-    table.row(
-        "raw Load + Sign + FlushContext (stateless)",
-        &stateless.stats(),
-    );
+    let table = Table::start(50, &floor);
+    table.row("raw TPM2_Sign (floor)", &floor);
+    table.row("raw TPM2_Sign, PIN key, password session", &pin_floor);
+    table.row("raw Load + Sign + FlushContext (stateless)", &stateless);
     for ((name, _, _), samples) in ROWS.iter().zip(&rows) {
-        table.row(name, &samples.stats());
+        table.row(name, samples);
     }
-    table.row("first signature after tpmd starts (agent)", &first.stats());
-    table.row("PIN: first signature after tpmd starts", &first_pin.stats());
+    table.row("first signature after tpmd starts (agent)", &first);
+    table.row("PIN: first signature after tpmd starts", &first_pin);
     match &peer {
-        Ok((one, sixteen)) => {
-            table.row(
-                "PIN: OpenSSH ssh-agent + tpm2-pkcs11, 1 client",
-                &one.stats(),
-            );
-            table.row(
-                "PIN: OpenSSH ssh-agent + tpm2-pkcs11, 16 clients",
-                &sixteen.stats(),
-            );
+        Ok(PeerRows { one, sixteen, .. }) => {
+            table.row("PIN: OpenSSH ssh-agent + tpm2-pkcs11, 1 client", one);
+            table.row("PIN: OpenSSH ssh-agent + tpm2-pkcs11, 16 clients", sixteen);
             println!(
-                "like for like (PIN keys, 1 client, same transport): tpmd-ssh-agent / ssh-agent + tpm2-pkcs11 = {:.2}x signs/s",
-                rows[7].stats().per_second / one.stats().per_second
+                "like for like (PIN keys, 1 client, same transport): tpmd-ssh-agent / ssh-agent + tpm2-pkcs11 = {:.2}x signs/s, {} by medians paired by round",
+                rows[7].stats().per_second / one.stats().per_second,
+                paired(&rows[7], one)
             );
         }
         Err(e) => println!("OpenSSH ssh-agent + tpm2-pkcs11: {e}"),
@@ -310,26 +292,88 @@ async fn measure(model: &Model, kind: Kind, ops: usize, rounds: usize, with_peer
     println!();
 }
 
+/// The OpenSSH peer's rows: its tpm2-pkcs11 token is made once; in each round (tpmd
+/// stopped) a fresh ssh-agent with that key (`ssh-agent -D`, `ssh-add -s`) signs its
+/// share and exits, so that the peer takes its turns with the other rows.
+struct PeerRows {
+    dir: PathBuf,
+    token: Tpm2Pkcs11,
+    one: Samples,
+    sixteen: Samples,
+}
+
+impl PeerRows {
+    fn new(model: &Model, env: &TestEnv, kind: Kind) -> Result<Self, String> {
+        let dir = env.path("peer");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let token = Tpm2Pkcs11::create(model, &env.sim, &env.bus, &dir, kind)?;
+        Ok(PeerRows {
+            dir,
+            token,
+            one: Samples::default(),
+            sixteen: Samples::default(),
+        })
+    }
+
+    /// This round's share; a peer that fails to start is reported and skipped.
+    fn round(&mut self, kind: Kind, ops: usize) {
+        match OpensshAgent::start(&self.token, &self.dir) {
+            Ok(agent) => {
+                let mut warm = Samples::default();
+                through_agent(&agent.socket, &agent.key_blob, kind, 1, 2, &mut warm);
+                through_agent(&agent.socket, &agent.key_blob, kind, 1, ops, &mut self.one);
+                through_agent(
+                    &agent.socket,
+                    &agent.key_blob,
+                    kind,
+                    16,
+                    ops,
+                    &mut self.sixteen,
+                );
+            }
+            Err(e) => eprintln!("OpenSSH ssh-agent + tpm2-pkcs11, this round: {e}"),
+        }
+        self.flush_left_behind();
+    }
+}
+
+impl PeerRows {
+    /// The exiting ssh-pkcs11-helper leaves tpm2-pkcs11's key and sessions loaded, and a
+    /// TPM without a resource manager keeps them: tpmd's next turn would find its slots
+    /// taken. (On the kernel RM model they went with the peer's connection.)
+    fn flush_left_behind(&self) {
+        let tcti = self.token.tcti();
+        for kind in ["-t", "-l"] {
+            let flushed = Command::new("tpm2_flushcontext")
+                .arg(kind)
+                .env("TPM2TOOLS_TCTI", tcti)
+                .output();
+            if !matches!(&flushed, Ok(out) if out.status.success()) {
+                eprintln!("tpm2_flushcontext {kind} after the OpenSSH peer: {flushed:?}");
+            }
+        }
+    }
+}
+
 /// OpenSSH's ssh-agent with a tpm2-pkcs11 key (`ssh-add -s`), on the benchmark's TPM and
 /// transport (tpmd stopped).
-struct OpensshPeer {
+struct OpensshAgent {
     agent: Child,
     socket: PathBuf,
     key_blob: Vec<u8>,
-    _token: Tpm2Pkcs11,
 }
 
-impl Drop for OpensshPeer {
+impl Drop for OpensshAgent {
     fn drop(&mut self) {
         let _ = self.agent.kill();
         let _ = self.agent.wait();
     }
 }
 
-impl OpensshPeer {
-    fn start(model: &Model, env: &TestEnv, dir: &Path, kind: Kind) -> Result<Self, String> {
-        let token = Tpm2Pkcs11::create(model, &env.sim, &env.bus, dir, kind)?;
+impl OpensshAgent {
+    fn start(token: &Tpm2Pkcs11, dir: &Path) -> Result<Self, String> {
         let socket = dir.join("openssh-agent.sock");
+        let _ = std::fs::remove_file(&socket);
         let agent = Command::new("ssh-agent")
             .arg("-D")
             .arg("-a")
@@ -339,11 +383,10 @@ impl OpensshPeer {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("ssh-agent: {e}"))?;
-        let mut peer = OpensshPeer {
+        let mut peer = OpensshAgent {
             agent,
             socket,
             key_blob: Vec::new(),
-            _token: token,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while UnixStream::connect(&peer.socket).is_err() {

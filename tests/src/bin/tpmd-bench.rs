@@ -228,12 +228,12 @@ async fn measure(model: &Model, family: Family, kind: Kind, opts: &Options) {
         "{} signatures on {tpm}, {ops} per row in {rounds} rounds, N = {keys}; ratios to the floor: rate = signs/s, p50 = floor's p50 / row's p50",
         kind.title()
     );
-    let table = Table::start(40, raw[0].stats());
+    let table = Table::start(40, &raw[0]);
     for ((name, _), samples) in raw_rows.iter().zip(&raw) {
-        table.row(name, &samples.stats());
+        table.row(name, samples);
     }
     for ((name, _, _), samples) in ROWS.iter().zip(&rows) {
-        table.row(name, &samples.stats());
+        table.row(name, samples);
     }
     if let Some(c) = counters {
         println!(
