@@ -2,12 +2,15 @@
 //! D-Bus proxy (on tpmd's socket when it answers, else on the bus), and the retry that
 //! makes a tpmd restart invisible to the application.
 //!
-//! Calls are spawned on the module's runtime and awaited through a std channel, so the
-//! calling thread may be anything, even a thread inside the application's own tokio
-//! runtime (where `block_on` would panic).
+//! The runtime is a current-thread one, driven by the application's thread that waits
+//! for a call (`block_on`): the reply then wakes the thread that waits for it and no
+//! other, where a runtime thread of the module's own would read it and wake the caller,
+//! a second thread wake-up per call (on two CPUs, a cross-CPU one). Several application
+//! threads may wait at once; one of them drives the runtime for all. A thread inside
+//! the application's own tokio runtime, where `block_on` would panic, has its call
+//! driven by a short-lived thread instead (unless the application forbade threads).
 
 use std::future::Future;
-use std::sync::mpsc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -29,8 +32,9 @@ pub enum CallError {
 
 pub struct Daemon {
     runtime: Runtime,
-    /// Whether the runtime has its own thread. Without (the application set
-    /// CKF_LIBRARY_CANT_CREATE_OS_THREADS), calling threads drive it themselves.
+    /// Whether the module may start threads: without (the application set
+    /// CKF_LIBRARY_CANT_CREATE_OS_THREADS), a call from inside a tokio runtime cannot be
+    /// served.
     threaded: bool,
     proxy: Mutex<Option<Daemon1Proxy<'static>>>,
 }
@@ -90,17 +94,9 @@ async fn connect() -> Result<Daemon1Proxy<'static>, String> {
 
 impl Daemon {
     pub fn new(threaded: bool) -> std::io::Result<Daemon> {
-        let runtime = if threaded {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name("tpmd-pkcs11")
-                .enable_all()
-                .build()?
-        } else {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?
-        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         Ok(Daemon {
             runtime,
             threaded,
@@ -113,17 +109,22 @@ impl Daemon {
         &self,
         fut: impl Future<Output = T> + Send + 'static,
     ) -> Result<T, CallError> {
-        // Polling the call on this thread saves a hop to the runtime's thread and back;
-        // only a thread inside some tokio runtime (where block_on panics) hands it over.
-        if !self.threaded || tokio::runtime::Handle::try_current().is_err() {
+        if tokio::runtime::Handle::try_current().is_err() {
             return Ok(self.runtime.block_on(fut));
         }
-        let (tx, rx) = mpsc::sync_channel(1);
-        self.runtime.spawn(async move {
-            let _ = tx.send(fut.await);
-        });
-        rx.recv()
-            .map_err(|_| CallError::Unreachable("the module's D-Bus thread stopped".into()))
+        if !self.threaded {
+            return Err(CallError::Unreachable(
+                "called from inside a tokio runtime, and the application does not let the module start a thread to reach tpmd from".into(),
+            ));
+        }
+        std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("tpmd-pkcs11".into())
+                .spawn_scoped(scope, || self.runtime.block_on(fut))
+                .map_err(|e| CallError::Unreachable(format!("cannot start a thread: {e}")))?
+                .join()
+                .map_err(|_| CallError::Unreachable("the call to tpmd panicked".into()))
+        })
     }
 
     fn proxy(&self) -> Result<Daemon1Proxy<'static>, CallError> {
@@ -198,8 +199,8 @@ impl Daemon {
         }
     }
 
-    /// Stops the runtime (C_Finalize). Its thread is joined (briefly), because an
-    /// application may unload the library right after and the thread's code with it.
+    /// Stops the runtime (C_Finalize): its tasks (the connection's reader) end here,
+    /// because an application may unload the library right after.
     pub fn shutdown(self) {
         let Daemon { runtime, proxy, .. } = self;
         {

@@ -53,7 +53,7 @@ pub fn get() -> Result<Arc<Module>> {
     }
 }
 
-/// `threaded`: whether the module may start its own thread for D-Bus.
+/// `threaded`: whether the module may start threads (see [`Daemon`]).
 pub fn initialize(threaded: bool) -> Result<()> {
     let mut guard = MODULE.write().unwrap_or_else(|p| p.into_inner());
     if let Some(old) = guard.take() {
