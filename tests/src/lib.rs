@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod bus;
+pub mod calls;
 pub mod daemon;
 pub mod multi_user;
 pub mod pkcs11;

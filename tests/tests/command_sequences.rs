@@ -11,7 +11,7 @@ mod policy_keys;
 
 use policy_keys::{pcr_policy, policy_key, Owner};
 use sha2::{Digest, Sha256};
-use tpmd_api::dbus::{scheme, Bytes, GenerateOptions};
+use tpmd_api::dbus::{scheme, GenerateOptions};
 use tpmd_api::keyfile::TpmKeyFile;
 use tpmd_api::policy::{auth_value_statement, authorize_statement};
 use tpmd_simulator::proxy::ProxyOptions;
@@ -90,15 +90,8 @@ async fn keys(env: &TestEnv) -> Keys {
 
 async fn sign(env: &TestEnv, key: &[u8], auth: &[u8]) {
     let digest = Sha256::digest(b"sequence");
-    env.proxy()
-        .await
-        .sign(
-            Bytes::new(key),
-            Bytes::new(auth),
-            scheme::ECDSA,
-            "sha256",
-            Bytes::new(&digest),
-        )
+    let proxy = env.proxy().await;
+    tpmd_tests::calls::sign(&proxy, key, auth, scheme::ECDSA, "sha256", &digest)
         .await
         .unwrap_or_else(|e| panic!("sign: {e}"));
 }

@@ -5,7 +5,7 @@
 use rsa::pkcs8::DecodePublicKey;
 use rsa::{Oaep, Pkcs1v15Encrypt, Pkcs1v15Sign, RsaPublicKey};
 use sha2::{Digest, Sha256};
-use tpmd_api::dbus::{scheme, Bytes, GenerateOptions};
+use tpmd_api::dbus::{scheme, GenerateOptions};
 use tpmd_api::DaemonError;
 use tpmd_tests::TestEnv;
 
@@ -32,14 +32,7 @@ async fn rsa_sign_schemes_and_decrypt() {
     let public = RsaPublicKey::from_public_key_der(&proxy.public_key(&key).await.unwrap()).unwrap();
     let digest = Sha256::digest(b"hello");
 
-    let sig = proxy
-        .sign(
-            Bytes::new(&key),
-            Bytes::new(&[]),
-            scheme::RSA_PKCS1,
-            "sha256",
-            Bytes::new(&digest),
-        )
+    let sig = tpmd_tests::calls::sign(&proxy, &key, &[], scheme::RSA_PKCS1, "sha256", &digest)
         .await
         .unwrap();
     public
@@ -52,26 +45,12 @@ async fn rsa_sign_schemes_and_decrypt() {
         0x05, 0x00, 0x04, 0x20,
     ];
     digest_info.extend_from_slice(&digest);
-    let raw = proxy
-        .sign(
-            Bytes::new(&key),
-            Bytes::new(&[]),
-            scheme::RSA_PKCS1_RAW,
-            "",
-            Bytes::new(&digest_info),
-        )
+    let raw = tpmd_tests::calls::sign(&proxy, &key, &[], scheme::RSA_PKCS1_RAW, "", &digest_info)
         .await
         .unwrap();
     assert_eq!(raw, sig, "raw PKCS#1 and RSASSA must agree");
 
-    let pss = proxy
-        .sign(
-            Bytes::new(&key),
-            Bytes::new(&[]),
-            scheme::RSA_PSS,
-            "sha256",
-            Bytes::new(&digest),
-        )
+    let pss = tpmd_tests::calls::sign(&proxy, &key, &[], scheme::RSA_PSS, "sha256", &digest)
         .await
         .unwrap();
     public
@@ -82,65 +61,37 @@ async fn rsa_sign_schemes_and_decrypt() {
     let ct = public
         .encrypt(&mut rng, Oaep::new::<Sha256>(), b"secret")
         .unwrap();
-    let pt = proxy
-        .decrypt(
-            Bytes::new(&key),
-            Bytes::new(&[]),
-            scheme::RSA_OAEP,
-            "sha256",
-            Bytes::new(&ct),
-        )
+    let pt = tpmd_tests::calls::decrypt(&proxy, &key, &[], scheme::RSA_OAEP, "sha256", &ct)
         .await
         .unwrap();
     assert_eq!(pt, b"secret");
     let ct = public
         .encrypt(&mut rng, Pkcs1v15Encrypt, b"secret2")
         .unwrap();
-    let pt = proxy
-        .decrypt(
-            Bytes::new(&key),
-            Bytes::new(&[]),
-            scheme::RSA_PKCS1_DECRYPT,
-            "",
-            Bytes::new(&ct),
-        )
+    let pt = tpmd_tests::calls::decrypt(&proxy, &key, &[], scheme::RSA_PKCS1_DECRYPT, "", &ct)
         .await
         .unwrap();
     assert_eq!(pt, b"secret2");
 
     // Wrong digest size and wrong scheme are argument errors, not TPM errors.
-    let e = proxy
-        .sign(
-            Bytes::new(&key),
-            Bytes::new(&[]),
-            scheme::RSA_PKCS1,
-            "sha256",
-            Bytes::new(&[0; 5]),
-        )
+    let e = tpmd_tests::calls::sign(&proxy, &key, &[], scheme::RSA_PKCS1, "sha256", &[0; 5])
         .await
         .unwrap_err();
     assert!(matches!(e, DaemonError::InvalidArgument(_)), "{e:?}");
-    let e = proxy
-        .sign(
-            Bytes::new(&key),
-            Bytes::new(&[]),
-            scheme::ECDSA,
-            "sha256",
-            Bytes::new(&digest),
-        )
+    let e = tpmd_tests::calls::sign(&proxy, &key, &[], scheme::ECDSA, "sha256", &digest)
         .await
         .unwrap_err();
     assert!(matches!(e, DaemonError::InvalidArgument(_)), "{e:?}");
-    let e = proxy
-        .sign(
-            Bytes::new(b"not a key"),
-            Bytes::new(&[]),
-            scheme::RSA_PKCS1,
-            "sha256",
-            Bytes::new(&digest),
-        )
-        .await
-        .unwrap_err();
+    let e = tpmd_tests::calls::sign(
+        &proxy,
+        b"not a key",
+        &[],
+        scheme::RSA_PKCS1,
+        "sha256",
+        &digest,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(e, DaemonError::BadKeyFile(_)), "{e:?}");
 }
 
@@ -153,27 +104,20 @@ async fn key_auth_is_checked_and_failures_are_rate_limited() {
         .await
         .unwrap();
     let digest = Sha256::digest(b"m");
-    proxy
-        .sign(
-            Bytes::new(&key),
-            Bytes::new(b"correct horse"),
-            scheme::ECDSA,
-            "sha256",
-            Bytes::new(&digest),
-        )
-        .await
-        .unwrap();
+    tpmd_tests::calls::sign(
+        &proxy,
+        &key,
+        b"correct horse",
+        scheme::ECDSA,
+        "sha256",
+        &digest,
+    )
+    .await
+    .unwrap();
 
     let mut saw_rate_limit = false;
     for _ in 0..5 {
-        match proxy
-            .sign(
-                Bytes::new(&key),
-                Bytes::new(b"wrong"),
-                scheme::ECDSA,
-                "sha256",
-                Bytes::new(&digest),
-            )
+        match tpmd_tests::calls::sign(&proxy, &key, b"wrong", scheme::ECDSA, "sha256", &digest)
             .await
         {
             Err(DaemonError::AuthFailed(m)) => assert!(m.contains("wrong auth"), "{m}"),
@@ -187,15 +131,15 @@ async fn key_auth_is_checked_and_failures_are_rate_limited() {
     }
     assert!(saw_rate_limit, "failures were not rate limited");
     // While limited, even the right auth waits: the limit is on the caller.
-    let e = proxy
-        .sign(
-            Bytes::new(&key),
-            Bytes::new(b"correct horse"),
-            scheme::ECDSA,
-            "sha256",
-            Bytes::new(&digest),
-        )
-        .await
-        .unwrap_err();
+    let e = tpmd_tests::calls::sign(
+        &proxy,
+        &key,
+        b"correct horse",
+        scheme::ECDSA,
+        "sha256",
+        &digest,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(e, DaemonError::RateLimited(_)), "{e:?}");
 }

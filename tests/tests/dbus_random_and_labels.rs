@@ -8,7 +8,7 @@ use rsa::pkcs8::DecodePublicKey;
 use rsa::traits::PublicKeyParts;
 use rsa::{BigUint, Oaep, Pkcs1v15Encrypt, RsaPublicKey};
 use sha2::Sha256;
-use tpmd_api::dbus::{scheme, Bytes, DecryptOptions, GenerateOptions};
+use tpmd_api::dbus::{scheme, DecryptOptions, GenerateOptions};
 use tpmd_api::DaemonError;
 use tpmd_tests::{Family, TestEnv};
 
@@ -46,17 +46,16 @@ async fn random_bytes_labels_and_raw_decryption_on_a_tpm2() {
             b"secret",
         )
         .unwrap();
-    let plain = proxy
-        .decrypt_with_options(
-            Bytes::new(&key),
-            Bytes::new(&[]),
-            scheme::RSA_OAEP,
-            "sha256",
-            Bytes::new(&ct),
-            label(b"tls\0"),
-        )
-        .await
-        .unwrap();
+    let plain = tpmd_tests::calls::decrypt_with_options(
+        &proxy,
+        &key,
+        &[],
+        (scheme::RSA_OAEP, "sha256"),
+        &ct,
+        label(b"tls\0"),
+    )
+    .await
+    .unwrap();
     assert_eq!(plain, b"secret");
     // Other labels are refused with the way out: raw decryption.
     let ct = public
@@ -66,30 +65,22 @@ async fn random_bytes_labels_and_raw_decryption_on_a_tpm2() {
             b"secret",
         )
         .unwrap();
-    let err = proxy
-        .decrypt_with_options(
-            Bytes::new(&key),
-            Bytes::new(&[]),
-            scheme::RSA_OAEP,
-            "sha256",
-            Bytes::new(&ct),
-            label(b"tls"),
-        )
-        .await
-        .unwrap_err();
+    let err = tpmd_tests::calls::decrypt_with_options(
+        &proxy,
+        &key,
+        &[],
+        (scheme::RSA_OAEP, "sha256"),
+        &ct,
+        label(b"tls"),
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(&err, DaemonError::InvalidArgument(m) if m.contains("zero byte") && m.contains("rsa-raw")),
         "{err:?}"
     );
     // Raw: the whole block, which the public key turns back into the ciphertext.
-    let block = proxy
-        .decrypt(
-            Bytes::new(&key),
-            Bytes::new(&[]),
-            scheme::RSA_RAW,
-            "",
-            Bytes::new(&ct),
-        )
+    let block = tpmd_tests::calls::decrypt(&proxy, &key, &[], scheme::RSA_RAW, "", &ct)
         .await
         .unwrap();
     assert_eq!(block.len(), 256);
@@ -100,17 +91,16 @@ async fn random_bytes_labels_and_raw_decryption_on_a_tpm2() {
     assert_eq!(again, ct);
     // A label belongs to OAEP only.
     let ct = public.encrypt(&mut rng, Pkcs1v15Encrypt, b"x").unwrap();
-    let err = proxy
-        .decrypt_with_options(
-            Bytes::new(&key),
-            Bytes::new(&[]),
-            scheme::RSA_PKCS1_DECRYPT,
-            "",
-            Bytes::new(&ct),
-            label(b"l\0"),
-        )
-        .await
-        .unwrap_err();
+    let err = tpmd_tests::calls::decrypt_with_options(
+        &proxy,
+        &key,
+        &[],
+        (scheme::RSA_PKCS1_DECRYPT, ""),
+        &ct,
+        label(b"l\0"),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, DaemonError::InvalidArgument(_)), "{err:?}");
     let counters = proxy.get_counters().await.unwrap().tpm_commands.unwrap();
     assert!(counters.get("GetRandom").copied().unwrap_or(0) >= 4096 / 64);
@@ -130,43 +120,28 @@ async fn a_tpm12_draws_random_bytes_and_refuses_labels_and_raw_decryption() {
         .encrypt(&mut rand::thread_rng(), Pkcs1v15Encrypt, b"pre-master")
         .unwrap();
     assert_eq!(
-        proxy
-            .decrypt(
-                Bytes::new(&key),
-                Bytes::new(&[]),
-                scheme::RSA_PKCS1_DECRYPT,
-                "",
-                Bytes::new(&ct)
-            )
+        tpmd_tests::calls::decrypt(&proxy, &key, &[], scheme::RSA_PKCS1_DECRYPT, "", &ct)
             .await
             .unwrap(),
         b"pre-master"
     );
-    let err = proxy
-        .decrypt(
-            Bytes::new(&key),
-            Bytes::new(&[]),
-            scheme::RSA_RAW,
-            "",
-            Bytes::new(&ct),
-        )
+    let err = tpmd_tests::calls::decrypt(&proxy, &key, &[], scheme::RSA_RAW, "", &ct)
         .await
         .unwrap_err();
     assert!(
         matches!(&err, DaemonError::Unsupported(m) if m.contains("TPM 1.2")),
         "{err:?}"
     );
-    let err = proxy
-        .decrypt_with_options(
-            Bytes::new(&key),
-            Bytes::new(&[]),
-            scheme::RSA_OAEP,
-            "sha1",
-            Bytes::new(&ct),
-            label(b"l\0"),
-        )
-        .await
-        .unwrap_err();
+    let err = tpmd_tests::calls::decrypt_with_options(
+        &proxy,
+        &key,
+        &[],
+        (scheme::RSA_OAEP, "sha1"),
+        &ct,
+        label(b"l\0"),
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(&err, DaemonError::Unsupported(m) if m.contains("label")),
         "{err:?}"

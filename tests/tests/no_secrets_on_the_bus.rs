@@ -9,7 +9,7 @@
 use rsa::pkcs8::DecodePublicKey;
 use rsa::traits::PrivateKeyParts;
 use sha2::{Digest, Sha256};
-use tpmd_api::dbus::{scheme, Bytes, GenerateOptions};
+use tpmd_api::dbus::{scheme, GenerateOptions};
 use tpmd_api::privkey::{read_private_key, SoftwareKey};
 use tpmd_simulator::proxy::ProxyOptions;
 use tpmd_simulator::Simulator;
@@ -63,26 +63,13 @@ async fn a_capture_of_the_tpm_channel_holds_no_auth_value_key_or_plaintext() {
         .unwrap();
 
     let digest = Sha256::digest(b"signed with a PIN");
-    let rsa_sig = proxy
-        .sign(
-            Bytes::new(&keys[0]),
-            Bytes::new(PIN),
-            scheme::RSA_PKCS1,
-            "sha256",
-            Bytes::new(&digest),
-        )
-        .await
-        .unwrap();
+    let rsa_sig =
+        tpmd_tests::calls::sign(&proxy, &keys[0], PIN, scheme::RSA_PKCS1, "sha256", &digest)
+            .await
+            .unwrap();
     assert_eq!(rsa_sig.len(), 256);
     for key in [&keys[1], &generated] {
-        proxy
-            .sign(
-                Bytes::new(key),
-                Bytes::new(PIN),
-                scheme::ECDSA,
-                "sha256",
-                Bytes::new(&digest),
-            )
+        tpmd_tests::calls::sign(&proxy, key, PIN, scheme::ECDSA, "sha256", &digest)
             .await
             .unwrap();
     }
@@ -96,16 +83,16 @@ async fn a_capture_of_the_tpm_channel_holds_no_auth_value_key_or_plaintext() {
             &plaintext,
         )
         .unwrap();
-    let decrypted = proxy
-        .decrypt(
-            Bytes::new(&keys[0]),
-            Bytes::new(PIN),
-            scheme::RSA_OAEP,
-            "sha256",
-            Bytes::new(&ciphertext),
-        )
-        .await
-        .unwrap();
+    let decrypted = tpmd_tests::calls::decrypt(
+        &proxy,
+        &keys[0],
+        PIN,
+        scheme::RSA_OAEP,
+        "sha256",
+        &ciphertext,
+    )
+    .await
+    .unwrap();
     assert_eq!(decrypted, plaintext);
     secrets.push(plaintext);
 

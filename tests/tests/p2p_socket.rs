@@ -16,7 +16,7 @@ use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use p256::pkcs8::DecodePublicKey;
 use sha2::{Digest, Sha256};
 use tpmd_api::client::connection::{connect_socket, is_peer_to_peer};
-use tpmd_api::dbus::{scheme, Bytes, GenerateOptions};
+use tpmd_api::dbus::{scheme, GenerateOptions};
 use tpmd_api::{Daemon1Proxy, DaemonError};
 use tpmd_tests::ssh::{generate_tpm_key, sign_and_verify, AgentProcess};
 use tpmd_tests::tools::{fails_with, ok};
@@ -62,17 +62,9 @@ fn verify_p256(spki: &[u8], digest: &[u8], signature: &[u8]) {
 }
 
 async fn sign_p256(proxy: &Daemon1Proxy<'_>, key: &[u8], digest: &[u8]) -> Vec<u8> {
-    proxy
-        .sign(
-            Bytes::new(key),
-            Bytes::new(&[]),
-            scheme::ECDSA,
-            "sha256",
-            Bytes::new(digest),
-        )
+    tpmd_tests::calls::sign(proxy, key, &[], scheme::ECDSA, "sha256", digest)
         .await
         .unwrap()
-        .into_vec()
 }
 
 #[tokio::test]
@@ -101,49 +93,23 @@ async fn a_client_on_the_socket_gets_the_same_answers_as_on_the_bus() {
 
     // Refusals are the same errors with the same words.
     let refused = |e: DaemonError| (format!("{e:?}"), e.message());
-    let p2p_error = p2p
-        .sign(
-            Bytes::new(b"not a key"),
-            Bytes::new(&[]),
-            scheme::ECDSA,
-            "sha256",
-            Bytes::new(&digest),
-        )
-        .await
-        .unwrap_err();
-    let bus_error = bus
-        .sign(
-            Bytes::new(b"not a key"),
-            Bytes::new(&[]),
-            scheme::ECDSA,
-            "sha256",
-            Bytes::new(&digest),
-        )
-        .await
-        .unwrap_err();
+    let p2p_error =
+        tpmd_tests::calls::sign(&p2p, b"not a key", &[], scheme::ECDSA, "sha256", &digest)
+            .await
+            .unwrap_err();
+    let bus_error =
+        tpmd_tests::calls::sign(&bus, b"not a key", &[], scheme::ECDSA, "sha256", &digest)
+            .await
+            .unwrap_err();
     assert!(
         matches!(p2p_error, DaemonError::BadKeyFile(_)),
         "{p2p_error:?}"
     );
     assert_eq!(refused(p2p_error), refused(bus_error));
-    let p2p_error = p2p
-        .sign(
-            Bytes::new(&key),
-            Bytes::new(&[]),
-            "rot13",
-            "sha256",
-            Bytes::new(&digest),
-        )
+    let p2p_error = tpmd_tests::calls::sign(&p2p, &key, &[], "rot13", "sha256", &digest)
         .await
         .unwrap_err();
-    let bus_error = bus
-        .sign(
-            Bytes::new(&key),
-            Bytes::new(&[]),
-            "rot13",
-            "sha256",
-            Bytes::new(&digest),
-        )
+    let bus_error = tpmd_tests::calls::sign(&bus, &key, &[], "rot13", "sha256", &digest)
         .await
         .unwrap_err();
     assert_eq!(refused(p2p_error), refused(bus_error));

@@ -19,7 +19,7 @@ use policy_keys::{
 };
 use sha2::{Digest, Sha256};
 use tpmd_api::auth_policy_file;
-use tpmd_api::dbus::{scheme, Bytes, GenerateOptions};
+use tpmd_api::dbus::{scheme, GenerateOptions};
 use tpmd_api::keyfile::{AuthPolicy, TpmKeyFile};
 use tpmd_api::marshal::TPM_ALG_SHA256;
 use tpmd_api::policy::{auth_value_statement, authorize_statement, or_statement, policy_digest};
@@ -37,15 +37,8 @@ async fn pcr16(proxy: &Daemon1Proxy<'_>) -> Vec<u8> {
 /// Signs a digest and checks the signature with the key's public key.
 async fn sign(proxy: &Daemon1Proxy<'_>, key: &[u8], auth: &[u8]) -> Result<(), DaemonError> {
     let digest = Sha256::digest(b"bound to the boot state");
-    let signature = proxy
-        .sign(
-            Bytes::new(key),
-            Bytes::new(auth),
-            scheme::ECDSA,
-            "sha256",
-            Bytes::new(&digest),
-        )
-        .await?;
+    let signature =
+        tpmd_tests::calls::sign(proxy, key, auth, scheme::ECDSA, "sha256", &digest).await?;
     let spki = proxy.public_key(key).await.unwrap();
     let verifying = p256::ecdsa::VerifyingKey::from_public_key_der(&spki).unwrap();
     let signature = p256::ecdsa::Signature::from_slice(&signature).unwrap();
@@ -321,16 +314,10 @@ async fn rsa_policy_keys_decrypt_with_and_without_an_auth_value() {
         let ciphertext = public
             .encrypt(&mut rand::rngs::OsRng, rsa::Pkcs1v15Encrypt, b"a secret")
             .unwrap();
-        let plain = proxy
-            .decrypt(
-                Bytes::new(&key),
-                Bytes::new(auth),
-                "rsa-pkcs1",
-                "sha256",
-                Bytes::new(&ciphertext),
-            )
-            .await
-            .unwrap();
+        let plain =
+            tpmd_tests::calls::decrypt(&proxy, &key, auth, "rsa-pkcs1", "sha256", &ciphertext)
+                .await
+                .unwrap();
         assert_eq!(plain, b"a secret");
     }
 }
@@ -350,12 +337,13 @@ async fn a_tpm12_key_bound_to_pcr16_fails_with_the_pcrs_named() {
     let key = tpmd_api::client::tpm12::wrap_bound(&soft, b"pw", &srk, binding).unwrap();
     let digest = Sha256::digest(b"on a 1.2");
     let sign = || {
-        proxy.sign(
-            Bytes::new(key.as_bytes()),
-            Bytes::new(b"pw"),
+        tpmd_tests::calls::sign(
+            &proxy,
+            key.as_bytes(),
+            b"pw",
             scheme::RSA_PKCS1,
             "sha256",
-            Bytes::new(&digest),
+            &digest,
         )
     };
     sign().await.unwrap();

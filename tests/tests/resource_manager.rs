@@ -7,7 +7,7 @@ use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
 use sha2::{Digest, Sha256};
-use tpmd_api::dbus::{scheme, Bytes, GenerateOptions};
+use tpmd_api::dbus::{scheme, GenerateOptions};
 use tpmd_tests::TestEnv;
 use tpmd_tpm2::transport::OpenEsys;
 use tss_esapi::constants::CapabilityType;
@@ -35,14 +35,7 @@ async fn make_keys(env: &TestEnv, n: usize) -> Vec<Key> {
 
 async fn sign_checked(proxy: &tpmd_api::Daemon1Proxy<'_>, key: &Key, message: &[u8]) {
     let digest = Sha256::digest(message);
-    let raw = proxy
-        .sign(
-            Bytes::new(&key.file),
-            Bytes::new(&[]),
-            scheme::ECDSA,
-            "sha256",
-            Bytes::new(&digest),
-        )
+    let raw = tpmd_tests::calls::sign(proxy, &key.file, &[], scheme::ECDSA, "sha256", &digest)
         .await
         .unwrap_or_else(|e| panic!("sign failed: {e}"));
     let sig = Signature::from_slice(&raw).unwrap();

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tpmd_api::dbus::{scheme, Bytes, GenerateOptions};
+use tpmd_api::dbus::{scheme, GenerateOptions};
 use tpmd_api::DaemonError;
 use tpmd_tests::multi_user::{DaParameters, LoadReport, SharedTpm};
 use tpmd_tests::tools::ok;
@@ -427,14 +427,7 @@ async fn unorderly_resets_are_counted_and_keys_without_auth_never_fail() {
             let proxy = tpmd_api::Daemon1Proxy::new(&conn).await.unwrap();
             let (mut ok, mut failed) = (0u32, Vec::new());
             while !stop.load(Ordering::Relaxed) {
-                match proxy
-                    .sign(
-                        Bytes::new(&key),
-                        Bytes::new(&[]),
-                        scheme::ECDSA,
-                        "sha256",
-                        Bytes::new(&digest),
-                    )
+                match tpmd_tests::calls::sign(&proxy, &key, &[], scheme::ECDSA, "sha256", &digest)
                     .await
                 {
                     Ok(_) => ok += 1,
@@ -446,14 +439,7 @@ async fn unorderly_resets_are_counted_and_keys_without_auth_never_fail() {
     }
     // maxTries - 1 unorderly resets, each after a use of the PIN key: each counts.
     for reset in 1..MAX_TRIES {
-        proxy
-            .sign(
-                Bytes::new(&pin),
-                Bytes::new(b"pin"),
-                scheme::ECDSA,
-                "sha256",
-                Bytes::new(&digest),
-            )
+        tpmd_tests::calls::sign(&proxy, &pin, b"pin", scheme::ECDSA, "sha256", &digest)
             .await
             .unwrap_or_else(|e| panic!("PIN key before reset {reset}: {e}"));
         // TPM_Init without a Shutdown: the TPM refuses everything until tpmd, which the
@@ -473,14 +459,7 @@ async fn unorderly_resets_are_counted_and_keys_without_auth_never_fail() {
     assert_eq!(info.lockout, Some(false));
     // The budget knows: one more failure would lock the TPM, so even the right PIN (from
     // root, who may use the reserve) is not risked, and the message names the cause.
-    let refused = proxy
-        .sign(
-            Bytes::new(&pin),
-            Bytes::new(b"pin"),
-            scheme::ECDSA,
-            "sha256",
-            Bytes::new(&digest),
-        )
+    let refused = tpmd_tests::calls::sign(&proxy, &pin, b"pin", scheme::ECDSA, "sha256", &digest)
         .await
         .unwrap_err();
     match refused {
@@ -517,27 +496,13 @@ async fn lockout_is_shown_as_the_tpm_reports_it() {
         .await
         .unwrap();
     let digest = [1u8; 32];
-    let e = proxy
-        .sign(
-            Bytes::new(&pin),
-            Bytes::new(b"wrong"),
-            scheme::ECDSA,
-            "sha256",
-            Bytes::new(&digest),
-        )
+    let e = tpmd_tests::calls::sign(&proxy, &pin, b"wrong", scheme::ECDSA, "sha256", &digest)
         .await
         .unwrap_err();
     assert!(matches!(e, DaemonError::AuthFailed(_)), "{e:?}");
     env.sim.reset().unwrap();
     // tpmd notices the reset on its next use of a loaded key.
-    proxy
-        .sign(
-            Bytes::new(&plain),
-            Bytes::new(&[]),
-            scheme::ECDSA,
-            "sha256",
-            Bytes::new(&digest),
-        )
+    tpmd_tests::calls::sign(&proxy, &plain, &[], scheme::ECDSA, "sha256", &digest)
         .await
         .unwrap();
 
@@ -564,14 +529,7 @@ async fn lockout_is_shown_as_the_tpm_reports_it() {
         "{text}"
     );
     // A key with an auth value gets the truth; a key without (noDA) still signs.
-    match proxy
-        .sign(
-            Bytes::new(&pin),
-            Bytes::new(b"pin"),
-            scheme::ECDSA,
-            "sha256",
-            Bytes::new(&digest),
-        )
+    match tpmd_tests::calls::sign(&proxy, &pin, b"pin", scheme::ECDSA, "sha256", &digest)
         .await
         .unwrap_err()
     {
@@ -581,14 +539,7 @@ async fn lockout_is_shown_as_the_tpm_reports_it() {
         ),
         other => panic!("{other:?}"),
     }
-    proxy
-        .sign(
-            Bytes::new(&plain),
-            Bytes::new(&[]),
-            scheme::ECDSA,
-            "sha256",
-            Bytes::new(&digest),
-        )
+    tpmd_tests::calls::sign(&proxy, &plain, &[], scheme::ECDSA, "sha256", &digest)
         .await
         .unwrap();
     // Clearing it changes the TPM for everyone: a normal user may not.
@@ -622,14 +573,7 @@ async fn lockout_is_shown_as_the_tpm_reports_it() {
     assert_eq!(info.lockout, Some(false), "{info:?}");
     assert_eq!(info.da_failed_tries, Some(0), "{info:?}");
     // The budget saw the reset at once: the right PIN signs again.
-    proxy
-        .sign(
-            Bytes::new(&pin),
-            Bytes::new(b"pin"),
-            scheme::ECDSA,
-            "sha256",
-            Bytes::new(&digest),
-        )
+    tpmd_tests::calls::sign(&proxy, &pin, b"pin", scheme::ECDSA, "sha256", &digest)
         .await
         .unwrap();
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use tpmd_api::dbus::{scheme, Bytes, GenerateOptions};
+use tpmd_api::dbus::{scheme, GenerateOptions};
 use tpmd_tests::{Family, TestEnv};
 
 /// Long enough for any machine; a hang (tpmd never letting go) is what this catches.
@@ -62,14 +62,7 @@ async fn other_programs_take_turns(family: Family, key_type: &str, sign_scheme: 
         .await
         .unwrap();
     let digest = Sha256::digest(b"turns");
-    proxy
-        .sign(
-            Bytes::new(&key),
-            Bytes::new(&[]),
-            sign_scheme,
-            "sha256",
-            Bytes::new(&digest),
-        )
+    tpmd_tests::calls::sign(&proxy, &key, &[], sign_scheme, "sha256", &digest)
         .await
         .unwrap();
     another_program_reaches_swtpm(&env, family).await;
@@ -80,14 +73,7 @@ async fn other_programs_take_turns(family: Family, key_type: &str, sign_scheme: 
         let (proxy, key, stop, signed) = (proxy.clone(), key.clone(), stop.clone(), signed.clone());
         tokio::spawn(async move {
             while !stop.load(Ordering::SeqCst) {
-                proxy
-                    .sign(
-                        Bytes::new(&key),
-                        Bytes::new(&[]),
-                        sign_scheme,
-                        "sha256",
-                        Bytes::new(&digest),
-                    )
+                tpmd_tests::calls::sign(&proxy, &key, &[], sign_scheme, "sha256", &digest)
                     .await
                     .unwrap();
                 signed.fetch_add(1, Ordering::SeqCst);

@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs;
-use tpmd_api::dbus::Bytes;
 
 use tpmd_simulator::Simulator;
 use tpmd_tests::tools::{fails_with, ok, openssl_genkey, sign_and_verify};
@@ -274,15 +273,8 @@ async fn a_tpmd_killed_over_and_over_leaves_the_tpm_usable() {
         .unwrap();
     let digest = Sha256::digest(b"killed");
     for start in 0..20 {
-        env.proxy()
-            .await
-            .sign(
-                Bytes::new(&key),
-                Bytes::new(b"pin"),
-                scheme::RSA_PKCS1,
-                "sha256",
-                Bytes::new(&digest),
-            )
+        let proxy = env.proxy().await;
+        tpmd_tests::calls::sign(&proxy, &key, b"pin", scheme::RSA_PKCS1, "sha256", &digest)
             .await
             .unwrap_or_else(|e| panic!("tpmd start {start}: {e}"));
         env.tpmd.kill();
