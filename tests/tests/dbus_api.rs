@@ -104,22 +104,14 @@ async fn key_auth_is_checked_and_failures_are_rate_limited() {
         .await
         .unwrap();
     let digest = Sha256::digest(b"m");
-    tpmd_tests::calls::sign(
-        &proxy,
-        &key,
-        b"correct horse",
-        scheme::ECDSA,
-        "sha256",
-        &digest,
-    )
-    .await
-    .unwrap();
+    let sign = |auth: &'static [u8]| {
+        tpmd_tests::calls::sign(&proxy, &key, auth, scheme::ECDSA, "sha256", &digest)
+    };
+    sign(b"correct horse").await.unwrap();
 
     let mut saw_rate_limit = false;
     for _ in 0..5 {
-        match tpmd_tests::calls::sign(&proxy, &key, b"wrong", scheme::ECDSA, "sha256", &digest)
-            .await
-        {
+        match sign(b"wrong").await {
             Err(DaemonError::AuthFailed(m)) => assert!(m.contains("wrong auth"), "{m}"),
             Err(DaemonError::RateLimited(m)) => {
                 assert!(m.contains("try again"), "{m}");
@@ -131,15 +123,6 @@ async fn key_auth_is_checked_and_failures_are_rate_limited() {
     }
     assert!(saw_rate_limit, "failures were not rate limited");
     // While limited, even the right auth waits: the limit is on the caller.
-    let e = tpmd_tests::calls::sign(
-        &proxy,
-        &key,
-        b"correct horse",
-        scheme::ECDSA,
-        "sha256",
-        &digest,
-    )
-    .await
-    .unwrap_err();
+    let e = sign(b"correct horse").await.unwrap_err();
     assert!(matches!(e, DaemonError::RateLimited(_)), "{e:?}");
 }

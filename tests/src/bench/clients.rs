@@ -14,7 +14,6 @@ use cryptoki::object::{Attribute, ObjectClass};
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
 use sha2::{Digest as _, Sha256};
-use tpmd_api::dbus::Bytes;
 use tpmd_api::Daemon1Proxy;
 
 use super::kind::Kind;
@@ -35,14 +34,7 @@ pub async fn direct_sign(
     for i in 0..ops {
         let digest = Sha256::digest(i.to_be_bytes());
         let t = Instant::now();
-        proxy
-            .sign(
-                Bytes::new(key),
-                Bytes::new(auth),
-                kind.dbus_scheme(),
-                "sha256",
-                Bytes::new(&digest),
-            )
+        crate::calls::sign(proxy, key, auth, kind.dbus_scheme(), "sha256", &digest)
             .await
             .unwrap();
         latencies.push(t.elapsed());

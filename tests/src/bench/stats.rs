@@ -74,8 +74,11 @@ impl Samples {
 
 /// [`Samples::paired_ratio`] of `row` against `base` as a factor ("2.31x"), or "-".
 pub fn paired(row: &Samples, base: &Samples) -> String {
-    row.paired_ratio(base)
-        .map_or_else(|| "-".to_string(), |r| format!("{r:.2}x"))
+    ratio_text(row.paired_ratio(base), "x")
+}
+
+fn ratio_text(ratio: Option<f64>, unit: &str) -> String {
+    ratio.map_or_else(|| "-".to_string(), |r| format!("{r:.2}{unit}"))
 }
 
 pub fn ms(d: Duration) -> f64 {
@@ -109,9 +112,7 @@ impl Table<'_> {
 
     pub fn row(&self, name: &str, samples: &Samples) {
         let s = samples.stats();
-        let paired = samples
-            .paired_ratio(self.floor)
-            .map_or_else(|| "-".to_string(), |r| format!("{r:.2}"));
+        let paired = ratio_text(samples.paired_ratio(self.floor), "");
         println!(
             "{:<width$} {:>9.1} {:>9.2} {:>9.2} {:>7.2} {:>7.2} {:>7}",
             name,

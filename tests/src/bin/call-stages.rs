@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
 use tpmd_api::client::connection::connect_socket;
-use tpmd_api::dbus::{scheme, Bytes, GenerateOptions, BUS_NAME, OBJECT_PATH};
+use tpmd_api::dbus::{scheme, GenerateOptions, BUS_NAME, OBJECT_PATH};
 use tpmd_api::Daemon1Proxy;
 use tpmd_tests::bench::{ms, ops_arg, stats, RawKey, RawPattern, RawScheme, RawSession, RawVia};
 use tpmd_tests::TestEnv;
@@ -65,14 +65,7 @@ async fn stages(proxy: &Daemon1Proxy<'static>, key: &[u8], ops: usize) -> [Durat
     .await;
     let refused = median(ops, |_| async {
         let short = [0u8; 31];
-        proxy
-            .sign(
-                Bytes::new(key),
-                Bytes::new(&[]),
-                scheme::ECDSA,
-                "sha256",
-                Bytes::new(&short),
-            )
+        tpmd_tests::calls::sign(proxy, key, &[], scheme::ECDSA, "sha256", &short)
             .await
             .unwrap_err();
     })
@@ -80,14 +73,7 @@ async fn stages(proxy: &Daemon1Proxy<'static>, key: &[u8], ops: usize) -> [Durat
     let sign = median(ops, |i| {
         let digest = Sha256::digest(i.to_be_bytes());
         async move {
-            proxy
-                .sign(
-                    Bytes::new(key),
-                    Bytes::new(&[]),
-                    scheme::ECDSA,
-                    "sha256",
-                    Bytes::new(&digest),
-                )
+            tpmd_tests::calls::sign(proxy, key, &[], scheme::ECDSA, "sha256", &digest)
                 .await
                 .unwrap();
         }

@@ -12,7 +12,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Instant;
-use tpmd_api::dbus::Bytes;
 
 use tpmd_tests::bench::ops_arg;
 use tpmd_tests::multi_user::{DaParameters, LoadReport, SharedTpm};
@@ -105,16 +104,16 @@ async fn main() {
     );
     // Warm-up: both keys loaded once.
     for file in [&a_file, &b_file] {
-        proxy
-            .sign(
-                Bytes::new(file),
-                Bytes::new(&[]),
-                tpmd_api::dbus::scheme::RSA_PKCS1,
-                "sha256",
-                Bytes::new(&[0; 32]),
-            )
-            .await
-            .unwrap();
+        tpmd_tests::calls::sign(
+            &proxy,
+            file,
+            &[],
+            tpmd_api::dbus::scheme::RSA_PKCS1,
+            "sha256",
+            &[0; 32],
+        )
+        .await
+        .unwrap();
     }
 
     let sign_flood = |parallel: &str| {

@@ -335,9 +335,7 @@ impl PeerRows {
         }
         self.flush_left_behind();
     }
-}
 
-impl PeerRows {
     /// The exiting ssh-pkcs11-helper leaves tpm2-pkcs11's key and sessions loaded, and a
     /// TPM without a resource manager keeps them: tpmd's next turn would find its slots
     /// taken. (On the kernel RM model they went with the peer's connection.)

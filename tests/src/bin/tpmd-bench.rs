@@ -25,7 +25,7 @@ use std::time::Instant;
 use sha2::{Digest as _, Sha256};
 use tpmd_api::client::connection::connect_socket;
 use tpmd_api::client::wrap_and_import;
-use tpmd_api::dbus::{Bytes, GenerateOptions};
+use tpmd_api::dbus::GenerateOptions;
 use tpmd_api::privkey::read_private_key;
 use tpmd_api::{Daemon1Proxy, DEFAULT_SRK_HANDLE};
 use tpmd_simulator::{Family, Simulator};
@@ -84,14 +84,7 @@ async fn through_tpmd(
                 let key = &keys[(c + i * clients) % keys.len()];
                 let digest = Sha256::digest((c * 1_000_000 + i).to_be_bytes());
                 let t = Instant::now();
-                proxy
-                    .sign(
-                        Bytes::new(key),
-                        Bytes::new(&[]),
-                        kind.dbus_scheme(),
-                        "sha256",
-                        Bytes::new(&digest),
-                    )
+                tpmd_tests::calls::sign(&proxy, key, &[], kind.dbus_scheme(), "sha256", &digest)
                     .await
                     .unwrap();
                 latencies.push(t.elapsed());

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
-use tpmd_api::dbus::{scheme, ByteBuf, Bytes, GenerateOptions};
+use tpmd_api::dbus::{scheme, GenerateOptions};
 use tpmd_api::public::KeyParams;
 use tpmd_api::{Daemon1Proxy, DaemonError};
 
@@ -120,16 +120,7 @@ impl Signer {
         match self {
             Signer::Sign { key, auth, scheme } => {
                 let digest = Sha256::digest(n.to_be_bytes());
-                proxy
-                    .sign(
-                        Bytes::new(key),
-                        Bytes::new(auth),
-                        scheme,
-                        "sha256",
-                        Bytes::new(&digest),
-                    )
-                    .await
-                    .map(ByteBuf::into_vec)
+                tpmd_tests::calls::sign(proxy, key, auth, scheme, "sha256", &digest).await
             }
             Signer::Generate(key_type) => {
                 proxy
